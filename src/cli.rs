@@ -1,0 +1,311 @@
+//! Command-line interface: argument parsing and one small function per command.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::import::{self, ImportError, ImportOptions, Mode};
+use crate::store::{Store, history};
+use crate::{crs, export, index, server};
+
+/// The default store, relative to the working directory.
+pub const DEFAULT_STORE: &str = "data/nordgeo.gpkg";
+/// The bundled sample data the default store is built from on first run.
+pub const DEFAULT_SAMPLE: &str = "data/sample.gpkg";
+
+#[derive(Parser)]
+#[command(name = "nordgeo", version, about = "Vector tiles and OGC API Features from a GeoPackage store")]
+struct Cli {
+    /// The GeoPackage store.
+    #[arg(long, global = true, env = "NORDGEO_STORE", default_value = DEFAULT_STORE)]
+    store: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the store over HTTP.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "NORDGEO_BIND", default_value = "127.0.0.1:8080")]
+        bind: SocketAddr,
+        /// Public base URL for links (when behind a reverse proxy).
+        #[arg(long, env = "NORDGEO_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// Sample data imported when the store does not exist yet.
+        #[arg(long, default_value = DEFAULT_SAMPLE)]
+        sample: PathBuf,
+    },
+    /// Import a GeoPackage (all or nothing; replaced features stay in the history).
+    Import {
+        /// The GeoPackage file.
+        file: PathBuf,
+        /// Only this layer of the file.
+        #[arg(long)]
+        layer: Option<String>,
+        /// Name of the layer in the store (default: the file's layer name).
+        #[arg(long)]
+        into: Option<String>,
+        /// create: new layer; replace: replace its features; append: add features.
+        #[arg(long, value_enum, default_value = "create")]
+        mode: Mode,
+        /// Only this municipality's features (with replace: only theirs are replaced).
+        #[arg(long)]
+        municipality: Option<String>,
+        /// Check everything and print the report, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Make invalid polygons valid instead of rejecting them.
+        #[arg(long)]
+        repair: bool,
+        /// Reproject a new layer to this CRS (e.g. EPSG:25832); default keeps the file's CRS.
+        #[arg(long, value_parser = parse_epsg)]
+        target_crs: Option<i32>,
+        /// Who is importing (recorded in the history).
+        #[arg(long, env = "NORDGEO_ACTOR")]
+        actor: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the store's layers.
+    Layers {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write one layer to a new GeoPackage.
+    Export {
+        /// Layer name.
+        layer: String,
+        /// Output file.
+        out: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show the change history (imports, edits, rollbacks).
+    History {
+        /// Only this layer.
+        layer: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a layer to its state right after change ID (recorded as a new change).
+    Rollback {
+        /// Layer name.
+        layer: String,
+        /// The change to return to (see `nordgeo history`).
+        #[arg(long)]
+        to: i64,
+        /// Who is rolling back.
+        #[arg(long, env = "NORDGEO_ACTOR")]
+        actor: Option<String>,
+    },
+    /// Generate the synthetic region dataset (sample data and benchmarks).
+    Generate {
+        /// Output GeoPackage.
+        out: PathBuf,
+        /// 1.0 = 300,000 parcels, 3,000 trails (~2 million vertices).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Random seed; the same seed and scale give the same data.
+        #[arg(long, default_value_t = 20240607)]
+        seed: u64,
+    },
+}
+
+fn parse_epsg(s: &str) -> Result<i32, String> {
+    let code = s.trim().to_ascii_uppercase();
+    let code = code.strip_prefix("EPSG:").unwrap_or(&code);
+    code.parse::<i32>()
+        .map_err(|_| format!("'{s}' is not an EPSG code like EPSG:25832"))
+}
+
+fn actor(given: Option<String>) -> String {
+    given
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "cli".into())
+}
+
+/// Parses the command line, runs the command and maps errors to messages and exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NORDGEO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let store_path = cli.store;
+    match cli.command {
+        Command::Serve { bind, public_url, sample } => serve(&store_path, bind, public_url, &sample),
+        Command::Import { file, layer, into, mode, municipality, dry_run, repair, target_crs, actor: who, json } => {
+            let opts = ImportOptions {
+                file,
+                layer,
+                into,
+                mode,
+                municipality,
+                dry_run,
+                repair,
+                target_crs,
+                actor: actor(who),
+                progress: std::io::stderr().is_terminal() && !json,
+            };
+            match import::run(&store_path, &opts) {
+                Ok(report) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+                    } else {
+                        print!("{report}");
+                    }
+                    Ok(())
+                }
+                Err(ImportError::Rejected { count, report }) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+                    } else {
+                        print!("{report}");
+                    }
+                    Err(ImportError::Rejected { count, report }.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        Command::Layers { json } => layers(&store_path, json),
+        Command::Export { layer, out, force } => {
+            let store = Store::open_read_only(&store_path).map_err(|e| e.to_string())?;
+            let n = export::export(&store, &layer, &out, force).map_err(|e| e.to_string())?;
+            println!("exported {n} features of '{layer}' to {}", out.display());
+            Ok(())
+        }
+        Command::History { layer, json } => {
+            let store = Store::open_read_only(&store_path).map_err(|e| e.to_string())?;
+            if let Some(l) = &layer {
+                store.layer(l).map_err(|e| e.to_string())?;
+            }
+            let changes = history::list(store.conn(), layer.as_deref()).map_err(|e| store.err(e).to_string())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&changes).map_err(|e| e.to_string())?);
+                return Ok(());
+            }
+            println!("{:>5}  {:<24} {:<12} {:<9} {:<16} {:>8} {:>8}  source / note", "id", "at (UTC)", "layer", "kind", "actor", "added", "removed");
+            for c in changes {
+                let what = [c.mode.map(|m| format!("mode {m}")), c.municipality.map(|m| format!("municipality {m}")), c.source, c.note]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                println!("{:>5}  {:<24} {:<12} {:<9} {:<16} {:>8} {:>8}  {what}", c.id, c.at, c.layer, c.kind, c.actor, c.added, c.removed);
+            }
+            Ok(())
+        }
+        Command::Rollback { layer, to, actor: who } => {
+            let store = Store::open(&store_path).map_err(|e| e.to_string())?;
+            let def = store.layer(&layer).map_err(|e| e.to_string())?;
+            let changes = history::list(store.conn(), Some(&layer)).map_err(|e| store.err(e).to_string())?;
+            if !changes.iter().any(|c| c.id == to) {
+                return Err(format!(
+                    "change {to} is not a change of layer '{layer}'; `nordgeo history {layer}` lists its changes"
+                ));
+            }
+            let tx = store.conn().unchecked_transaction().map_err(|e| store.err(e).to_string())?;
+            let id = history::rollback(&tx, &def, to, &actor(who)).map_err(|e| store.err(e).to_string())?;
+            crate::store::layer::refresh_contents(&tx, &def).map_err(|e| store.err(e).to_string())?;
+            tx.commit().map_err(|e| store.err(e).to_string())?;
+            println!("layer '{layer}' restored to its state after change {to} (recorded as change {id}; undo it with --to {})", id - 1);
+            Ok(())
+        }
+        Command::Generate { out, scale, seed } => {
+            let summary = crate::generate::generate(&out, scale, seed).map_err(|e| e.to_string())?;
+            println!("{summary}");
+            Ok(())
+        }
+    }
+}
+
+fn layers(store_path: &Path, json: bool) -> Result<(), String> {
+    let store = Store::open_read_only(store_path).map_err(|e| e.to_string())?;
+    let mut rows = Vec::new();
+    for def in store.layers().map_err(|e| e.to_string())? {
+        let count = store.count(&def).map_err(|e| e.to_string())?;
+        rows.push((def, count));
+    }
+    if json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(d, n)| serde_json::json!({"name": d.table, "geometry_type": d.kind.gpkg_name(), "srs_id": d.srs_id, "features": n, "extent": d.bounds}))
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
+        return Ok(());
+    }
+    println!("{:<20} {:<16} {:<34} {:>9}  extent", "layer", "geometry", "CRS", "features");
+    for (d, n) in rows {
+        let ext = d
+            .bounds
+            .map(|b| format!("{:.3}, {:.3} .. {:.3}, {:.3}", b[0], b[1], b[2], b[3]))
+            .unwrap_or_else(|| "none".into());
+        println!("{:<20} {:<16} {:<34} {:>9}  {ext}", d.table, d.kind.gpkg_name(), crs::name(d.srs_id), n);
+    }
+    Ok(())
+}
+
+fn serve(store_path: &Path, bind: SocketAddr, public_url: Option<String>, sample: &Path) -> Result<(), String> {
+    if !store_path.exists() {
+        if !sample.exists() {
+            return Err(format!(
+                "store {} does not exist and there is no sample data at {}; import data with `nordgeo import FILE.gpkg --store {}`",
+                store_path.display(),
+                sample.display(),
+                store_path.display()
+            ));
+        }
+        tracing::info!(store = %store_path.display(), sample = %sample.display(), "first run: building the store from the sample data");
+        let opts = ImportOptions {
+            file: sample.into(),
+            layer: None,
+            into: None,
+            mode: Mode::Create,
+            municipality: None,
+            dry_run: false,
+            repair: false,
+            target_crs: None,
+            actor: "nordgeo (sample data)".into(),
+            progress: false,
+        };
+        import::run(store_path, &opts).map_err(|e| e.to_string())?;
+    }
+    let started = std::time::Instant::now();
+    let store = Store::open_read_only(store_path).map_err(|e| e.to_string())?;
+    let catalog = index::Catalog::load(&store).map_err(|e| e.to_string())?;
+    tracing::info!(
+        layers = catalog.layers.len(),
+        features = catalog.layers.iter().map(|l| l.features.len()).sum::<usize>(),
+        ms = started.elapsed().as_millis() as u64,
+        "indexes loaded"
+    );
+    let state = Arc::new(server::AppState::new(server::ServerConfig { bind, public_url }, catalog));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(server::serve(state))
+        .map_err(|e| format!("cannot serve on {bind}: {e}"))
+}

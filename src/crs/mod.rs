@@ -1,0 +1,271 @@
+//! Coordinate reference systems: PROJ behind a small API, plausibility checks and the
+//! exact Web Mercator formulas the index uses.
+//!
+//! `proj::Proj` is neither `Send` nor `Sync`, so transformers live in a thread-local
+//! cache keyed by (from, to); the plain-data facts (areas of use) are shared.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use proj::Proj;
+
+use crate::geom::Bbox;
+
+/// Errors from CRS lookups and transformations.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum CrsError {
+    /// PROJ does not know the code.
+    #[error("EPSG:{0} is not a coordinate reference system PROJ knows ({1})")]
+    Unknown(i32, String),
+    /// A transformation failed.
+    #[error("cannot transform coordinates from EPSG:{from} to EPSG:{to}: {msg}")]
+    Transform {
+        /// Source code.
+        from: i32,
+        /// Target code.
+        to: i32,
+        /// PROJ's message.
+        msg: String,
+    },
+}
+
+/// EPSG code of WGS 84 geographic (stored lon/lat in GeoPackage and GeoJSON).
+pub const WGS84: i32 = 4326;
+/// EPSG code of Web Mercator.
+pub const WEB_MERCATOR: i32 = 3857;
+
+/// CRS definitions written into every new store (OGC WKT 1, as GDAL writes them).
+pub const BUILTIN: &[(i32, &str, &str)] = &[
+    (4326, "WGS 84", include_str!("wkt/4326.wkt")),
+    (4258, "ETRS89", include_str!("wkt/4258.wkt")),
+    (25832, "ETRS89 / UTM zone 32N", include_str!("wkt/25832.wkt")),
+    (25833, "ETRS89 / UTM zone 33N", include_str!("wkt/25833.wkt")),
+    (3857, "WGS 84 / Pseudo-Mercator", include_str!("wkt/3857.wkt")),
+    (31467, "DHDN / 3-degree Gauss-Kruger zone 3", include_str!("wkt/31467.wkt")),
+    (31468, "DHDN / 3-degree Gauss-Kruger zone 4", include_str!("wkt/31468.wkt")),
+    (31469, "DHDN / 3-degree Gauss-Kruger zone 5", include_str!("wkt/31469.wkt")),
+];
+
+/// Codes tried, in this order, when guessing what CRS mis-declared coordinates are in.
+const GUESSES: &[i32] = &[25832, 4326, 31468, 25833, 31467, 31469, 4258];
+
+/// The region the guesses must land in: Germany with a margin, lon/lat.
+const SERVICE_REGION: Bbox = [5.0, 46.5, 16.0, 56.0];
+
+/// Facts about one CRS, shareable across threads.
+#[derive(Debug, Clone, Copy)]
+pub struct CrsFacts {
+    /// Degrees (true) or a projected system.
+    pub geographic: bool,
+    /// Area of use in lon/lat.
+    pub area_lonlat: Bbox,
+    /// Area of use in the CRS's own coordinates, widened by a margin, for plausibility checks.
+    pub plausible: Bbox,
+}
+
+thread_local! {
+    static TRANSFORMERS: RefCell<HashMap<(i32, i32), Proj>> = RefCell::new(HashMap::new());
+}
+
+fn facts_cache() -> &'static Mutex<HashMap<i32, Result<CrsFacts, CrsError>>> {
+    static CACHE: OnceLock<Mutex<HashMap<i32, Result<CrsFacts, CrsError>>>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// Looks up a CRS in PROJ's database and returns its area of use (cached).
+pub fn facts(epsg: i32) -> Result<CrsFacts, CrsError> {
+    if let Some(f) = facts_cache().lock().map_err(poisoned)?.get(&epsg) {
+        return f.clone();
+    }
+    let f = compute_facts(epsg);
+    facts_cache().lock().map_err(poisoned)?.insert(epsg, f.clone());
+    f
+}
+
+fn poisoned<T>(_: T) -> CrsError {
+    CrsError::Unknown(0, "internal lock poisoned".into())
+}
+
+fn compute_facts(epsg: i32) -> Result<CrsFacts, CrsError> {
+    let def = format!("EPSG:{epsg}");
+    let crs = Proj::new(&def).map_err(|e| CrsError::Unknown(epsg, e.to_string()))?;
+    let area = match crs.area_of_use() {
+        Ok((Some(a), _)) => [a.west, a.south, a.east, a.north],
+        _ => [-180.0, -90.0, 180.0, 90.0],
+    };
+    // Geographic iff converting a lon/lat point to it is the identity.
+    let probe = [((area[0] + area[2]) / 2.0, (area[1] + area[3]) / 2.0)];
+    let mut p = probe;
+    transform(WGS84, epsg, &mut p)?;
+    let geographic = (p[0].0 - probe[0].0).abs() < 1e-3 && (p[0].1 - probe[0].1).abs() < 1e-3;
+    // Data just outside a zone is common (Thuringia straddles UTM 32/33), so widen.
+    let wide = [
+        (area[0] - 3.0).max(-180.0),
+        (area[1] - 1.0).max(-90.0),
+        (area[2] + 3.0).min(180.0),
+        (area[3] + 1.0).min(90.0),
+    ];
+    let plausible = if geographic {
+        [-180.0, -90.0, 180.0, 90.0]
+    } else if epsg == WEB_MERCATOR {
+        let m = 20_037_508.342_789_244;
+        [-m, -m, m, m]
+    } else {
+        transform_bounds(WGS84, epsg, wide)?
+    };
+    Ok(CrsFacts {
+        geographic,
+        area_lonlat: area,
+        plausible,
+    })
+}
+
+fn with_transformer<R>(
+    from: i32,
+    to: i32,
+    f: impl FnOnce(&Proj) -> Result<R, String>,
+) -> Result<R, CrsError> {
+    let err = |msg: String| CrsError::Transform { from, to, msg };
+    TRANSFORMERS.with(|cell| {
+        let mut map = cell.borrow_mut();
+        if !map.contains_key(&(from, to)) {
+            let p = Proj::new_known_crs(&format!("EPSG:{from}"), &format!("EPSG:{to}"), None)
+                .map_err(|e| err(e.to_string()))?;
+            map.insert((from, to), p);
+        }
+        let p = map.get(&(from, to)).ok_or_else(|| err("transformer missing".into()))?;
+        f(p).map_err(err)
+    })
+}
+
+/// Transforms XY pairs in place (lon/lat or easting/northing order, whatever the CRS).
+pub fn transform(from: i32, to: i32, xy: &mut [(f64, f64)]) -> Result<(), CrsError> {
+    if from == to || xy.is_empty() {
+        return Ok(());
+    }
+    with_transformer(from, to, |p| {
+        p.convert_array(xy).map(|_| ()).map_err(|e| e.to_string())
+    })?;
+    if xy.iter().any(|(x, y)| !x.is_finite() || !y.is_finite()) {
+        return Err(CrsError::Transform {
+            from,
+            to,
+            msg: "coordinates fall outside the area where the transformation is defined".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Transforms a bounding box, densifying its edges so curved images are covered.
+pub fn transform_bounds(from: i32, to: i32, b: Bbox) -> Result<Bbox, CrsError> {
+    if from == to {
+        return Ok(b);
+    }
+    with_transformer(from, to, |p| {
+        p.transform_bounds(b[0], b[1], b[2], b[3], 21)
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Why coordinates do not fit the CRS they are declared in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Implausible {
+    /// A CRS the coordinates would fit, if one does.
+    pub looks_like: Option<i32>,
+}
+
+/// Checks that a bbox lies in the (widened) area of use of `epsg`; on failure, guesses
+/// which CRS the numbers were really in.
+pub fn check_plausible(epsg: i32, b: Bbox) -> Result<(), Implausible> {
+    let ok = |code: i32, strict: bool| -> bool {
+        let Ok(f) = facts(code) else { return false };
+        let within = |e: Bbox| b[0] >= e[0] && b[1] >= e[1] && b[2] <= e[2] && b[3] <= e[3];
+        if !within(f.plausible) {
+            return false;
+        }
+        if !strict {
+            return true;
+        }
+        let mut c = [((b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0)];
+        transform(code, WGS84, &mut c).is_ok() && {
+            let (lon, lat) = c[0];
+            lon >= SERVICE_REGION[0]
+                && lat >= SERVICE_REGION[1]
+                && lon <= SERVICE_REGION[2]
+                && lat <= SERVICE_REGION[3]
+        }
+    };
+    if ok(epsg, false) {
+        return Ok(());
+    }
+    let looks_like = GUESSES.iter().copied().find(|&g| g != epsg && ok(g, true));
+    Err(Implausible { looks_like })
+}
+
+/// The display name of a built-in CRS, for messages.
+pub fn name(epsg: i32) -> String {
+    BUILTIN
+        .iter()
+        .find(|(c, _, _)| *c == epsg)
+        .map(|(c, n, _)| format!("EPSG:{c} ({n})"))
+        .unwrap_or_else(|| format!("EPSG:{epsg}"))
+}
+
+const EARTH_RADIUS: f64 = 6_378_137.0;
+
+/// Lon/lat (degrees, WGS 84) to Web Mercator metres; latitudes are clamped to ±85.06°.
+pub fn lonlat_to_mercator(lon: f64, lat: f64) -> (f64, f64) {
+    let lat = lat.clamp(-85.051_128_779_806_59, 85.051_128_779_806_59);
+    let x = EARTH_RADIUS * lon.to_radians();
+    let y = EARTH_RADIUS * (std::f64::consts::FRAC_PI_4 + lat.to_radians() / 2.0).tan().ln();
+    (x, y)
+}
+
+/// Web Mercator metres to lon/lat degrees (WGS 84).
+pub fn mercator_to_lonlat(x: f64, y: f64) -> (f64, f64) {
+    let lon = (x / EARTH_RADIUS).to_degrees();
+    let lat = (y / EARTH_RADIUS).sinh().atan().to_degrees();
+    (lon, lat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_points_match_proj_cli() {
+        // Values from cs2cs (PROJ 9.1.1), see ../shared/deps.md.
+        let mut p = [(10.674, 51.580)];
+        transform(4326, 25832, &mut p).unwrap();
+        assert!((p[0].0 - 615989.6362).abs() < 1e-3 && (p[0].1 - 5715654.0034).abs() < 1e-3);
+        let mut q = [(4407350.0, 5717380.0)];
+        transform(31468, 4326, &mut q).unwrap();
+        assert!((q[0].0 - 10.661790925).abs() < 1e-8 && (q[0].1 - 51.583244066).abs() < 1e-8);
+    }
+
+    #[test]
+    fn mercator_matches_proj() {
+        let mut p = [(10.674, 51.580)];
+        transform(4326, 3857, &mut p).unwrap();
+        let (x, y) = lonlat_to_mercator(10.674, 51.580);
+        assert!((p[0].0 - x).abs() < 1e-6 && (p[0].1 - y).abs() < 1e-6);
+        let (lon, lat) = mercator_to_lonlat(x, y);
+        assert!((lon - 10.674).abs() < 1e-12 && (lat - 51.580).abs() < 1e-12);
+    }
+
+    #[test]
+    fn degrees_metres_confusion_is_caught_with_a_hint() {
+        let utm = [615989.0, 5715654.0, 616989.0, 5716654.0];
+        assert_eq!(check_plausible(4326, utm), Err(Implausible { looks_like: Some(25832) }));
+        let lonlat = [10.6, 51.5, 10.7, 51.6];
+        assert_eq!(check_plausible(25832, lonlat), Err(Implausible { looks_like: Some(4326) }));
+        assert!(check_plausible(25832, utm).is_ok());
+        assert!(check_plausible(4326, lonlat).is_ok());
+    }
+
+    #[test]
+    fn unknown_code_is_an_error() {
+        assert!(matches!(facts(990001), Err(CrsError::Unknown(990001, _))));
+    }
+}

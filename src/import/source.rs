@@ -1,0 +1,309 @@
+//! Reading a GeoPackage someone else wrote (QGIS, GDAL 3.6 ogr2ogr, pyogrio), checking
+//! at file level what can be checked before any feature is looked at.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use crate::store::layer::{self, LayerDef, SrsRow, q};
+
+/// File- and layer-level problems with a GeoPackage being imported.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// Missing file.
+    #[error("{0}: file not found")]
+    NotFound(PathBuf),
+    /// Cannot read.
+    #[error("{0}: cannot read the file: {1}")]
+    Unreadable(PathBuf, String),
+    /// Not SQLite at all.
+    #[error(
+        "{0} is not a GeoPackage: it is not an SQLite database. In QGIS use Export > Save Features As… with Format 'GeoPackage'"
+    )]
+    NotSqlite(PathBuf),
+    /// Damaged or truncated SQLite file.
+    #[error(
+        "{0} is damaged or truncated ({1}); copy or export the file again — nothing was imported"
+    )]
+    Damaged(PathBuf, String),
+    /// SQLite but no GeoPackage tables.
+    #[error(
+        "{0} is not a GeoPackage: it is an SQLite database without the gpkg_contents/gpkg_geometry_columns tables"
+    )]
+    NotGeoPackage(PathBuf),
+    /// No feature layers.
+    #[error("{0} has no feature layers (gpkg_contents lists no table with data_type 'features')")]
+    NoLayers(PathBuf),
+    /// --layer names a layer that is not there.
+    #[error("{file}: there is no feature layer '{layer}'; the file has: {available}")]
+    NoSuchLayer {
+        /// File.
+        file: PathBuf,
+        /// Requested.
+        layer: String,
+        /// What exists.
+        available: String,
+    },
+    /// The layer's srs_id has no row, is undefined, or PROJ does not know it.
+    #[error("{file}, layer '{layer}': {why}")]
+    Srs {
+        /// File.
+        file: PathBuf,
+        /// Layer.
+        layer: String,
+        /// Explanation.
+        why: String,
+    },
+    /// No usable feature id column, or duplicate ids.
+    #[error("{file}, layer '{layer}': {why}")]
+    Fid {
+        /// File.
+        file: PathBuf,
+        /// Layer.
+        layer: String,
+        /// Explanation.
+        why: String,
+    },
+    /// A column type GeoPackage does not allow.
+    #[error("{file}, layer '{layer}': column '{column}' has the type '{decl}', which GeoPackage does not allow")]
+    ColumnType {
+        /// File.
+        file: PathBuf,
+        /// Layer.
+        layer: String,
+        /// Column.
+        column: String,
+        /// Declared type.
+        decl: String,
+    },
+    /// Other SQLite failure while reading.
+    #[error("{0}: cannot read: {1}")]
+    Sqlite(PathBuf, String),
+}
+
+/// An open GeoPackage being imported.
+pub struct Source {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// One feature row as read: fid, geometry blob, attribute values in column order.
+pub struct RawFeature {
+    /// Feature id.
+    pub fid: i64,
+    /// The geometry blob, `None` for NULL.
+    pub blob: Option<Vec<u8>>,
+    /// Attribute values.
+    pub values: Vec<Value>,
+}
+
+impl Source {
+    /// Opens and sanity-checks a GeoPackage file.
+    pub fn open(path: &Path) -> Result<Source, SourceError> {
+        use std::io::Read;
+        let p = path.to_path_buf();
+        let mut f = std::fs::File::open(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => SourceError::NotFound(p.clone()),
+            _ => SourceError::Unreadable(p.clone(), e.to_string()),
+        })?;
+        let mut head = [0u8; 100];
+        let n = f.read(&mut head).map_err(|e| SourceError::Unreadable(p.clone(), e.to_string()))?;
+        if n < 16 || &head[..16] != b"SQLite format 3\0" {
+            return Err(SourceError::NotSqlite(p));
+        }
+        // The header states the database size in pages; a shorter file was cut off.
+        let page_size = match u16::from_be_bytes([head[16], head[17]]) {
+            1 => 65536u64,
+            s => s as u64,
+        };
+        let pages = u32::from_be_bytes([head[28], head[29], head[30], head[31]]) as u64;
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        if n == 100 && pages > 0 && page_size * pages > len {
+            return Err(SourceError::Damaged(
+                p,
+                format!("the file is {len} bytes but its header says {} bytes", page_size * pages),
+            ));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| SourceError::Unreadable(p.clone(), e.to_string()))?;
+        let src = Source { conn, path: p };
+        let has: i64 = src
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('gpkg_contents', 'gpkg_geometry_columns', 'gpkg_spatial_ref_sys')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| src.err(e))?;
+        if has < 3 {
+            return Err(SourceError::NotGeoPackage(src.path.clone()));
+        }
+        Ok(src)
+    }
+
+    /// Maps an SQLite error while reading this file.
+    pub fn err(&self, e: rusqlite::Error) -> SourceError {
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase) => {
+                SourceError::Damaged(self.path.clone(), e.to_string())
+            }
+            _ => SourceError::Sqlite(self.path.clone(), e.to_string()),
+        }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The feature layers, optionally only the one named.
+    pub fn layers(&self, only: Option<&str>) -> Result<Vec<LayerDef>, SourceError> {
+        let all = layer::feature_layers(&self.conn).map_err(|e| self.err(e))?;
+        if all.is_empty() {
+            return Err(SourceError::NoLayers(self.path.clone()));
+        }
+        let Some(name) = only else { return Ok(all) };
+        let picked: Vec<LayerDef> = all.iter().filter(|l| l.table == name).cloned().collect();
+        if picked.is_empty() {
+            return Err(SourceError::NoSuchLayer {
+                file: self.path.clone(),
+                layer: name.into(),
+                available: all.iter().map(|l| l.table.as_str()).collect::<Vec<_>>().join(", "),
+            });
+        }
+        Ok(picked)
+    }
+
+    /// The CRS of a layer as an EPSG code PROJ knows, plus its gpkg_spatial_ref_sys row.
+    pub fn srs(&self, def: &LayerDef) -> Result<(i32, SrsRow), SourceError> {
+        let fail = |why: String| SourceError::Srs {
+            file: self.path.clone(),
+            layer: def.table.clone(),
+            why,
+        };
+        let row = layer::srs_row(&self.conn, def.srs_id)
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| fail(format!("srs_id {} is not listed in gpkg_spatial_ref_sys", def.srs_id)))?;
+        if def.srs_id <= 0 || row.definition.trim().eq_ignore_ascii_case("undefined") {
+            return Err(fail(format!(
+                "the layer has no defined CRS (srs_id {}); set the layer's CRS in QGIS (e.g. EPSG:25832) and export again",
+                def.srs_id
+            )));
+        }
+        let epsg = row.epsg().ok_or_else(|| {
+            fail(format!(
+                "the CRS '{}' (organization '{}', id {}) is not an EPSG CRS; reproject the layer to EPSG:25832 before exporting",
+                row.name, row.organization, row.code
+            ))
+        })?;
+        crate::crs::facts(epsg).map_err(|e| {
+            fail(format!(
+                "unknown SRS EPSG:{epsg} ({e}); reproject the layer to EPSG:25832 before exporting"
+            ))
+        })?;
+        Ok((epsg, row))
+    }
+
+    /// The SQL expression that yields a unique feature id, after checking the table.
+    fn fid_expr(&self, def: &LayerDef) -> Result<String, SourceError> {
+        if let Some(fid) = &def.fid_column {
+            return Ok(q(fid));
+        }
+        let fail = |why: String| SourceError::Fid {
+            file: self.path.clone(),
+            layer: def.table.clone(),
+            why,
+        };
+        let Some(col) = def
+            .columns
+            .iter()
+            .find(|c| ["fid", "id", "ogc_fid"].iter().any(|n| c.name.eq_ignore_ascii_case(n)))
+        else {
+            return Ok("rowid".into());
+        };
+        let dups: Vec<String> = self
+            .conn
+            .prepare(&format!(
+                "SELECT {c} FROM {t} GROUP BY {c} HAVING count(*) > 1 ORDER BY {c} LIMIT 10",
+                c = q(&col.name),
+                t = q(&def.table)
+            ))
+            .and_then(|mut s| {
+                s.query_map([], |r| r.get::<_, Value>(0))?
+                    .map(|v| v.map(|v| format!("{v:?}")))
+                    .collect()
+            })
+            .map_err(|e| self.err(e))?;
+        if !dups.is_empty() {
+            return Err(fail(format!(
+                "duplicate fid values in column '{}': {} — a GeoPackage feature table needs a unique INTEGER PRIMARY KEY; export the layer again from QGIS or GDAL",
+                col.name,
+                dups.join(", ")
+            )));
+        }
+        Err(fail(format!(
+            "column '{}' looks like a feature id but is not the table's INTEGER PRIMARY KEY; export the layer again from QGIS or GDAL",
+            col.name
+        )))
+    }
+
+    /// Checks the columns' declared types.
+    pub fn check_columns(&self, def: &LayerDef) -> Result<(), SourceError> {
+        for c in &def.columns {
+            if !layer::valid_decl_type(&c.decl_type) {
+                return Err(SourceError::ColumnType {
+                    file: self.path.clone(),
+                    layer: def.table.clone(),
+                    column: c.name.clone(),
+                    decl: c.decl_type.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of features in a layer.
+    pub fn count(&self, def: &LayerDef) -> Result<u64, SourceError> {
+        self.conn
+            .query_row(&format!("SELECT count(*) FROM {}", q(&def.table)), [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Calls `f` for every feature of a layer, in fid order.
+    pub fn for_each(
+        &self,
+        def: &LayerDef,
+        mut f: impl FnMut(RawFeature),
+    ) -> Result<(), SourceError> {
+        let fid = self.fid_expr(def)?;
+        let mut cols = vec![fid.clone(), q(&def.geom_column)];
+        cols.extend(def.columns.iter().map(|c| q(&c.name)));
+        let sql = format!("SELECT {} FROM {} ORDER BY {fid}", cols.join(", "), q(&def.table));
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let n = def.columns.len();
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let fid: i64 = r.get(0).map_err(|e| self.err(e))?;
+            let blob = match r.get_ref(1).map_err(|e| self.err(e))? {
+                rusqlite::types::ValueRef::Blob(b) => Some(b.to_vec()),
+                rusqlite::types::ValueRef::Null => None,
+                // Text or numbers where a geometry belongs: keep the bytes, the decoder rejects them.
+                other => Some(match other {
+                    rusqlite::types::ValueRef::Text(t) => t.to_vec(),
+                    _ => Vec::new(),
+                }),
+            };
+            let mut values = Vec::with_capacity(n);
+            for i in 0..n {
+                values.push(r.get::<_, Value>(i + 2).map_err(|e| self.err(e))?);
+            }
+            f(RawFeature { fid, blob, values });
+        }
+        Ok(())
+    }
+}

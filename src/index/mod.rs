@@ -1,0 +1,196 @@
+//! In-memory layer snapshots: every feature with typed properties and its geometry in
+//! Web Mercator, under an R-tree of envelopes. Readers never touch SQLite.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use geo::{Coord, Geometry};
+use rstar::{AABB, RTree, primitives::GeomWithData, primitives::Rectangle};
+use rusqlite::types::Value;
+
+use crate::crs::{self, CrsError};
+use crate::geom::{Bbox, bbox_of, gpkg};
+use crate::store::layer::q;
+use crate::store::{LayerDef, LayerMeta, Store, StoreError};
+
+/// Errors while loading snapshots.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A layer's CRS cannot be transformed.
+    #[error("layer '{layer}': {source}")]
+    Crs {
+        /// Layer.
+        layer: String,
+        /// Cause.
+        source: CrsError,
+    },
+}
+
+/// One feature of a snapshot.
+#[derive(Debug, Clone)]
+pub struct Feature {
+    /// Feature id.
+    pub fid: i64,
+    /// Property values in [`Layer::columns`] order.
+    pub values: Vec<Value>,
+    /// Geometry in EPSG:3857; `None` for NULL or empty.
+    pub geometry: Option<Geometry<f64>>,
+}
+
+type Entry = GeomWithData<Rectangle<[f64; 2]>, u32>;
+
+/// An immutable snapshot of one layer.
+pub struct Layer {
+    /// The table definition.
+    pub def: LayerDef,
+    /// Metadata.
+    pub meta: LayerMeta,
+    /// Features in fid order.
+    pub features: Vec<Feature>,
+    /// Extent in lon/lat.
+    pub extent_lonlat: Option<Bbox>,
+    tree: RTree<Entry>,
+}
+
+impl Layer {
+    /// Attribute column names.
+    pub fn columns(&self) -> impl Iterator<Item = &str> {
+        self.def.columns.iter().map(|c| c.name.as_str())
+    }
+
+    /// Indices of features whose envelope intersects a box in EPSG:3857, in fid order.
+    pub fn query(&self, b: Bbox) -> Vec<usize> {
+        let env = AABB::from_corners([b[0], b[1]], [b[2], b[3]]);
+        let mut hits: Vec<usize> = self
+            .tree
+            .locate_in_envelope_intersecting(&env)
+            .map(|e| e.data as usize)
+            .collect();
+        hits.sort_unstable();
+        hits
+    }
+}
+
+/// All layers, by name.
+#[derive(Default)]
+pub struct Catalog {
+    /// Layers in store order.
+    pub layers: Vec<Arc<Layer>>,
+    by_name: HashMap<String, usize>,
+}
+
+impl Catalog {
+    /// Loads every layer of the store.
+    pub fn load(store: &Store) -> Result<Catalog, IndexError> {
+        let mut cat = Catalog::default();
+        for def in store.layers()? {
+            let layer = load_layer(store, def)?;
+            cat.by_name.insert(layer.def.table.clone(), cat.layers.len());
+            cat.layers.push(Arc::new(layer));
+        }
+        Ok(cat)
+    }
+
+    /// A layer by name.
+    pub fn get(&self, name: &str) -> Option<&Arc<Layer>> {
+        self.by_name.get(name).map(|&i| &self.layers[i])
+    }
+}
+
+/// Calls `f` on every coordinate, in a fixed order (used to transform in bulk).
+pub fn for_each_coord_mut(g: &mut Geometry<f64>, f: &mut impl FnMut(&mut Coord<f64>)) {
+    let line = |l: &mut geo::LineString<f64>, f: &mut dyn FnMut(&mut Coord<f64>)| l.0.iter_mut().for_each(|c| f(c));
+    let poly = |p: &mut geo::Polygon<f64>, f: &mut dyn FnMut(&mut Coord<f64>)| {
+        p.exterior_mut(|e| e.0.iter_mut().for_each(|c| f(c)));
+        p.interiors_mut(|rs| rs.iter_mut().for_each(|r| r.0.iter_mut().for_each(|c| f(c))));
+    };
+    match g {
+        Geometry::Point(p) => f(&mut p.0),
+        Geometry::LineString(l) => line(l, f),
+        Geometry::Polygon(p) => poly(p, f),
+        Geometry::MultiPoint(m) => m.0.iter_mut().for_each(|p| f(&mut p.0)),
+        Geometry::MultiLineString(m) => m.0.iter_mut().for_each(|l| line(l, f)),
+        Geometry::MultiPolygon(m) => m.0.iter_mut().for_each(|p| poly(p, f)),
+        Geometry::GeometryCollection(c) => c.0.iter_mut().for_each(|g| for_each_coord_mut(g, f)),
+        Geometry::Line(l) => {
+            f(&mut l.start);
+            f(&mut l.end);
+        }
+        Geometry::Rect(_) | Geometry::Triangle(_) => {}
+    }
+}
+
+fn load_layer(store: &Store, def: LayerDef) -> Result<Layer, IndexError> {
+    let meta = store.meta(&def.table)?;
+    let mut cols = vec![q(def.fid_column.as_deref().unwrap_or("fid")), q(&def.geom_column)];
+    cols.extend(def.columns.iter().map(|c| q(&c.name)));
+    let sql = format!("SELECT {} FROM {} ORDER BY 1", cols.join(", "), q(&def.table));
+    let err = |e| store.err(e);
+    let mut stmt = store.conn().prepare(&sql).map_err(err)?;
+    let n = def.columns.len();
+    let mut features = Vec::new();
+    let mut rows = stmt.query([]).map_err(err)?;
+    while let Some(r) = rows.next().map_err(err)? {
+        let fid: i64 = r.get(0).map_err(err)?;
+        let geometry = match r.get_ref(1).map_err(err)? {
+            rusqlite::types::ValueRef::Blob(b) => gpkg::decode(b).ok().and_then(|d| d.decoded.geometry),
+            _ => None,
+        };
+        let mut values = Vec::with_capacity(n);
+        for i in 0..n {
+            values.push(r.get::<_, Value>(i + 2).map_err(err)?);
+        }
+        features.push(Feature { fid, values, geometry });
+    }
+    drop(rows);
+    drop(stmt);
+    to_mercator(&def, &mut features).map_err(|source| IndexError::Crs { layer: def.table.clone(), source })?;
+    let mut extent: Option<Bbox> = None;
+    let entries: Vec<Entry> = features
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| {
+            let b = f.geometry.as_ref().and_then(bbox_of)?;
+            crate::geom::bbox_union(&mut extent, b);
+            Some(GeomWithData::new(Rectangle::from_corners([b[0], b[1]], [b[2], b[3]]), i as u32))
+        })
+        .collect();
+    let extent_lonlat = extent.map(|b| {
+        let (x0, y0) = crs::mercator_to_lonlat(b[0], b[1]);
+        let (x1, y1) = crs::mercator_to_lonlat(b[2], b[3]);
+        [x0, y0, x1, y1]
+    });
+    Ok(Layer { def, meta, features, extent_lonlat, tree: RTree::bulk_load(entries) })
+}
+
+/// Transforms all geometries of a layer to EPSG:3857 with one PROJ call.
+fn to_mercator(def: &LayerDef, features: &mut [Feature]) -> Result<(), CrsError> {
+    let mut xy = Vec::new();
+    for f in features.iter_mut() {
+        if let Some(g) = f.geometry.as_mut() {
+            for_each_coord_mut(g, &mut |c| xy.push((c.x, c.y)));
+        }
+    }
+    if def.srs_id == crs::WGS84 || def.srs_id == 4258 {
+        for p in xy.iter_mut() {
+            *p = crs::lonlat_to_mercator(p.0, p.1);
+        }
+    } else {
+        crs::transform(def.srs_id, crs::WEB_MERCATOR, &mut xy)?;
+    }
+    let mut it = xy.into_iter();
+    for f in features.iter_mut() {
+        if let Some(g) = f.geometry.as_mut() {
+            for_each_coord_mut(g, &mut |c| {
+                if let Some((x, y)) = it.next() {
+                    c.x = x;
+                    c.y = y;
+                }
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! nordgeo: a vector-tile and OGC API Features server on a GeoPackage store.
+//!
+//! The data path reads top to bottom: `server` (request, handler) -> `index` (R-tree
+//! query on an in-memory snapshot) -> `geom`/`crs` (geometry work) -> encoding.
+//! Writes go `import` -> `store` (one SQLite transaction with history).
+
+pub mod cli;
+pub mod crs;
+pub mod export;
+pub mod generate;
+pub mod geom;
+pub mod import;
+pub mod index;
+pub mod server;
+pub mod store;

@@ -1,0 +1,304 @@
+//! GeoJSON feature access: collections and items with `bbox`, `limit` and `offset`.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use geo::{Geometry, Intersects, Rect};
+use rusqlite::types::Value;
+use serde_json::json;
+
+use super::AppState;
+use super::problem::Problem;
+use crate::crs;
+use crate::index::{Feature, Layer};
+
+/// Default page size.
+pub const DEFAULT_LIMIT: usize = 10;
+/// Largest page size; larger requests are clamped.
+pub const MAX_LIMIT: usize = 10_000;
+
+/// `GET /collections`.
+pub async fn collections(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let base = state.base_url(&headers);
+    let cat = state.catalog();
+    let list: Vec<_> = cat
+        .layers
+        .iter()
+        .map(|l| {
+            let id = &l.def.table;
+            json!({
+                "id": id,
+                "title": l.meta.title.clone().unwrap_or_else(|| id.clone()),
+                "itemType": "feature",
+                "extent": {"spatial": {"bbox": [l.extent_lonlat.unwrap_or([-180.0, -90.0, 180.0, 90.0])]}},
+                "links": [{"rel": "items", "type": "application/geo+json", "href": format!("{base}/collections/{id}/items")}],
+            })
+        })
+        .collect();
+    axum::Json(json!({
+        "links": [{"rel": "self", "type": "application/json", "href": format!("{base}/collections")}],
+        "collections": list,
+    }))
+    .into_response()
+}
+
+fn parse_bbox(s: &str) -> Result<[f64; 4], Problem> {
+    let nums: Vec<f64> = s
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| Problem::bad_request(format!("bbox '{s}' is not a list of numbers; expected minLon,minLat,maxLon,maxLat")))?;
+    let b = match nums.as_slice() {
+        [a, b, c, d] => [*a, *b, *c, *d],
+        [a, b, _, c, d, _] => [*a, *b, *c, *d],
+        _ => return Err(Problem::bad_request(format!("bbox must have 4 or 6 numbers, got {}", nums.len()))),
+    };
+    if b.iter().any(|v| !v.is_finite()) || b[1] > b[3] || b[1] < -90.0 || b[3] > 90.0 {
+        return Err(Problem::bad_request(format!("bbox '{s}' is not a valid lon/lat box (minLat must not exceed maxLat, latitudes within ±90)")));
+    }
+    Ok(b)
+}
+
+/// `GET /collections/{id}/items`.
+pub async fn items(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let cat = state.catalog();
+    let layer = cat
+        .get(&id)
+        .ok_or_else(|| Problem::not_found(format!("there is no collection '{id}'; /collections lists them")))?
+        .clone();
+    for k in params.keys() {
+        if !["bbox", "limit", "offset", "f"].contains(&k.as_str()) {
+            return Err(Problem::bad_request(format!("unknown query parameter '{k}'")));
+        }
+    }
+    let limit = match params.get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n >= 1)
+            .ok_or_else(|| Problem::bad_request(format!("limit '{s}' must be a whole number of at least 1")))?
+            .min(MAX_LIMIT),
+    };
+    let offset = match params.get("offset") {
+        None => 0,
+        Some(s) => s
+            .parse::<usize>()
+            .map_err(|_| Problem::bad_request(format!("offset '{s}' must be a whole number of at least 0")))?,
+    };
+    let bbox = params.get("bbox").map(|s| parse_bbox(s)).transpose()?;
+    let base = state.base_url(&headers);
+    let body = tokio::task::spawn_blocking(move || render_items(&layer, bbox, limit, offset, &base, &params))
+        .await
+        .map_err(|e| Problem::internal(e.to_string()))?;
+    let mut res = body.into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/geo+json"));
+    Ok(res)
+}
+
+fn matching(layer: &Layer, bbox: Option<[f64; 4]>) -> Vec<usize> {
+    let Some(b) = bbox else {
+        return (0..layer.features.len()).collect();
+    };
+    // A lon/lat box is exactly a box in Web Mercator (both axes map monotonically).
+    let (x0, y0) = crs::lonlat_to_mercator(b[0], b[1]);
+    let (x1, y1) = crs::lonlat_to_mercator(b[2], b[3]);
+    let rect = Rect::new((x0, y0), (x1, y1));
+    layer
+        .query([x0, y0, x1, y1])
+        .into_iter()
+        .filter(|&i| layer.features[i].geometry.as_ref().is_some_and(|g| g.intersects(&rect)))
+        .collect()
+}
+
+fn render_items(
+    layer: &Layer,
+    bbox: Option<[f64; 4]>,
+    limit: usize,
+    offset: usize,
+    base: &str,
+    params: &HashMap<String, String>,
+) -> String {
+    let hits = matching(layer, bbox);
+    let page: Vec<usize> = hits.iter().copied().skip(offset).take(limit).collect();
+    let id = &layer.def.table;
+    let link = |off: usize| {
+        let mut q = url_query(params, &[("offset", off.to_string()), ("limit", limit.to_string())]);
+        q.insert(0, '?');
+        format!("{base}/collections/{id}/items{q}")
+    };
+    let mut links = vec![json!({"rel": "self", "type": "application/geo+json", "href": link(offset)})];
+    if offset + page.len() < hits.len() {
+        links.push(json!({"rel": "next", "type": "application/geo+json", "href": link(offset + limit)}));
+    }
+    if offset > 0 {
+        links.push(json!({"rel": "prev", "type": "application/geo+json", "href": link(offset.saturating_sub(limit))}));
+    }
+    let mut out = String::with_capacity(256 + page.len() * 256);
+    out.push_str("{\"type\":\"FeatureCollection\",\"numberMatched\":");
+    let _ = write!(out, "{},\"numberReturned\":{},\"links\":{},\"features\":[", hits.len(), page.len(), serde_json::Value::Array(links));
+    let cols: Vec<&str> = layer.columns().collect();
+    for (n, &i) in page.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        write_feature(&mut out, &layer.features[i], &cols);
+    }
+    out.push_str("]}");
+    out
+}
+
+fn url_query(params: &HashMap<String, String>, set: &[(&str, String)]) -> String {
+    let mut pairs: Vec<(String, String)> = params
+        .iter()
+        .filter(|(k, _)| !set.iter().any(|(s, _)| s == k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    pairs.sort();
+    pairs.extend(set.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~,".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// Writes one feature as GeoJSON (CRS84) into `out`.
+pub fn write_feature(out: &mut String, f: &Feature, cols: &[&str]) {
+    let _ = write!(out, "{{\"type\":\"Feature\",\"id\":{},\"geometry\":", f.fid);
+    match &f.geometry {
+        Some(g) => write_geometry(out, g),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"properties\":{");
+    for (n, (c, v)) in cols.iter().zip(&f.values).enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::Value::String(c.to_string()).to_string());
+        out.push(':');
+        out.push_str(&value_json(v).to_string());
+    }
+    out.push_str("}}");
+}
+
+/// A property value as JSON.
+pub fn value_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Null => serde_json::Value::Null,
+        Value::Integer(i) => json!(i),
+        Value::Real(r) => json!(r),
+        Value::Text(t) => json!(t),
+        Value::Blob(b) => json!(format!("<{} bytes>", b.len())),
+    }
+}
+
+fn write_coord(out: &mut String, c: geo::Coord<f64>) {
+    let (lon, lat) = crs::mercator_to_lonlat(c.x, c.y);
+    // 1e-9 degrees is about 0.1 mm: more digits are noise.
+    let _ = write!(out, "[{},{}]", round9(lon), round9(lat));
+}
+
+fn round9(v: f64) -> f64 {
+    (v * 1e9).round() / 1e9
+}
+
+fn write_ring(out: &mut String, cs: &[geo::Coord<f64>]) {
+    out.push('[');
+    for (i, c) in cs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_coord(out, *c);
+    }
+    out.push(']');
+}
+
+fn write_polygon(out: &mut String, p: &geo::Polygon<f64>) {
+    out.push('[');
+    write_ring(out, &p.exterior().0);
+    for r in p.interiors() {
+        out.push(',');
+        write_ring(out, &r.0);
+    }
+    out.push(']');
+}
+
+fn write_list<T>(out: &mut String, items: &[T], mut f: impl FnMut(&mut String, &T)) {
+    out.push('[');
+    for (i, it) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        f(out, it);
+    }
+    out.push(']');
+}
+
+fn write_geometry(out: &mut String, g: &Geometry<f64>) {
+    match g {
+        Geometry::Point(p) => {
+            out.push_str("{\"type\":\"Point\",\"coordinates\":");
+            write_coord(out, p.0);
+        }
+        Geometry::LineString(l) => {
+            out.push_str("{\"type\":\"LineString\",\"coordinates\":");
+            write_ring(out, &l.0);
+        }
+        Geometry::Polygon(p) => {
+            out.push_str("{\"type\":\"Polygon\",\"coordinates\":");
+            write_polygon(out, p);
+        }
+        Geometry::MultiPoint(m) => {
+            out.push_str("{\"type\":\"MultiPoint\",\"coordinates\":");
+            write_list(out, &m.0, |o, p| write_coord(o, p.0));
+        }
+        Geometry::MultiLineString(m) => {
+            out.push_str("{\"type\":\"MultiLineString\",\"coordinates\":");
+            write_list(out, &m.0, |o, l| write_ring(o, &l.0));
+        }
+        Geometry::MultiPolygon(m) => {
+            out.push_str("{\"type\":\"MultiPolygon\",\"coordinates\":");
+            write_list(out, &m.0, write_polygon);
+        }
+        Geometry::GeometryCollection(c) => {
+            out.push_str("{\"type\":\"GeometryCollection\",\"geometries\":");
+            write_list(out, &c.0, write_geometry);
+            out.push('}');
+            return;
+        }
+        other => {
+            let g: Geometry<f64> = match other {
+                Geometry::Rect(r) => r.to_polygon().into(),
+                Geometry::Triangle(t) => t.to_polygon().into(),
+                Geometry::Line(l) => geo::LineString(vec![l.start, l.end]).into(),
+                _ => unreachable!("handled above"),
+            };
+            write_geometry(out, &g);
+            return;
+        }
+    }
+    out.push('}');
+}

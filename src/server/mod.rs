@@ -1,0 +1,119 @@
+//! The HTTP server: axum router, shared state, absolute links.
+
+pub mod features;
+pub mod problem;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::routing::get;
+
+use crate::index::Catalog;
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Listen address.
+    pub bind: SocketAddr,
+    /// Public base URL (no trailing slash); derived from the request when unset.
+    pub public_url: Option<String>,
+}
+
+/// Shared state of all handlers.
+pub struct AppState {
+    /// Settings.
+    pub config: ServerConfig,
+    catalog: RwLock<Arc<Catalog>>,
+}
+
+impl AppState {
+    /// New state around a loaded catalog.
+    pub fn new(config: ServerConfig, catalog: Catalog) -> Self {
+        AppState { config, catalog: RwLock::new(Arc::new(catalog)) }
+    }
+
+    /// The current catalog snapshot (cheap clone of an `Arc`).
+    pub fn catalog(&self) -> Arc<Catalog> {
+        match self.catalog.read() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// The base URL links are built from: `--public-url`, else `Forwarded`/`X-Forwarded-*`,
+    /// else the `Host` header.
+    pub fn base_url(&self, req: &axum::http::HeaderMap) -> String {
+        if let Some(u) = &self.config.public_url {
+            return u.trim_end_matches('/').to_string();
+        }
+        let h = |name: &str| req.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let mut proto = h("x-forwarded-proto").unwrap_or_else(|| "http".into());
+        let mut host = h("x-forwarded-host").or_else(|| h(header::HOST.as_str()));
+        if let Some(fwd) = h("forwarded") {
+            for part in fwd.split(',').next().unwrap_or("").split(';') {
+                if let Some((k, v)) = part.trim().split_once('=') {
+                    let v = v.trim_matches('"').to_string();
+                    match k.trim().to_ascii_lowercase().as_str() {
+                        "proto" => proto = v,
+                        "host" => host = Some(v),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let host = host
+            .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
+            .unwrap_or_else(|| self.config.bind.to_string());
+        let proto = if proto == "https" { "https" } else { "http" };
+        format!("{proto}://{host}")
+    }
+}
+
+/// Builds the router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/collections", get(features::collections))
+        .route("/collections/{id}/items", get(features::items))
+        .with_state(state)
+}
+
+async fn health(State(state): State<Arc<AppState>>, _req: Request) -> axum::Json<serde_json::Value> {
+    let cat = state.catalog();
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "layers": cat.layers.len(),
+        "features": cat.layers.iter().map(|l| l.features.len()).sum::<usize>(),
+    }))
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub async fn serve(state: Arc<AppState>) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(state.config.bind).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "nordgeo listening");
+    // Tests and scripts read this line to find the port when binding to :0.
+    println!("listening on http://{addr}");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown())
+        .await
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,245 @@
+//! The change log and per-layer history: nothing a change removes is lost.
+//!
+//! Every change (import, edit, rollback) gets a row in `nordgeo_changes` saying who, when
+//! and what. The rows it removed or overwrote are copied, column for column and byte for
+//! byte, into `nordgeo_history_<layer>` (op `removed`); the fids it wrote are listed there
+//! too (op `added`). Undoing a change is then: delete its `added` fids, re-insert its
+//! `removed` rows.
+
+use rusqlite::{Connection, params};
+
+use super::layer::{LayerDef, q};
+use super::schema::EXTENSION;
+
+/// Who made a change, and how.
+#[derive(Debug, Clone)]
+pub struct ChangeMeta {
+    /// import, create, update, delete, rollback.
+    pub kind: String,
+    /// Import mode, if any.
+    pub mode: Option<String>,
+    /// Municipality scope, if any.
+    pub municipality: Option<String>,
+    /// Source file or request.
+    pub source: Option<String>,
+    /// Who made it.
+    pub actor: String,
+    /// Free text.
+    pub note: Option<String>,
+}
+
+/// One row of the change log.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Change {
+    /// Change id.
+    pub id: i64,
+    /// Layer.
+    pub layer: String,
+    /// Kind.
+    pub kind: String,
+    /// Mode.
+    pub mode: Option<String>,
+    /// Municipality scope.
+    pub municipality: Option<String>,
+    /// Source.
+    pub source: Option<String>,
+    /// Actor.
+    pub actor: String,
+    /// Timestamp (UTC, ISO 8601).
+    pub at: String,
+    /// Features written.
+    pub added: i64,
+    /// Features removed or overwritten (kept in history).
+    pub removed: i64,
+    /// Note.
+    pub note: Option<String>,
+}
+
+/// The history table of a layer.
+pub fn history_table(layer: &str) -> String {
+    format!("nordgeo_history_{layer}")
+}
+
+fn all_columns(def: &LayerDef) -> Vec<String> {
+    let mut cols = vec![def.fid_column.clone().unwrap_or_else(|| "fid".into()), def.geom_column.clone()];
+    cols.extend(def.columns.iter().map(|c| c.name.clone()));
+    cols
+}
+
+fn column_list(def: &LayerDef) -> String {
+    all_columns(def).iter().map(|c| q(c)).collect::<Vec<_>>().join(", ")
+}
+
+/// Creates the history table of a layer, or adds columns the layer gained since.
+pub fn ensure_history_table(conn: &Connection, def: &LayerDef) -> rusqlite::Result<()> {
+    let t = history_table(&def.table);
+    let exists: bool = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [&t],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !exists {
+        let mut ddl = format!(
+            "CREATE TABLE {} (change_id INTEGER NOT NULL, change_op TEXT NOT NULL, {} INTEGER, {} BLOB",
+            q(&t),
+            q(def.fid_column.as_deref().unwrap_or("fid")),
+            q(&def.geom_column)
+        );
+        for c in &def.columns {
+            ddl.push_str(&format!(", {} {}", q(&c.name), c.decl_type));
+        }
+        ddl.push_str(&format!(
+            "); CREATE INDEX {} ON {} (change_id, change_op);",
+            q(&format!("{t}_change")),
+            q(&t)
+        ));
+        conn.execute_batch(&ddl)?;
+        conn.execute(
+            "INSERT OR IGNORE INTO gpkg_extensions (table_name, column_name, extension_name, definition, scope)
+             VALUES (?1, NULL, ?2, 'nordgeo README, section ''The store''', 'read-write')",
+            params![t, EXTENSION],
+        )?;
+        return Ok(());
+    }
+    let have: Vec<String> = conn
+        .prepare(&format!("PRAGMA table_info({})", q(&t)))?
+        .query_map([], |r| r.get(1))?
+        .collect::<Result<_, _>>()?;
+    for c in &def.columns {
+        if !have.iter().any(|h| h.eq_ignore_ascii_case(&c.name)) {
+            super::layer::add_column(conn, &t, &super::layer::Column { not_null: false, ..c.clone() })?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens a change; its counts are filled in by [`finish_change`].
+pub fn begin_change(conn: &Connection, layer: &str, m: &ChangeMeta) -> rusqlite::Result<i64> {
+    conn.execute(
+        "INSERT INTO nordgeo_changes (layer, kind, mode, municipality, source, actor, note)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![layer, m.kind, m.mode, m.municipality, m.source, m.actor, m.note],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Records the counts of a change from its history rows.
+pub fn finish_change(conn: &Connection, def: &LayerDef, id: i64) -> rusqlite::Result<()> {
+    let t = q(&history_table(&def.table));
+    conn.execute(
+        &format!(
+            "UPDATE nordgeo_changes SET
+               added = (SELECT count(*) FROM {t} WHERE change_id = ?1 AND change_op = 'added'),
+               removed = (SELECT count(*) FROM {t} WHERE change_id = ?1 AND change_op = 'removed')
+             WHERE id = ?1"
+        ),
+        [id],
+    )?;
+    Ok(())
+}
+
+/// Copies the rows matching `filter` (an SQL condition on the layer, with `?2`.. bound
+/// from `args`) into history as removed by change `id`. Returns how many.
+pub fn save_removed(
+    conn: &Connection,
+    def: &LayerDef,
+    id: i64,
+    filter: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> rusqlite::Result<usize> {
+    let cols = column_list(def);
+    let sql = format!(
+        "INSERT INTO {h} (change_id, change_op, {cols}) SELECT ?1, 'removed', {cols} FROM {t} WHERE {filter}",
+        h = q(&history_table(&def.table)),
+        t = q(&def.table),
+    );
+    let mut all: Vec<&dyn rusqlite::ToSql> = vec![&id];
+    all.extend_from_slice(args);
+    conn.execute(&sql, all.as_slice())
+}
+
+/// Lists the fids matching `filter` as added by change `id`.
+pub fn save_added(
+    conn: &Connection,
+    def: &LayerDef,
+    id: i64,
+    filter: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> rusqlite::Result<usize> {
+    let fid = q(def.fid_column.as_deref().unwrap_or("fid"));
+    let sql = format!(
+        "INSERT INTO {h} (change_id, change_op, {fid}) SELECT ?1, 'added', {fid} FROM {t} WHERE {filter}",
+        h = q(&history_table(&def.table)),
+        t = q(&def.table),
+    );
+    let mut all: Vec<&dyn rusqlite::ToSql> = vec![&id];
+    all.extend_from_slice(args);
+    conn.execute(&sql, all.as_slice())
+}
+
+/// The change log of a layer (all layers when `None`), oldest first.
+pub fn list(conn: &Connection, layer: Option<&str>) -> rusqlite::Result<Vec<Change>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, layer, kind, mode, municipality, source, actor, at, added, removed, note
+         FROM nordgeo_changes WHERE ?1 IS NULL OR layer = ?1 ORDER BY id",
+    )?;
+    stmt.query_map([layer], |r| {
+        Ok(Change {
+            id: r.get(0)?,
+            layer: r.get(1)?,
+            kind: r.get(2)?,
+            mode: r.get(3)?,
+            municipality: r.get(4)?,
+            source: r.get(5)?,
+            actor: r.get(6)?,
+            at: r.get(7)?,
+            added: r.get(8)?,
+            removed: r.get(9)?,
+            note: r.get(10)?,
+        })
+    })?
+    .collect()
+}
+
+/// Restores a layer to its state right after change `to`, as a new change of its own
+/// (so a rollback can itself be undone). Returns the new change id.
+pub fn rollback(conn: &Connection, def: &LayerDef, to: i64, actor: &str) -> rusqlite::Result<i64> {
+    let later: Vec<i64> = conn
+        .prepare("SELECT id FROM nordgeo_changes WHERE layer = ?1 AND id > ?2 ORDER BY id DESC")?
+        .query_map(params![def.table, to], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let meta = ChangeMeta {
+        kind: "rollback".into(),
+        mode: None,
+        municipality: None,
+        source: None,
+        actor: actor.into(),
+        note: Some(format!("restores the state after change {to} (undoes {} later changes)", later.len())),
+    };
+    let id = begin_change(conn, &def.table, &meta)?;
+    let h = q(&history_table(&def.table));
+    let t = q(&def.table);
+    let fid = q(def.fid_column.as_deref().unwrap_or("fid"));
+    let cols = column_list(def);
+    // Every fid any undone change touched: their current rows are this change's "removed",
+    // their rows afterwards its "added"; so undoing the rollback restores the present.
+    let touched = format!(
+        "{fid} IN (SELECT {fid} FROM {h} WHERE change_id > ?2 AND change_id < ?3 AND {fid} IS NOT NULL)"
+    );
+    save_removed(conn, def, id, &touched, &[&to, &id])?;
+    for c in &later {
+        conn.execute(
+            &format!("DELETE FROM {t} WHERE {fid} IN (SELECT {fid} FROM {h} WHERE change_id = ?1 AND change_op = 'added')"),
+            [c],
+        )?;
+        conn.execute(
+            &format!(
+                "INSERT OR REPLACE INTO {t} ({cols}) SELECT {cols} FROM {h} WHERE change_id = ?1 AND change_op = 'removed'"
+            ),
+            [c],
+        )?;
+    }
+    save_added(conn, def, id, &touched, &[&to, &id])?;
+    finish_change(conn, def, id)?;
+    Ok(id)
+}

@@ -1,0 +1,395 @@
+//! Feature-table descriptions, read from any GeoPackage (the store or a file being
+//! imported), and the DDL that creates a feature table with its R-tree index.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::geom::{Bbox, GeometryKind};
+
+/// Quotes an SQL identifier.
+pub fn q(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// One attribute column.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Column {
+    /// Column name.
+    pub name: String,
+    /// Declared type as written in the table definition (e.g. `TEXT(80)`, `INTEGER`).
+    pub decl_type: String,
+    /// NOT NULL constraint.
+    pub not_null: bool,
+}
+
+/// The value family a declared column type stores, for type checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum ValueClass {
+    /// Integers (INTEGER, INT, MEDIUMINT, SMALLINT, TINYINT).
+    Integer,
+    /// BOOLEAN (0/1).
+    Boolean,
+    /// Floating point (REAL, FLOAT, DOUBLE).
+    Real,
+    /// Text (TEXT, DATE, DATETIME and anything unknown).
+    Text,
+    /// Binary.
+    Blob,
+}
+
+impl Column {
+    /// The value family of this column's declared type.
+    pub fn class(&self) -> ValueClass {
+        let t = self.decl_type.to_ascii_uppercase();
+        if t.starts_with("BOOL") {
+            ValueClass::Boolean
+        } else if t.contains("INT") {
+            ValueClass::Integer
+        } else if t.starts_with("REAL") || t.starts_with("FLOAT") || t.starts_with("DOUBLE") {
+            ValueClass::Real
+        } else if t.starts_with("BLOB") {
+            ValueClass::Blob
+        } else {
+            ValueClass::Text
+        }
+    }
+}
+
+/// A feature table as registered in `gpkg_contents` and `gpkg_geometry_columns`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LayerDef {
+    /// Table name.
+    pub table: String,
+    /// Geometry column name.
+    pub geom_column: String,
+    /// The INTEGER PRIMARY KEY column, if the table has one.
+    pub fid_column: Option<String>,
+    /// Declared geometry type.
+    pub kind: GeometryKind,
+    /// z flag of gpkg_geometry_columns (0 prohibited, 1 mandatory, 2 optional).
+    pub z: u8,
+    /// m flag.
+    pub m: u8,
+    /// srs_id of the geometry column.
+    pub srs_id: i32,
+    /// Attribute columns (without fid and geometry), in table order.
+    pub columns: Vec<Column>,
+    /// gpkg_contents.identifier.
+    pub identifier: Option<String>,
+    /// gpkg_contents.description.
+    pub description: Option<String>,
+    /// gpkg_contents bounds in the layer's CRS.
+    pub bounds: Option<Bbox>,
+}
+
+/// A row of gpkg_spatial_ref_sys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SrsRow {
+    /// srs_id.
+    pub srs_id: i32,
+    /// srs_name.
+    pub name: String,
+    /// organization (e.g. EPSG).
+    pub organization: String,
+    /// organization_coordsys_id.
+    pub code: i32,
+    /// WKT definition.
+    pub definition: String,
+}
+
+impl SrsRow {
+    /// The EPSG code this row stands for, when the organization is EPSG.
+    pub fn epsg(&self) -> Option<i32> {
+        self.organization.eq_ignore_ascii_case("EPSG").then_some(self.code)
+    }
+}
+
+/// Reads one gpkg_spatial_ref_sys row.
+pub fn srs_row(conn: &Connection, srs_id: i32) -> rusqlite::Result<Option<SrsRow>> {
+    conn.query_row(
+        "SELECT srs_id, srs_name, organization, organization_coordsys_id, definition
+         FROM gpkg_spatial_ref_sys WHERE srs_id = ?1",
+        [srs_id],
+        |r| {
+            Ok(SrsRow {
+                srs_id: r.get(0)?,
+                name: r.get(1)?,
+                organization: r.get(2)?,
+                code: r.get(3)?,
+                definition: r.get(4)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// Lists the feature layers of a GeoPackage in gpkg_contents order.
+pub fn feature_layers(conn: &Connection) -> rusqlite::Result<Vec<LayerDef>> {
+    let mut stmt = conn.prepare(
+        "SELECT c.table_name, g.column_name, g.geometry_type_name, g.z, g.m, g.srs_id,
+                c.identifier, c.description, c.min_x, c.min_y, c.max_x, c.max_y
+         FROM gpkg_contents c JOIN gpkg_geometry_columns g ON g.table_name = c.table_name
+         WHERE c.data_type = 'features' ORDER BY c.rowid",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let b: [Option<f64>; 4] = [r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?];
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, i32>(5)?,
+            r.get::<_, Option<String>>(6)?,
+            r.get::<_, Option<String>>(7)?,
+            match b {
+                [Some(a), Some(b), Some(c), Some(d)] => Some([a, b, c, d]),
+                _ => None,
+            },
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (table, geom_column, type_name, z, m, srs_id, identifier, description, bounds) = row?;
+        let (fid_column, columns) = table_columns(conn, &table, &geom_column)?;
+        out.push(LayerDef {
+            kind: GeometryKind::from_gpkg_name(&type_name).unwrap_or(GeometryKind::Geometry),
+            table,
+            geom_column,
+            fid_column,
+            z: z.clamp(0, 2) as u8,
+            m: m.clamp(0, 2) as u8,
+            srs_id,
+            columns,
+            identifier,
+            description,
+            bounds,
+        });
+    }
+    Ok(out)
+}
+
+/// The INTEGER PRIMARY KEY column and the attribute columns of a table.
+fn table_columns(
+    conn: &Connection,
+    table: &str,
+    geom_column: &str,
+) -> rusqlite::Result<(Option<String>, Vec<Column>)> {
+    let mut stmt = conn.prepare(&format!("PRAGMA table_info({})", q(table)))?;
+    let cols: Vec<(String, String, bool, i64)> = stmt
+        .query_map([], |r| Ok((r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? != 0, r.get(5)?)))?
+        .collect::<Result<_, _>>()?;
+    let pks = cols.iter().filter(|c| c.3 > 0).count();
+    let fid = cols
+        .iter()
+        .find(|c| pks == 1 && c.3 == 1 && c.1.eq_ignore_ascii_case("INTEGER"))
+        .map(|c| c.0.clone());
+    let columns = cols
+        .into_iter()
+        .filter(|c| Some(&c.0) != fid.as_ref() && !c.0.eq_ignore_ascii_case(geom_column))
+        .map(|(name, decl_type, not_null, _)| Column {
+            name,
+            decl_type: if decl_type.is_empty() { "TEXT".into() } else { decl_type },
+            not_null,
+        })
+        .collect();
+    Ok((fid, columns))
+}
+
+/// Whether a name is safe as a table or column name we create (letters, digits, '_').
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && name.len() <= 63
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.to_ascii_lowercase().starts_with("gpkg")
+        && !name.to_ascii_lowercase().starts_with("rtree_")
+        && !name.to_ascii_lowercase().starts_with("nordgeo_")
+        && !name.to_ascii_lowercase().starts_with("sqlite")
+}
+
+/// Whether a declared column type is one GeoPackage allows (so it can be copied into DDL).
+pub fn valid_decl_type(t: &str) -> bool {
+    let u = t.trim().to_ascii_uppercase();
+    let (base, arg) = match u.split_once('(') {
+        Some((b, rest)) => (b.trim(), Some(rest)),
+        None => (u.as_str(), None),
+    };
+    let arg_ok = arg.is_none_or(|a| {
+        a.strip_suffix(')')
+            .is_some_and(|n| !n.is_empty() && n.trim().chars().all(|c| c.is_ascii_digit()))
+    });
+    arg_ok
+        && matches!(
+            base,
+            "BOOLEAN" | "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "INTEGER" | "FLOAT"
+                | "DOUBLE" | "REAL" | "TEXT" | "BLOB" | "DATE" | "DATETIME"
+        )
+}
+
+/// Creates an empty feature table and registers it (contents, geometry column, R-tree
+/// table and extension row). The R-tree triggers are added by [`create_rtree_triggers`]
+/// after any bulk load, as GDAL does, because per-row triggers make bulk loads slow.
+pub fn create_feature_table(conn: &Connection, def: &LayerDef) -> rusqlite::Result<()> {
+    let fid = def.fid_column.as_deref().unwrap_or("fid");
+    let mut ddl = format!(
+        "CREATE TABLE {} ({} INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, {} {}",
+        q(&def.table),
+        q(fid),
+        q(&def.geom_column),
+        def.kind.gpkg_name()
+    );
+    for c in &def.columns {
+        ddl.push_str(&format!(", {} {}", q(&c.name), c.decl_type));
+        if c.not_null {
+            ddl.push_str(" NOT NULL");
+        }
+    }
+    ddl.push(')');
+    conn.execute_batch(&ddl)?;
+    conn.execute(
+        "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, srs_id)
+         VALUES (?1, 'features', ?2, ?3, ?4)",
+        params![def.table, def.identifier.as_deref().unwrap_or(&def.table), def.description.as_deref().unwrap_or(""), def.srs_id],
+    )?;
+    conn.execute(
+        "INSERT INTO gpkg_geometry_columns (table_name, column_name, geometry_type_name, srs_id, z, m)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![def.table, def.geom_column, def.kind.gpkg_name(), def.srs_id, def.z, def.m],
+    )?;
+    conn.execute_batch(&format!(
+        "CREATE VIRTUAL TABLE {} USING rtree(id, minx, maxx, miny, maxy)",
+        q(&rtree_name(def))
+    ))?;
+    conn.execute(
+        "INSERT INTO gpkg_extensions (table_name, column_name, extension_name, definition, scope)
+         VALUES (?1, ?2, 'gpkg_rtree_index', 'http://www.geopackage.org/spec120/#extension_rtree', 'write-only')",
+        params![def.table, def.geom_column],
+    )?;
+    Ok(())
+}
+
+/// The R-tree table name of a layer.
+pub fn rtree_name(def: &LayerDef) -> String {
+    format!("rtree_{}_{}", def.table, def.geom_column)
+}
+
+/// Fills the R-tree from the table in one statement (after a bulk load).
+pub fn load_rtree(conn: &Connection, def: &LayerDef) -> rusqlite::Result<()> {
+    let (t, c, i) = names(def);
+    conn.execute_batch(&format!(
+        "INSERT OR REPLACE INTO {rt} SELECT {i}, ST_MinX({c}), ST_MaxX({c}), ST_MinY({c}), ST_MaxY({c})
+         FROM {t} WHERE {c} NOT NULL AND NOT ST_IsEmpty({c})",
+        rt = q(&rtree_name(def))
+    ))
+}
+
+fn names(def: &LayerDef) -> (String, String, String) {
+    (
+        q(&def.table),
+        q(&def.geom_column),
+        q(def.fid_column.as_deref().unwrap_or("fid")),
+    )
+}
+
+const TRIGGERS: [&str; 7] = ["insert", "update2", "update4", "update5", "update6", "update7", "delete"];
+
+/// Drops the R-tree triggers (before a bulk rewrite of a layer).
+pub fn drop_rtree_triggers(conn: &Connection, def: &LayerDef) -> rusqlite::Result<()> {
+    for t in TRIGGERS {
+        conn.execute_batch(&format!("DROP TRIGGER IF EXISTS {}", q(&format!("{}_{t}", rtree_name(def)))))?;
+    }
+    Ok(())
+}
+
+/// Creates the GeoPackage 1.4 R-tree trigger set.
+pub fn create_rtree_triggers(conn: &Connection, def: &LayerDef) -> rusqlite::Result<()> {
+    let (t, c, i) = names(def);
+    let rt = rtree_name(def);
+    let tr = |n: &str| q(&format!("{rt}_{n}"));
+    let rt = q(&rt);
+    let set = format!("NEW.{i}, ST_MinX(NEW.{c}), ST_MaxX(NEW.{c}), ST_MinY(NEW.{c}), ST_MaxY(NEW.{c})");
+    conn.execute_batch(&format!(
+        "CREATE TRIGGER {ins} AFTER INSERT ON {t}
+           WHEN (new.{c} NOT NULL AND NOT ST_IsEmpty(NEW.{c}))
+         BEGIN INSERT OR REPLACE INTO {rt} VALUES ({set}); END;
+         CREATE TRIGGER {u2} AFTER UPDATE OF {c} ON {t}
+           WHEN OLD.{i} = NEW.{i} AND (NEW.{c} ISNULL OR ST_IsEmpty(NEW.{c}))
+         BEGIN DELETE FROM {rt} WHERE id = OLD.{i}; END;
+         CREATE TRIGGER {u4} AFTER UPDATE ON {t}
+           WHEN OLD.{i} != NEW.{i} AND (NEW.{c} ISNULL OR ST_IsEmpty(NEW.{c}))
+         BEGIN DELETE FROM {rt} WHERE id IN (OLD.{i}, NEW.{i}); END;
+         CREATE TRIGGER {u5} AFTER UPDATE ON {t}
+           WHEN OLD.{i} != NEW.{i} AND (NEW.{c} NOTNULL AND NOT ST_IsEmpty(NEW.{c}))
+         BEGIN DELETE FROM {rt} WHERE id = OLD.{i}; INSERT OR REPLACE INTO {rt} VALUES ({set}); END;
+         CREATE TRIGGER {u6} AFTER UPDATE OF {c} ON {t}
+           WHEN OLD.{i} = NEW.{i} AND (NEW.{c} NOTNULL AND NOT ST_IsEmpty(NEW.{c}))
+                AND (OLD.{c} NOTNULL AND NOT ST_IsEmpty(OLD.{c}))
+         BEGIN UPDATE {rt} SET minx = ST_MinX(NEW.{c}), maxx = ST_MaxX(NEW.{c}),
+                               miny = ST_MinY(NEW.{c}), maxy = ST_MaxY(NEW.{c})
+               WHERE id = NEW.{i}; END;
+         CREATE TRIGGER {u7} AFTER UPDATE OF {c} ON {t}
+           WHEN OLD.{i} = NEW.{i} AND (NEW.{c} NOTNULL AND NOT ST_IsEmpty(NEW.{c}))
+                AND (OLD.{c} ISNULL OR ST_IsEmpty(OLD.{c}))
+         BEGIN INSERT INTO {rt} VALUES ({set}); END;
+         CREATE TRIGGER {del} AFTER DELETE ON {t} WHEN old.{c} NOT NULL
+         BEGIN DELETE FROM {rt} WHERE id = OLD.{i}; END;",
+        ins = tr("insert"),
+        u2 = tr("update2"),
+        u4 = tr("update4"),
+        u5 = tr("update5"),
+        u6 = tr("update6"),
+        u7 = tr("update7"),
+        del = tr("delete"),
+    ))
+}
+
+/// Recomputes a layer's exact extent from its geometries and writes it to gpkg_contents.
+pub fn refresh_contents(conn: &Connection, def: &LayerDef) -> rusqlite::Result<Option<Bbox>> {
+    let (t, c, _) = names(def);
+    let b: [Option<f64>; 4] = conn.query_row(
+        &format!(
+            "SELECT min(ST_MinX({c})), min(ST_MinY({c})), max(ST_MaxX({c})), max(ST_MaxY({c})) FROM {t}"
+        ),
+        [],
+        |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]),
+    )?;
+    let bounds = match b {
+        [Some(a), Some(b), Some(c), Some(d)] => Some([a, b, c, d]),
+        _ => None,
+    };
+    let [x0, y0, x1, y1] = bounds.map_or([None; 4], |b| b.map(Some));
+    conn.execute(
+        "UPDATE gpkg_contents SET min_x = ?2, min_y = ?3, max_x = ?4, max_y = ?5,
+                last_change = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+         WHERE table_name = ?1",
+        params![def.table, x0, y0, x1, y1],
+    )?;
+    Ok(bounds)
+}
+
+/// Adds an attribute column to an existing layer.
+pub fn add_column(conn: &Connection, table: &str, col: &Column) -> rusqlite::Result<()> {
+    conn.execute_batch(&format!(
+        "ALTER TABLE {} ADD COLUMN {} {}",
+        q(table),
+        q(&col.name),
+        col.decl_type
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_types() {
+        assert!(valid_name("trails"));
+        assert!(valid_name("_x1"));
+        assert!(!valid_name("parcels\"; DROP TABLE gpkg_contents; --"));
+        assert!(!valid_name("gpkg_contents"));
+        assert!(!valid_name("1abc"));
+        assert!(valid_decl_type("TEXT(80)"));
+        assert!(valid_decl_type("datetime"));
+        assert!(!valid_decl_type("TEXT); DROP TABLE x; --"));
+    }
+}

@@ -1,0 +1,129 @@
+//! The GeoPackage 1.4 base schema plus nordgeo's registered extension tables.
+
+use rusqlite::{Connection, params};
+
+use crate::crs;
+
+/// `PRAGMA application_id` of a GeoPackage ('GPKG').
+pub const APPLICATION_ID: i32 = 0x4750_4B47;
+/// `PRAGMA user_version` for GeoPackage 1.4.0.
+pub const USER_VERSION: i32 = 10400;
+
+const BASE: &str = "
+CREATE TABLE gpkg_spatial_ref_sys (
+  srs_name TEXT NOT NULL,
+  srs_id INTEGER NOT NULL PRIMARY KEY,
+  organization TEXT NOT NULL,
+  organization_coordsys_id INTEGER NOT NULL,
+  definition TEXT NOT NULL,
+  description TEXT
+);
+CREATE TABLE gpkg_contents (
+  table_name TEXT NOT NULL PRIMARY KEY,
+  data_type TEXT NOT NULL,
+  identifier TEXT UNIQUE,
+  description TEXT DEFAULT '',
+  last_change DATETIME NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  min_x DOUBLE,
+  min_y DOUBLE,
+  max_x DOUBLE,
+  max_y DOUBLE,
+  srs_id INTEGER,
+  CONSTRAINT fk_gc_r_srs_id FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys(srs_id)
+);
+CREATE TABLE gpkg_geometry_columns (
+  table_name TEXT NOT NULL,
+  column_name TEXT NOT NULL,
+  geometry_type_name TEXT NOT NULL,
+  srs_id INTEGER NOT NULL,
+  z TINYINT NOT NULL,
+  m TINYINT NOT NULL,
+  CONSTRAINT pk_geom_cols PRIMARY KEY (table_name, column_name),
+  CONSTRAINT uk_gc_table_name UNIQUE (table_name),
+  CONSTRAINT fk_gc_tn FOREIGN KEY (table_name) REFERENCES gpkg_contents(table_name),
+  CONSTRAINT fk_gc_srs FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys (srs_id)
+);
+CREATE TABLE gpkg_extensions (
+  table_name TEXT,
+  column_name TEXT,
+  extension_name TEXT NOT NULL,
+  definition TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  CONSTRAINT ge_tce UNIQUE (table_name, column_name, extension_name)
+);
+";
+
+/// nordgeo's own tables. Registered in gpkg_extensions (GeoPackage clause 2.3) so other
+/// software knows they are an extension it may ignore.
+const NORDGEO: &str = "
+CREATE TABLE IF NOT EXISTS nordgeo_layers (
+  table_name TEXT NOT NULL PRIMARY KEY,
+  title TEXT,
+  description TEXT,
+  attribution TEXT,
+  municipality_column TEXT,
+  public_properties TEXT,
+  internal_properties TEXT,
+  min_zoom INTEGER,
+  max_zoom INTEGER,
+  restricted INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS nordgeo_changes (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  layer TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  mode TEXT,
+  municipality TEXT,
+  source TEXT,
+  actor TEXT NOT NULL,
+  at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  added INTEGER NOT NULL DEFAULT 0,
+  removed INTEGER NOT NULL DEFAULT 0,
+  note TEXT
+);
+CREATE INDEX IF NOT EXISTS nordgeo_changes_layer ON nordgeo_changes(layer, id);
+";
+
+/// The extension name nordgeo registers its tables under.
+pub const EXTENSION: &str = "nordgeo_layer_metadata";
+const EXTENSION_DEF: &str = "nordgeo README, section 'The store': layer metadata, change log and per-layer history";
+
+/// Creates a new, empty GeoPackage 1.4 in an open (empty) database.
+pub fn create(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+    conn.pragma_update(None, "user_version", USER_VERSION)?;
+    conn.execute_batch(BASE)?;
+    let mut ins = conn.prepare(
+        "INSERT INTO gpkg_spatial_ref_sys (srs_name, srs_id, organization, organization_coordsys_id, definition, description)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    ins.execute(params!["Undefined cartesian SRS", -1, "NONE", -1, "undefined", "undefined cartesian coordinate reference system"])?;
+    ins.execute(params!["Undefined geographic SRS", 0, "NONE", 0, "undefined", "undefined geographic coordinate reference system"])?;
+    for (code, name, wkt) in crs::BUILTIN {
+        ins.execute(params![name, code, "EPSG", code, wkt, ""])?;
+    }
+    Ok(())
+}
+
+/// Adds nordgeo's extension tables if missing (a store may start as a GDAL-made file).
+pub fn ensure_nordgeo(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(NORDGEO)?;
+    for table in ["nordgeo_layers", "nordgeo_changes"] {
+        conn.execute(
+            "INSERT OR IGNORE INTO gpkg_extensions (table_name, column_name, extension_name, definition, scope)
+             VALUES (?1, NULL, ?2, ?3, 'read-write')",
+            params![table, EXTENSION, EXTENSION_DEF],
+        )?;
+    }
+    Ok(())
+}
+
+/// Makes sure `srs_id` exists in the store, copying the definition from `row` if needed.
+pub fn ensure_srs(conn: &Connection, row: &crate::store::layer::SrsRow) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT OR IGNORE INTO gpkg_spatial_ref_sys (srs_name, srs_id, organization, organization_coordsys_id, definition, description)
+         VALUES (?1, ?2, ?3, ?4, ?5, '')",
+        params![row.name, row.srs_id, row.organization, row.code, row.definition],
+    )?;
+    Ok(())
+}
