@@ -230,7 +230,8 @@ fn run(cli: Cli) -> Result<(), String> {
             let id = history::rollback(&tx, &def, to, &actor(who)).map_err(|e| store.err(e).to_string())?;
             crate::store::layer::refresh_contents(&tx, &def).map_err(|e| store.err(e).to_string())?;
             tx.commit().map_err(|e| store.err(e).to_string())?;
-            println!("layer '{layer}' restored to its state after change {to} (recorded as change {id}; undo it with --to {})", id - 1);
+            let previous = changes.last().map(|c| c.id).unwrap_or(to);
+            println!("layer '{layer}' restored to its state after change {to} (recorded as change {id}; undo it with --to {previous})");
             Ok(())
         }
         Command::Generate { out, scale, seed } => {

@@ -64,7 +64,7 @@ fn reject(reason: impl Into<String>) -> Rejection {
 
 /// Checks one geometry blob and prepares what to store.
 pub fn check_geometry(blob: &[u8], r: &GeomRules) -> Result<Checked, Rejection> {
-    let header = gpkg::header(blob).map_err(|e| reject(format!("geometry: {e}")))?;
+    let header = gpkg::header(blob).map_err(|e| reject(format!("invalid geometry: {e}")))?;
     if header.srs_id != r.source_srs_id {
         return Err(reject(format!(
             "geometry is tagged with srs_id {} but layer '{}' uses srs_id {}; the file is inconsistent — export it again",
@@ -72,7 +72,7 @@ pub fn check_geometry(blob: &[u8], r: &GeomRules) -> Result<Checked, Rejection> 
         )));
     }
     let wkb_bytes = &blob[header.wkb_offset..];
-    let d = wkb::decode(wkb_bytes).map_err(|e| reject(format!("geometry: {e}")))?;
+    let d = wkb::decode(wkb_bytes).map_err(|e| reject(format!("invalid geometry: {e}")))?;
     if d.non_finite {
         return Err(reject("a coordinate is not a finite number (NaN or infinity)"));
     }
@@ -112,9 +112,9 @@ pub fn check_geometry(blob: &[u8], r: &GeomRules) -> Result<Checked, Rejection> 
     if bbox[0] < p[0] || bbox[1] < p[1] || bbox[2] > p[2] || bbox[3] > p[3] {
         return Err(Rejection {
             reason: format!(
-                "coordinates ({:.6}, {:.6}) are not plausible for {}",
-                bbox[0],
-                bbox[1],
+                "coordinates ({}, {}) are out of range for {} (outside its area of use)",
+                short(bbox[0]),
+                short(bbox[1]),
                 crs::name(r.source_epsg)
             ),
             implausible: Some(bbox),
@@ -154,7 +154,7 @@ pub fn check_geometry(blob: &[u8], r: &GeomRules) -> Result<Checked, Rejection> 
     };
     let wrapped = kind_out.fit(r.target_kind) == Fit::WrapInMulti;
     if wrapped {
-        out_wkb = wkb::wrap_in_multi(&out_wkb, r.target_kind).map_err(|e| reject(format!("geometry: {e}")))?;
+        out_wkb = wkb::wrap_in_multi(&out_wkb, r.target_kind).map_err(|e| reject(format!("invalid geometry: {e}")))?;
     }
     let mut bbox_out = repaired.as_ref().and_then(bbox_of).unwrap_or(bbox);
     if r.source_epsg != r.target_epsg {
@@ -167,7 +167,7 @@ pub fn check_geometry(blob: &[u8], r: &GeomRules) -> Result<Checked, Rejection> 
             }
             Ok::<(), crs::CrsError>(())
         })
-        .map_err(|e| reject(format!("geometry: {e}")))?
+        .map_err(|e| reject(format!("invalid geometry: {e}")))?
         .map_err(|e| reject(e.to_string()))?;
         bbox_out = b.unwrap_or(bbox_out);
     }
@@ -185,6 +185,11 @@ pub fn check_geometry(blob: &[u8], r: &GeomRules) -> Result<Checked, Rejection> 
         repaired: repaired.is_some(),
         wrapped,
     })
+}
+
+/// A coordinate for a message: plain for sane values, scientific for absurd ones.
+fn short(v: f64) -> String {
+    if v.abs() < 1e9 { format!("{v:.3}") } else { format!("{v:e}") }
 }
 
 fn make_valid(g: &Geometry<f64>, target: GeometryKind) -> Result<Geometry<f64>, String> {

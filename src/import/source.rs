@@ -188,18 +188,20 @@ impl Source {
         let row = layer::srs_row(&self.conn, def.srs_id)
             .map_err(|e| self.err(e))?
             .ok_or_else(|| fail(format!("srs_id {} is not listed in gpkg_spatial_ref_sys", def.srs_id)))?;
-        if def.srs_id <= 0 || row.definition.trim().eq_ignore_ascii_case("undefined") {
-            return Err(fail(format!(
-                "the layer has no defined CRS (srs_id {}); set the layer's CRS in QGIS (e.g. EPSG:25832) and export again",
-                def.srs_id
-            )));
-        }
-        let epsg = row.epsg().ok_or_else(|| {
-            fail(format!(
-                "the CRS '{}' (organization '{}', id {}) is not an EPSG CRS; reproject the layer to EPSG:25832 before exporting",
-                row.name, row.organization, row.code
-            ))
-        })?;
+        let undefined = def.srs_id <= 0 || row.organization.eq_ignore_ascii_case("NONE");
+        let Some(epsg) = row.epsg().filter(|_| !undefined) else {
+            return Err(fail(if undefined || row.definition.trim().eq_ignore_ascii_case("undefined") {
+                format!(
+                    "the layer has an undefined CRS (srs_id {}); set the layer's CRS in QGIS (e.g. EPSG:25832) and export again",
+                    def.srs_id
+                )
+            } else {
+                format!(
+                    "the CRS '{}' (organization '{}', id {}) is not an EPSG CRS; reproject the layer to EPSG:25832 before exporting",
+                    row.name, row.organization, row.code
+                )
+            }));
+        };
         crate::crs::facts(epsg).map_err(|e| {
             fail(format!(
                 "unknown SRS EPSG:{epsg} ({e}); reproject the layer to EPSG:25832 before exporting"
@@ -234,7 +236,13 @@ impl Source {
             ))
             .and_then(|mut s| {
                 s.query_map([], |r| r.get::<_, Value>(0))?
-                    .map(|v| v.map(|v| format!("{v:?}")))
+                    .map(|v| {
+                        v.map(|v| match v {
+                            Value::Integer(i) => i.to_string(),
+                            Value::Text(t) => format!("'{t}'"),
+                            other => format!("{other:?}"),
+                        })
+                    })
                     .collect()
             })
             .map_err(|e| self.err(e))?;

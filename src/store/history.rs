@@ -9,7 +9,6 @@
 use rusqlite::{Connection, params};
 
 use super::layer::{LayerDef, q};
-use super::schema::EXTENSION;
 
 /// Who made a change, and how.
 #[derive(Debug, Clone)]
@@ -94,11 +93,7 @@ pub fn ensure_history_table(conn: &Connection, def: &LayerDef) -> rusqlite::Resu
             q(&t)
         ));
         conn.execute_batch(&ddl)?;
-        conn.execute(
-            "INSERT OR IGNORE INTO gpkg_extensions (table_name, column_name, extension_name, definition, scope)
-             VALUES (?1, NULL, ?2, 'nordgeo README, section ''The store''', 'read-write')",
-            params![t, EXTENSION],
-        )?;
+        super::schema::register_table(conn, &t, "nordgeo README, section 'The store': history of a layer")?;
         return Ok(());
     }
     let have: Vec<String> = conn

@@ -110,6 +110,10 @@ impl Store {
     /// Opens an existing store for writing (the one writer of this process).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         check_file(path)?;
+        // Honour a store marked read-only even when running as root, which SQLite would not.
+        if std::fs::metadata(path).is_ok_and(|m| m.permissions().readonly()) {
+            return Err(StoreError::ReadOnly(path.into()));
+        }
         let err = |e| StoreError::from_sqlite(path, e);
         let conn = Connection::open_with_flags(
             path,

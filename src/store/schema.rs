@@ -109,12 +109,20 @@ pub fn create(conn: &Connection) -> rusqlite::Result<()> {
 pub fn ensure_nordgeo(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(NORDGEO)?;
     for table in ["nordgeo_layers", "nordgeo_changes"] {
-        conn.execute(
-            "INSERT OR IGNORE INTO gpkg_extensions (table_name, column_name, extension_name, definition, scope)
-             VALUES (?1, NULL, ?2, ?3, 'read-write')",
-            params![table, EXTENSION, EXTENSION_DEF],
-        )?;
+        register_table(conn, table, EXTENSION_DEF)?;
     }
+    Ok(())
+}
+
+/// Registers a nordgeo table in gpkg_extensions once (the UNIQUE constraint does not
+/// catch repeats because column_name is NULL).
+pub fn register_table(conn: &Connection, table: &str, definition: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO gpkg_extensions (table_name, column_name, extension_name, definition, scope)
+         SELECT ?1, NULL, ?2, ?3, 'read-write'
+         WHERE NOT EXISTS (SELECT 1 FROM gpkg_extensions WHERE table_name = ?1 AND extension_name = ?2)",
+        params![table, EXTENSION, definition],
+    )?;
     Ok(())
 }
 

@@ -1,0 +1,242 @@
+//! Shared helpers for the integration tests: the real binary, fixtures made by the real
+//! GDAL/pyogrio writers, the real GeoPackage validator, and a tiny HTTP client.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// The nordgeo binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_nordgeo"))
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Python of the clients' venv made by scripts/setup.sh.
+pub fn venv_python() -> PathBuf {
+    root().join(".venv-clients/bin/python")
+}
+
+/// Fails loudly when a real client is missing: these tests never pass silently.
+/// `NORDGEO_SKIP_CLIENT_TESTS=1` skips them on a developer laptop (never in CI).
+pub fn clients_available() -> bool {
+    let ok = Command::new("ogrinfo").arg("--version").output().is_ok_and(|o| o.status.success())
+        && venv_python().exists();
+    if ok {
+        return true;
+    }
+    if std::env::var("NORDGEO_SKIP_CLIENT_TESTS").as_deref() == Ok("1") && std::env::var("CI").is_err() {
+        eprintln!("skipping: GDAL or the clients' venv is missing (NORDGEO_SKIP_CLIENT_TESTS=1)");
+        return false;
+    }
+    panic!("GDAL (ogrinfo) or .venv-clients is missing: run `bash scripts/setup.sh` first");
+}
+
+/// The fixture directory (made once per test run by tests/fixtures/make_fixtures.py).
+pub fn fixtures() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fixtures");
+        let script = root().join("tests/fixtures/make_fixtures.py");
+        let fresh = |p: &Path| {
+            let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+            matches!((m(p), m(&script)), (Some(a), Some(b)) if a >= b)
+        };
+        if !fresh(&dir.join("manifest.json")) {
+            let out = Command::new("python3").arg(&script).arg(&dir).output().expect("python3 runs");
+            assert!(
+                out.status.success(),
+                "make_fixtures.py failed (run scripts/setup.sh?):\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        dir
+    })
+}
+
+/// The fixture manifest.
+pub fn manifest() -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(fixtures().join("manifest.json")).expect("manifest");
+    serde_json::from_str(&text).expect("manifest is JSON")
+}
+
+/// Runs nordgeo with a store and arguments.
+pub fn nordgeo(store: &Path, args: &[&str]) -> Output {
+    nordgeo_env(store, args, &[])
+}
+
+/// Runs nordgeo with extra environment variables.
+pub fn nordgeo_env(store: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.arg("--store").arg(store).args(args).env("NORDGEO_ACTOR", "test");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("nordgeo runs")
+}
+
+/// stdout + stderr of a run, for assertions and failure messages.
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Asserts success and returns the output text.
+pub fn ok(o: Output) -> String {
+    let t = text(&o);
+    assert!(o.status.success(), "nordgeo failed:\n{t}");
+    t
+}
+
+/// Runs the GeoPackage validator from pip's gdal-utils; returns (passed, output).
+pub fn validate(path: &Path) -> (bool, String) {
+    let o = Command::new(venv_python())
+        .args(["-m", "osgeo_utils.samples.validate_gpkg", "-v"])
+        .arg(path)
+        .output()
+        .expect("validator runs");
+    (o.status.success(), text(&o))
+}
+
+/// A checksum of the whole logical content of an SQLite file (every table, every row).
+pub fn checksum(path: &Path) -> String {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open for checksum");
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut h = DefaultHasher::new();
+    let mut rows = 0usize;
+    for t in &tables {
+        t.hash(&mut h);
+        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{}\"", t.replace('"', "\"\""))).unwrap();
+        let n = stmt.column_count();
+        let mut q = stmt.query([]).unwrap();
+        while let Some(r) = q.next().unwrap() {
+            rows += 1;
+            for i in 0..n {
+                format!("{:?}", r.get_ref(i).unwrap()).hash(&mut h);
+            }
+        }
+    }
+    format!("{} tables, {rows} rows, {:016x}", tables.len(), h.finish())
+}
+
+/// A running server, killed on drop.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `nordgeo serve` on a free loopback port and waits until it listens.
+pub fn serve(store: &Path, extra: &[&str]) -> Server {
+    let mut child = Command::new(bin())
+        .arg("--store")
+        .arg(store)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("server starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("server prints its address");
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .to_string();
+    Server { child, base }
+}
+
+/// A minimal HTTP response.
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A header value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// GET `url` (absolute, http://127.0.0.1:PORT/...) with extra headers.
+pub fn get(url: &str, headers: &[(&str, &str)]) -> Response {
+    request("GET", url, headers, b"")
+}
+
+/// One HTTP/1.1 request on a fresh connection.
+pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let mut s = TcpStream::connect(host).expect("connect");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.lines();
+    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+        body = dechunk(&body);
+    }
+    Response { status, headers, body }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else { break };
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
+        b = &b[eol + 4 + size..];
+    }
+    out
+}
