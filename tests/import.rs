@@ -317,3 +317,56 @@ fn dry_run_reports_and_writes_nothing() {
     assert!(out.contains("dry run") && out.contains("EPSG:31468"), "{out}");
     assert!(!store.exists(), "a dry run must not create the store");
 }
+
+/// `ogrinfo -spat` on the store (GDAL using our R-tree) returns what a brute-force
+/// intersection test over every stored geometry returns.
+#[test]
+fn ogrinfo_spatial_filter_matches_brute_force() {
+    use geo::{Intersects, Rect};
+    if !clients_available() {
+        return;
+    }
+    let dir = tmp();
+    let store = dir.path().join("store.gpkg");
+    ok(nordgeo(&store, &["import", fixture("good_pyogrio_25832.gpkg").to_str().unwrap()]));
+    let boxes = [
+        [615000.0, 5700000.0, 630000.0, 5716000.0],
+        [620000.0, 5705000.0, 640000.0, 5712000.0],
+        [600000.0, 5690000.0, 650000.0, 5730000.0],
+        [625000.0, 5702000.0, 626000.0, 5703000.0],
+    ];
+    for e in entries("good_pyogrio_25832.gpkg") {
+        let layer = e["layer"].as_str().unwrap();
+        for b in boxes {
+            let o = Command::new("ogrinfo")
+                .args(["-q", "-spat", &b[0].to_string(), &b[1].to_string(), &b[2].to_string(), &b[3].to_string()])
+                .arg(&store)
+                .arg(layer)
+                .output()
+                .unwrap();
+            let out = text(&o);
+            let mut got: Vec<i64> = out
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix(&format!("OGRFeature({layer}):")))
+                .map(|f| f.trim().parse().unwrap())
+                .collect();
+            got.sort();
+            let rect = Rect::new((b[0], b[1]), (b[2], b[3]));
+            let conn = rusqlite::Connection::open(&store).unwrap();
+            let mut stmt = conn.prepare(&format!("SELECT fid, geom FROM \"{layer}\" ORDER BY fid")).unwrap();
+            let want: Vec<i64> = stmt
+                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .filter(|(_, blob)| {
+                    blob.as_ref()
+                        .and_then(|b| gpkg::decode(b).ok())
+                        .and_then(|d| d.decoded.geometry)
+                        .is_some_and(|g| g.intersects(&rect))
+                })
+                .map(|(fid, _)| fid)
+                .collect();
+            assert_eq!(got, want, "{layer} {b:?}:\n{out}");
+        }
+    }
+}
