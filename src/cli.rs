@@ -18,7 +18,11 @@ pub const DEFAULT_STORE: &str = "data/nordgeo.gpkg";
 pub const DEFAULT_SAMPLE: &str = "data/sample.gpkg";
 
 #[derive(Parser)]
-#[command(name = "nordgeo", version, about = "Vector tiles and OGC API Features from a GeoPackage store")]
+#[command(
+    name = "nordgeo",
+    version,
+    about = "Vector tiles and OGC API Features from a GeoPackage store"
+)]
 struct Cli {
     /// The GeoPackage store.
     #[arg(long, global = true, env = "NORDGEO_STORE", default_value = DEFAULT_STORE)]
@@ -155,8 +159,23 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), String> {
     let store_path = cli.store;
     match cli.command {
-        Command::Serve { bind, public_url, sample } => serve(&store_path, bind, public_url, &sample),
-        Command::Import { file, layer, into, mode, municipality, dry_run, repair, target_crs, actor: who, json } => {
+        Command::Serve {
+            bind,
+            public_url,
+            sample,
+        } => serve(&store_path, bind, public_url, &sample),
+        Command::Import {
+            file,
+            layer,
+            into,
+            mode,
+            municipality,
+            dry_run,
+            repair,
+            target_crs,
+            actor: who,
+            json,
+        } => {
             let opts = ImportOptions {
                 file,
                 layer,
@@ -172,7 +191,10 @@ fn run(cli: Cli) -> Result<(), String> {
             match import::run(&store_path, &opts) {
                 Ok(report) => {
                     if json {
-                        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+                        );
                     } else {
                         print!("{report}");
                     }
@@ -180,7 +202,10 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
                 Err(ImportError::Rejected { count, report }) => {
                     if json {
-                        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+                        );
                     } else {
                         print!("{report}");
                     }
@@ -201,41 +226,69 @@ fn run(cli: Cli) -> Result<(), String> {
             if let Some(l) = &layer {
                 store.layer(l).map_err(|e| e.to_string())?;
             }
-            let changes = history::list(store.conn(), layer.as_deref()).map_err(|e| store.err(e).to_string())?;
+            let changes = history::list(store.conn(), layer.as_deref())
+                .map_err(|e| store.err(e).to_string())?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&changes).map_err(|e| e.to_string())?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&changes).map_err(|e| e.to_string())?
+                );
                 return Ok(());
             }
-            println!("{:>5}  {:<24} {:<12} {:<9} {:<16} {:>8} {:>8}  source / note", "id", "at (UTC)", "layer", "kind", "actor", "added", "removed");
+            println!(
+                "{:>5}  {:<24} {:<12} {:<9} {:<16} {:>8} {:>8}  source / note",
+                "id", "at (UTC)", "layer", "kind", "actor", "added", "removed"
+            );
             for c in changes {
-                let what = [c.mode.map(|m| format!("mode {m}")), c.municipality.map(|m| format!("municipality {m}")), c.source, c.note]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                println!("{:>5}  {:<24} {:<12} {:<9} {:<16} {:>8} {:>8}  {what}", c.id, c.at, c.layer, c.kind, c.actor, c.added, c.removed);
+                let what = [
+                    c.mode.map(|m| format!("mode {m}")),
+                    c.municipality.map(|m| format!("municipality {m}")),
+                    c.source,
+                    c.note,
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(", ");
+                println!(
+                    "{:>5}  {:<24} {:<12} {:<9} {:<16} {:>8} {:>8}  {what}",
+                    c.id, c.at, c.layer, c.kind, c.actor, c.added, c.removed
+                );
             }
             Ok(())
         }
-        Command::Rollback { layer, to, actor: who } => {
+        Command::Rollback {
+            layer,
+            to,
+            actor: who,
+        } => {
             let store = Store::open(&store_path).map_err(|e| e.to_string())?;
             let def = store.layer(&layer).map_err(|e| e.to_string())?;
-            let changes = history::list(store.conn(), Some(&layer)).map_err(|e| store.err(e).to_string())?;
+            let changes =
+                history::list(store.conn(), Some(&layer)).map_err(|e| store.err(e).to_string())?;
             if !changes.iter().any(|c| c.id == to) {
                 return Err(format!(
                     "change {to} is not a change of layer '{layer}'; `nordgeo history {layer}` lists its changes"
                 ));
             }
-            let tx = store.conn().unchecked_transaction().map_err(|e| store.err(e).to_string())?;
-            let id = history::rollback(&tx, &def, to, &actor(who)).map_err(|e| store.err(e).to_string())?;
-            crate::store::layer::refresh_contents(&tx, &def).map_err(|e| store.err(e).to_string())?;
+            let tx = store
+                .conn()
+                .unchecked_transaction()
+                .map_err(|e| store.err(e).to_string())?;
+            let id = history::rollback(&tx, &def, to, &actor(who))
+                .map_err(|e| store.err(e).to_string())?;
+            crate::store::layer::refresh_contents(&tx, &def)
+                .map_err(|e| store.err(e).to_string())?;
             tx.commit().map_err(|e| store.err(e).to_string())?;
             let previous = changes.last().map(|c| c.id).unwrap_or(to);
-            println!("layer '{layer}' restored to its state after change {to} (recorded as change {id}; undo it with --to {previous})");
+            println!(
+                "layer '{layer}' restored to its state after change {to} (recorded as change {id}; undo it with --to {previous})"
+            );
             Ok(())
         }
         Command::Generate { out, scale, seed } => {
-            let summary = crate::generate::generate(&out, scale, seed).map_err(|e| e.to_string())?;
+            let summary =
+                crate::generate::generate(&out, scale, seed).map_err(|e| e.to_string())?;
             println!("{summary}");
             Ok(())
         }
@@ -257,18 +310,32 @@ fn layers(store_path: &Path, json: bool) -> Result<(), String> {
         println!("{}", serde_json::Value::Array(v));
         return Ok(());
     }
-    println!("{:<20} {:<16} {:<34} {:>9}  extent", "layer", "geometry", "CRS", "features");
+    println!(
+        "{:<20} {:<16} {:<34} {:>9}  extent",
+        "layer", "geometry", "CRS", "features"
+    );
     for (d, n) in rows {
         let ext = d
             .bounds
             .map(|b| format!("{:.3}, {:.3} .. {:.3}, {:.3}", b[0], b[1], b[2], b[3]))
             .unwrap_or_else(|| "none".into());
-        println!("{:<20} {:<16} {:<34} {:>9}  {ext}", d.table, d.kind.gpkg_name(), crs::name(d.srs_id), n);
+        println!(
+            "{:<20} {:<16} {:<34} {:>9}  {ext}",
+            d.table,
+            d.kind.gpkg_name(),
+            crs::name(d.srs_id),
+            n
+        );
     }
     Ok(())
 }
 
-fn serve(store_path: &Path, bind: SocketAddr, public_url: Option<String>, sample: &Path) -> Result<(), String> {
+fn serve(
+    store_path: &Path,
+    bind: SocketAddr,
+    public_url: Option<String>,
+    sample: &Path,
+) -> Result<(), String> {
     if !store_path.exists() {
         if !sample.exists() {
             return Err(format!(
@@ -298,11 +365,18 @@ fn serve(store_path: &Path, bind: SocketAddr, public_url: Option<String>, sample
     let catalog = index::Catalog::load(&store).map_err(|e| e.to_string())?;
     tracing::info!(
         layers = catalog.layers.len(),
-        features = catalog.layers.iter().map(|l| l.features.len()).sum::<usize>(),
+        features = catalog
+            .layers
+            .iter()
+            .map(|l| l.features.len())
+            .sum::<usize>(),
         ms = started.elapsed().as_millis() as u64,
         "indexes loaded"
     );
-    let state = Arc::new(server::AppState::new(server::ServerConfig { bind, public_url }, catalog));
+    let state = Arc::new(server::AppState::new(
+        server::ServerConfig { bind, public_url },
+        catalog,
+    ));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -31,7 +31,12 @@ pub fn export(store: &Store, name: &str, out: &Path, force: bool) -> Result<i64,
     let meta = store.meta(name)?;
     let srs = layer::srs_row(store.conn(), def.srs_id)
         .map_err(|e| store.err(e))?
-        .ok_or_else(|| ExportError::Write(out.into(), format!("srs_id {} missing in the store", def.srs_id)))?;
+        .ok_or_else(|| {
+            ExportError::Write(
+                out.into(),
+                format!("srs_id {} missing in the store", def.srs_id),
+            )
+        })?;
     let tmp = out.with_extension("gpkg.partial");
     let _ = std::fs::remove_file(&tmp);
     let werr = |e: rusqlite::Error| ExportError::Write(out.into(), e.to_string());
@@ -39,7 +44,10 @@ pub fn export(store: &Store, name: &str, out: &Path, force: bool) -> Result<i64,
         let conn = Connection::open(&tmp)?;
         functions::register(&conn)?;
         conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA synchronous = OFF;")?;
-        conn.execute("ATTACH DATABASE ?1 AS src", params![store.path().to_string_lossy()])?;
+        conn.execute(
+            "ATTACH DATABASE ?1 AS src",
+            params![store.path().to_string_lossy()],
+        )?;
         let tx = conn.unchecked_transaction()?;
         schema::create(&tx)?;
         schema::ensure_srs(&tx, &srs)?;
@@ -47,11 +55,17 @@ pub fn export(store: &Store, name: &str, out: &Path, force: bool) -> Result<i64,
         out_def.description = meta.description.clone().or(def.description.clone());
         out_def.identifier = meta.title.clone().or(def.identifier.clone());
         layer::create_feature_table(&tx, &out_def)?;
-        let mut cols = vec![q(def.fid_column.as_deref().unwrap_or("fid")), q(&def.geom_column)];
+        let mut cols = vec![
+            q(def.fid_column.as_deref().unwrap_or("fid")),
+            q(&def.geom_column),
+        ];
         cols.extend(def.columns.iter().map(|c| q(&c.name)));
         let cols = cols.join(", ");
         let n = tx.execute(
-            &format!("INSERT INTO main.{t} ({cols}) SELECT {cols} FROM src.{t}", t = q(&def.table)),
+            &format!(
+                "INSERT INTO main.{t} ({cols}) SELECT {cols} FROM src.{t}",
+                t = q(&def.table)
+            ),
             [],
         )?;
         layer::load_rtree(&tx, &out_def)?;

@@ -12,19 +12,33 @@ use nordgeo::geom::gpkg;
 fn store_with(file: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store.gpkg");
-    ok(nordgeo(&store, &["import", fixtures().join(file).to_str().unwrap()]));
+    ok(nordgeo(
+        &store,
+        &["import", fixtures().join(file).to_str().unwrap()],
+    ));
     (dir, store)
 }
 
 /// Fids whose geometry (transformed to lon/lat with PROJ) intersects `b`, by brute force.
 fn brute_force(store: &Path, layer: &str, epsg: i32, b: [f64; 4]) -> BTreeSet<i64> {
     let conn = rusqlite::Connection::open(store).unwrap();
-    let mut stmt = conn.prepare(&format!("SELECT fid, geom FROM \"{layer}\"")).unwrap();
-    let rows: Vec<(i64, Option<Vec<u8>>)> = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+    let mut stmt = conn
+        .prepare(&format!("SELECT fid, geom FROM \"{layer}\""))
+        .unwrap();
+    let rows: Vec<(i64, Option<Vec<u8>>)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     let rect = Rect::new((b[0], b[1]), (b[2], b[3]));
     let mut out = BTreeSet::new();
     for (fid, blob) in rows {
-        let Some(mut g) = blob.and_then(|b| gpkg::decode(&b).ok()).and_then(|d| d.decoded.geometry) else { continue };
+        let Some(mut g) = blob
+            .and_then(|b| gpkg::decode(&b).ok())
+            .and_then(|d| d.decoded.geometry)
+        else {
+            continue;
+        };
         let mut xy = Vec::new();
         nordgeo::index::for_each_coord_mut(&mut g, &mut |c| xy.push((c.x, c.y)));
         nordgeo::crs::transform(epsg, 4326, &mut xy).unwrap();
@@ -42,7 +56,12 @@ fn brute_force(store: &Path, layer: &str, epsg: i32, b: [f64; 4]) -> BTreeSet<i6
 }
 
 fn ids(v: &serde_json::Value) -> Vec<i64> {
-    v["features"].as_array().unwrap().iter().map(|f| f["id"].as_i64().unwrap()).collect()
+    v["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_i64().unwrap())
+        .collect()
 }
 
 #[test]
@@ -57,8 +76,16 @@ fn health_collections_items_bbox_and_paging() {
     assert_eq!(h.json()["status"], "ok");
 
     let c = get(&format!("{}/collections", srv.base), &[]).json();
-    let names: Vec<&str> = c["collections"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
-    assert!(names.contains(&"polygons") && names.contains(&"lines"), "{names:?}");
+    let names: Vec<&str> = c["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"polygons") && names.contains(&"lines"),
+        "{names:?}"
+    );
 
     // Paging with limit=3 visits every feature exactly once, via absolute next links.
     for layer in ["points", "lines", "polygons", "mpolygons"] {
@@ -72,10 +99,17 @@ fn health_collections_items_bbox_and_paging() {
             assert_eq!(r.header("content-type"), Some("application/geo+json"));
             let v = r.json();
             matched = matched.or(v["numberMatched"].as_u64());
-            assert_eq!(v["numberReturned"].as_u64().unwrap() as usize, v["features"].as_array().unwrap().len());
+            assert_eq!(
+                v["numberReturned"].as_u64().unwrap() as usize,
+                v["features"].as_array().unwrap().len()
+            );
             seen.extend(ids(&v));
             pages += 1;
-            let next = v["links"].as_array().unwrap().iter().find(|l| l["rel"] == "next");
+            let next = v["links"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["rel"] == "next");
             match next {
                 Some(l) => {
                     url = l["href"].as_str().unwrap().to_string();
@@ -87,23 +121,46 @@ fn health_collections_items_bbox_and_paging() {
         let n = matched.unwrap() as usize;
         assert_eq!(pages, n.div_ceil(3).max(1), "{layer}");
         let unique: BTreeSet<i64> = seen.iter().copied().collect();
-        assert_eq!(unique.len(), seen.len(), "{layer}: a feature appeared twice");
+        assert_eq!(
+            unique.len(),
+            seen.len(),
+            "{layer}: a feature appeared twice"
+        );
         assert_eq!(seen.len(), n, "{layer}");
     }
 
     // bbox returns what a brute-force intersection test returns.
-    for b in [[10.6, 51.4, 10.8, 51.6], [10.70, 51.45, 10.95, 51.52], [10.0, 51.0, 12.0, 52.0]] {
+    for b in [
+        [10.6, 51.4, 10.8, 51.6],
+        [10.70, 51.45, 10.95, 51.52],
+        [10.0, 51.0, 12.0, 52.0],
+    ] {
         for layer in ["points", "lines", "polygons", "mlines"] {
-            let url = format!("{}/collections/{layer}/items?limit=10000&bbox={}%2C{}%2C{}%2C{}", srv.base, b[0], b[1], b[2], b[3]);
+            let url = format!(
+                "{}/collections/{layer}/items?limit=10000&bbox={}%2C{}%2C{}%2C{}",
+                srv.base, b[0], b[1], b[2], b[3]
+            );
             let got: BTreeSet<i64> = ids(&get(&url, &[]).json()).into_iter().collect();
-            assert_eq!(got, brute_force(&store, layer, 25832, b), "{layer} bbox {b:?}");
+            assert_eq!(
+                got,
+                brute_force(&store, layer, 25832, b),
+                "{layer} bbox {b:?}"
+            );
         }
     }
 
     // Coordinates come out as CRS84 lon/lat matching PROJ to ~1e-8 degrees.
-    let v = get(&format!("{}/collections/points/items?limit=1", srv.base), &[]).json();
+    let v = get(
+        &format!("{}/collections/points/items?limit=1", srv.base),
+        &[],
+    )
+    .json();
     let c = &v["features"][0]["geometry"]["coordinates"];
-    assert!((c[0].as_f64().unwrap() - 10.674).abs() < 1e-8 && (c[1].as_f64().unwrap() - 51.58).abs() < 1e-8, "{c}");
+    assert!(
+        (c[0].as_f64().unwrap() - 10.674).abs() < 1e-8
+            && (c[1].as_f64().unwrap() - 51.58).abs() < 1e-8,
+        "{c}"
+    );
 }
 
 #[test]
@@ -126,11 +183,24 @@ fn errors_are_problem_json() {
     for (path, status) in cases {
         let r = get(&format!("{}{path}", srv.base), &[]);
         assert_eq!(r.status, status, "{path}");
-        assert_eq!(r.header("content-type"), Some("application/problem+json"), "{path}");
-        assert!(r.json()["detail"].as_str().is_some_and(|d| !d.is_empty()), "{path}");
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/problem+json"),
+            "{path}"
+        );
+        assert!(
+            r.json()["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{path}"
+        );
     }
     // A huge limit is clamped, not rejected.
-    let r = get(&format!("{}/collections/points/items?limit=99999999", srv.base), &[]);
+    let r = get(
+        &format!("{}/collections/points/items?limit=99999999", srv.base),
+        &[],
+    );
     assert_eq!(r.status, 200);
-    assert!(get(&format!("{}/health", srv.base), &[]).status == 200, "server unharmed");
+    assert!(
+        get(&format!("{}/health", srv.base), &[]).status == 200,
+        "server unharmed"
+    );
 }

@@ -39,12 +39,36 @@ pub const WEB_MERCATOR: i32 = 3857;
 pub const BUILTIN: &[(i32, &str, &str)] = &[
     (4326, "WGS 84", include_str!("wkt/4326.wkt")),
     (4258, "ETRS89", include_str!("wkt/4258.wkt")),
-    (25832, "ETRS89 / UTM zone 32N", include_str!("wkt/25832.wkt")),
-    (25833, "ETRS89 / UTM zone 33N", include_str!("wkt/25833.wkt")),
-    (3857, "WGS 84 / Pseudo-Mercator", include_str!("wkt/3857.wkt")),
-    (31467, "DHDN / 3-degree Gauss-Kruger zone 3", include_str!("wkt/31467.wkt")),
-    (31468, "DHDN / 3-degree Gauss-Kruger zone 4", include_str!("wkt/31468.wkt")),
-    (31469, "DHDN / 3-degree Gauss-Kruger zone 5", include_str!("wkt/31469.wkt")),
+    (
+        25832,
+        "ETRS89 / UTM zone 32N",
+        include_str!("wkt/25832.wkt"),
+    ),
+    (
+        25833,
+        "ETRS89 / UTM zone 33N",
+        include_str!("wkt/25833.wkt"),
+    ),
+    (
+        3857,
+        "WGS 84 / Pseudo-Mercator",
+        include_str!("wkt/3857.wkt"),
+    ),
+    (
+        31467,
+        "DHDN / 3-degree Gauss-Kruger zone 3",
+        include_str!("wkt/31467.wkt"),
+    ),
+    (
+        31468,
+        "DHDN / 3-degree Gauss-Kruger zone 4",
+        include_str!("wkt/31468.wkt"),
+    ),
+    (
+        31469,
+        "DHDN / 3-degree Gauss-Kruger zone 5",
+        include_str!("wkt/31469.wkt"),
+    ),
 ];
 
 /// Codes tried, in this order, when guessing what CRS mis-declared coordinates are in.
@@ -79,7 +103,10 @@ pub fn facts(epsg: i32) -> Result<CrsFacts, CrsError> {
         return f.clone();
     }
     let f = compute_facts(epsg);
-    facts_cache().lock().map_err(poisoned)?.insert(epsg, f.clone());
+    facts_cache()
+        .lock()
+        .map_err(poisoned)?
+        .insert(epsg, f.clone());
     f
 }
 
@@ -129,12 +156,13 @@ fn with_transformer<R>(
     let err = |msg: String| CrsError::Transform { from, to, msg };
     TRANSFORMERS.with(|cell| {
         let mut map = cell.borrow_mut();
-        if !map.contains_key(&(from, to)) {
-            let p = Proj::new_known_crs(&format!("EPSG:{from}"), &format!("EPSG:{to}"), None)
-                .map_err(|e| err(e.to_string()))?;
-            map.insert((from, to), p);
-        }
-        let p = map.get(&(from, to)).ok_or_else(|| err("transformer missing".into()))?;
+        let p = match map.entry((from, to)) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(
+                Proj::new_known_crs(&format!("EPSG:{from}"), &format!("EPSG:{to}"), None)
+                    .map_err(|e| err(e.to_string()))?,
+            ),
+        };
         f(p).map_err(err)
     })
 }
@@ -218,7 +246,10 @@ const EARTH_RADIUS: f64 = 6_378_137.0;
 pub fn lonlat_to_mercator(lon: f64, lat: f64) -> (f64, f64) {
     let lat = lat.clamp(-85.051_128_779_806_59, 85.051_128_779_806_59);
     let x = EARTH_RADIUS * lon.to_radians();
-    let y = EARTH_RADIUS * (std::f64::consts::FRAC_PI_4 + lat.to_radians() / 2.0).tan().ln();
+    let y = EARTH_RADIUS
+        * (std::f64::consts::FRAC_PI_4 + lat.to_radians() / 2.0)
+            .tan()
+            .ln();
     (x, y)
 }
 
@@ -257,9 +288,19 @@ mod tests {
     #[test]
     fn degrees_metres_confusion_is_caught_with_a_hint() {
         let utm = [615989.0, 5715654.0, 616989.0, 5716654.0];
-        assert_eq!(check_plausible(4326, utm), Err(Implausible { looks_like: Some(25832) }));
+        assert_eq!(
+            check_plausible(4326, utm),
+            Err(Implausible {
+                looks_like: Some(25832)
+            })
+        );
         let lonlat = [10.6, 51.5, 10.7, 51.6];
-        assert_eq!(check_plausible(25832, lonlat), Err(Implausible { looks_like: Some(4326) }));
+        assert_eq!(
+            check_plausible(25832, lonlat),
+            Err(Implausible {
+                looks_like: Some(4326)
+            })
+        );
         assert!(check_plausible(25832, utm).is_ok());
         assert!(check_plausible(4326, lonlat).is_ok());
     }

@@ -141,7 +141,11 @@ mod tests {
 
     #[test]
     fn empty_blob_has_no_envelope() {
-        let b = encode(4326, None, &wkb::encode(&Geometry::MultiPoint(geo::MultiPoint(vec![]))));
+        let b = encode(
+            4326,
+            None,
+            &wkb::encode(&Geometry::MultiPoint(geo::MultiPoint(vec![]))),
+        );
         let h = header(&b).unwrap();
         assert!(h.empty);
         assert_eq!(envelope(&b), None);
@@ -150,7 +154,13 @@ mod tests {
     #[test]
     fn bad_headers() {
         assert_eq!(header(b"XY\0\x01\0\0\0\0"), Err(GeomError::BadMagic));
-        assert_eq!(header(b"GP\0\x0b\0\0\0\0"), Err(GeomError::BadEnvelopeCode(5)));
-        assert!(matches!(header(b"GP\0\x03\0\0\0\0\0"), Err(GeomError::Truncated { .. })));
+        assert_eq!(
+            header(b"GP\0\x0b\0\0\0\0"),
+            Err(GeomError::BadEnvelopeCode(5))
+        );
+        assert!(matches!(
+            header(b"GP\0\x03\0\0\0\0\0"),
+            Err(GeomError::Truncated { .. })
+        ));
     }
 }

@@ -196,7 +196,12 @@ pub type Bbox = [f64; 4];
 pub fn bbox_union(acc: &mut Option<Bbox>, b: Bbox) {
     *acc = Some(match *acc {
         None => b,
-        Some(a) => [a[0].min(b[0]), a[1].min(b[1]), a[2].max(b[2]), a[3].max(b[3])],
+        Some(a) => [
+            a[0].min(b[0]),
+            a[1].min(b[1]),
+            a[2].max(b[2]),
+            a[3].max(b[3]),
+        ],
     });
 }
 

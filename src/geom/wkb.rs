@@ -183,7 +183,10 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn geometry(&mut self, depth: usize) -> Result<(GeometryKind, Option<Geometry<f64>>), GeomError> {
+    fn geometry(
+        &mut self,
+        depth: usize,
+    ) -> Result<(GeometryKind, Option<Geometry<f64>>), GeomError> {
         if depth > MAX_DEPTH {
             return Err(GeomError::TooDeep);
         }
@@ -212,7 +215,12 @@ impl<'a> Reader<'a> {
                     match self.geometry(depth + 1)? {
                         (GeometryKind::Point, Some(Geometry::Point(p))) => v.push(p),
                         (GeometryKind::Point, _) => {}
-                        (k, _) => return Err(GeomError::BadMember { outer: kind, inner: k }),
+                        (k, _) => {
+                            return Err(GeomError::BadMember {
+                                outer: kind,
+                                inner: k,
+                            });
+                        }
                     }
                 }
                 (!v.is_empty()).then_some(Geometry::MultiPoint(MultiPoint(v)))
@@ -224,7 +232,12 @@ impl<'a> Reader<'a> {
                     match self.geometry(depth + 1)? {
                         (GeometryKind::LineString, Some(Geometry::LineString(l))) => v.push(l),
                         (GeometryKind::LineString, _) => {}
-                        (k, _) => return Err(GeomError::BadMember { outer: kind, inner: k }),
+                        (k, _) => {
+                            return Err(GeomError::BadMember {
+                                outer: kind,
+                                inner: k,
+                            });
+                        }
                     }
                 }
                 (!v.is_empty()).then_some(Geometry::MultiLineString(MultiLineString(v)))
@@ -236,7 +249,12 @@ impl<'a> Reader<'a> {
                     match self.geometry(depth + 1)? {
                         (GeometryKind::Polygon, Some(Geometry::Polygon(p))) => v.push(p),
                         (GeometryKind::Polygon, _) => {}
-                        (k, _) => return Err(GeomError::BadMember { outer: kind, inner: k }),
+                        (k, _) => {
+                            return Err(GeomError::BadMember {
+                                outer: kind,
+                                inner: k,
+                            });
+                        }
                     }
                 }
                 (!v.is_empty()).then_some(Geometry::MultiPolygon(MultiPolygon(v)))
@@ -249,8 +267,7 @@ impl<'a> Reader<'a> {
                         v.push(g);
                     }
                 }
-                (!v.is_empty())
-                    .then_some(Geometry::GeometryCollection(GeometryCollection(v)))
+                (!v.is_empty()).then_some(Geometry::GeometryCollection(GeometryCollection(v)))
             }
         };
         Ok((kind, g))
@@ -396,7 +413,9 @@ fn write_geometry(out: &mut Vec<u8>, g: &Geometry<f64>) {
                 write_geometry(out, g);
             }
         }
-        Geometry::Line(l) => write_geometry(out, &Geometry::LineString(LineString(vec![l.start, l.end]))),
+        Geometry::Line(l) => {
+            write_geometry(out, &Geometry::LineString(LineString(vec![l.start, l.end])))
+        }
         Geometry::Rect(r) => write_geometry(out, &Geometry::Polygon(r.to_polygon())),
         Geometry::Triangle(t) => write_geometry(out, &Geometry::Polygon(t.to_polygon())),
     }
@@ -409,7 +428,8 @@ mod tests {
 
     #[test]
     fn roundtrip_2d() {
-        let g: Geometry<f64> = polygon![(x: 0., y: 0.), (x: 4., y: 0.), (x: 4., y: 4.), (x: 0., y: 0.)].into();
+        let g: Geometry<f64> =
+            polygon![(x: 0., y: 0.), (x: 4., y: 0.), (x: 4., y: 4.), (x: 0., y: 0.)].into();
         let d = decode(&encode(&g)).unwrap();
         assert_eq!(d.kind, GeometryKind::Polygon);
         assert_eq!(d.geometry, Some(g));
@@ -441,7 +461,12 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for bad in [&b""[..], b"\x01", b"\x07\x01\x00\x00\x00", b"\x01\x02\x00\x00\x00\xff\xff\xff\xff"] {
+        for bad in [
+            &b""[..],
+            b"\x01",
+            b"\x07\x01\x00\x00\x00",
+            b"\x01\x02\x00\x00\x00\xff\xff\xff\xff",
+        ] {
             assert!(decode(bad).is_err());
         }
     }

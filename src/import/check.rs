@@ -59,7 +59,10 @@ pub struct Rejection {
 }
 
 fn reject(reason: impl Into<String>) -> Rejection {
-    Rejection { reason: reason.into(), implausible: None }
+    Rejection {
+        reason: reason.into(),
+        implausible: None,
+    }
 }
 
 /// Checks one geometry blob and prepares what to store.
@@ -74,7 +77,9 @@ pub fn check_geometry(blob: &[u8], r: &GeomRules) -> Result<Checked, Rejection> 
     let wkb_bytes = &blob[header.wkb_offset..];
     let d = wkb::decode(wkb_bytes).map_err(|e| reject(format!("invalid geometry: {e}")))?;
     if d.non_finite {
-        return Err(reject("a coordinate is not a finite number (NaN or infinity)"));
+        return Err(reject(
+            "a coordinate is not a finite number (NaN or infinity)",
+        ));
     }
     let Some(geometry) = d.geometry.as_ref().filter(|_| !header.empty) else {
         // Empty geometries are kept as such, retagged only if the CRS changes.
@@ -83,19 +88,30 @@ pub fn check_geometry(blob: &[u8], r: &GeomRules) -> Result<Checked, Rejection> 
         } else {
             gpkg::encode(r.target_epsg, None, wkb_bytes)
         };
-        return Ok(Checked { blob: out, kind: d.kind, empty: true, bbox: None, repaired: false, wrapped: false });
+        return Ok(Checked {
+            blob: out,
+            kind: d.kind,
+            empty: true,
+            bbox: None,
+            repaired: false,
+            wrapped: false,
+        });
     };
     if d.kind.fit(r.source_kind) == Fit::No && r.source_kind != GeometryKind::Geometry {
         return Err(reject(format!(
             "is a {} but layer '{}' is declared {} (mixed geometry types)",
-            d.kind, r.source_layer, r.source_kind.gpkg_name()
+            d.kind,
+            r.source_layer,
+            r.source_kind.gpkg_name()
         )));
     }
     let fit = d.kind.fit(r.target_kind);
     if fit == Fit::No {
         return Err(reject(format!(
             "is a {} but the target layer '{}' holds {} geometries",
-            d.kind, r.target_layer, r.target_kind.gpkg_name()
+            d.kind,
+            r.target_layer,
+            r.target_kind.gpkg_name()
         )));
     }
     if d.has_z && r.target_z == 0 {
@@ -105,7 +121,10 @@ pub fn check_geometry(blob: &[u8], r: &GeomRules) -> Result<Checked, Rejection> 
         )));
     }
     if !d.has_z && r.target_z == 1 {
-        return Err(reject(format!("has no Z values but the target layer '{}' requires them", r.target_layer)));
+        return Err(reject(format!(
+            "has no Z values but the target layer '{}' requires them",
+            r.target_layer
+        )));
     }
     let bbox = bbox_of(geometry).unwrap_or([0.0; 4]);
     let p = r.plausible;
@@ -126,7 +145,10 @@ pub fn check_geometry(blob: &[u8], r: &GeomRules) -> Result<Checked, Rejection> 
         let problem = if d.unclosed_ring {
             Some("a polygon ring is not closed (its last point differs from its first)".to_string())
         } else {
-            geometry.check_validation().err().map(|e| format!("invalid polygon: {e}"))
+            geometry
+                .check_validation()
+                .err()
+                .map(|e| format!("invalid polygon: {e}"))
         };
         if let Some(problem) = problem {
             if !r.repair {
@@ -135,9 +157,14 @@ pub fn check_geometry(blob: &[u8], r: &GeomRules) -> Result<Checked, Rejection> 
                 )));
             }
             if d.has_z {
-                return Err(reject(format!("{problem}; --repair cannot fix geometries with Z values")));
+                return Err(reject(format!(
+                    "{problem}; --repair cannot fix geometries with Z values"
+                )));
             }
-            repaired = Some(make_valid(geometry, r.target_kind).map_err(|e| reject(format!("{problem}; --repair failed: {e}")))?);
+            repaired = Some(
+                make_valid(geometry, r.target_kind)
+                    .map_err(|e| reject(format!("{problem}; --repair failed: {e}")))?,
+            );
         }
     }
 
@@ -154,7 +181,8 @@ pub fn check_geometry(blob: &[u8], r: &GeomRules) -> Result<Checked, Rejection> 
     };
     let wrapped = kind_out.fit(r.target_kind) == Fit::WrapInMulti;
     if wrapped {
-        out_wkb = wkb::wrap_in_multi(&out_wkb, r.target_kind).map_err(|e| reject(format!("invalid geometry: {e}")))?;
+        out_wkb = wkb::wrap_in_multi(&out_wkb, r.target_kind)
+            .map_err(|e| reject(format!("invalid geometry: {e}")))?;
     }
     let mut bbox_out = repaired.as_ref().and_then(bbox_of).unwrap_or(bbox);
     if r.source_epsg != r.target_epsg {
@@ -171,7 +199,10 @@ pub fn check_geometry(blob: &[u8], r: &GeomRules) -> Result<Checked, Rejection> 
         .map_err(|e| reject(e.to_string()))?;
         bbox_out = b.unwrap_or(bbox_out);
     }
-    let unchanged = repaired.is_none() && !wrapped && r.source_epsg == r.target_epsg && header.srs_id == r.target_epsg;
+    let unchanged = repaired.is_none()
+        && !wrapped
+        && r.source_epsg == r.target_epsg
+        && header.srs_id == r.target_epsg;
     let blob_out = if unchanged {
         blob.to_vec()
     } else {
@@ -189,7 +220,11 @@ pub fn check_geometry(blob: &[u8], r: &GeomRules) -> Result<Checked, Rejection> 
 
 /// A coordinate for a message: plain for sane values, scientific for absurd ones.
 fn short(v: f64) -> String {
-    if v.abs() < 1e9 { format!("{v:.3}") } else { format!("{v:e}") }
+    if v.abs() < 1e9 {
+        format!("{v:.3}")
+    } else {
+        format!("{v:e}")
+    }
 }
 
 fn make_valid(g: &Geometry<f64>, target: GeometryKind) -> Result<Geometry<f64>, String> {
@@ -200,7 +235,9 @@ fn make_valid(g: &Geometry<f64>, target: GeometryKind) -> Result<Geometry<f64>, 
     };
     match (mp.0.len(), target) {
         (0, _) => Err("nothing of the polygon is left (zero area)".into()),
-        (1, _) => Ok(Geometry::Polygon(mp.0.into_iter().next().expect("one polygon"))),
+        (1, _) => Ok(Geometry::Polygon(
+            mp.0.into_iter().next().expect("one polygon"),
+        )),
         (_, GeometryKind::Polygon) => Err(format!(
             "the repaired polygon falls apart into {} polygons, which a POLYGON layer cannot hold; import into a MULTIPOLYGON layer",
             mp.0.len()

@@ -163,7 +163,10 @@ pub fn run(store_path: &Path, opts: &ImportOptions) -> Result<ImportReport, Impo
         committed: false,
         layers: Vec::new(),
     };
-    let total: u64 = plans.iter().map(|p| src.count(&p.source)).sum::<Result<u64, _>>()?;
+    let total: u64 = plans
+        .iter()
+        .map(|p| src.count(&p.source))
+        .sum::<Result<u64, _>>()?;
     let bar = progress_bar(opts.progress, total, "checking");
     let mut batches = Vec::new();
     for p in &plans {
@@ -174,14 +177,21 @@ pub fn run(store_path: &Path, opts: &ImportOptions) -> Result<ImportReport, Impo
     bar.finish_and_clear();
     let rejected: usize = report.layers.iter().map(|l| l.rejected.len()).sum();
     if rejected > 0 {
-        return Err(ImportError::Rejected { count: rejected, report: Box::new(report) });
+        return Err(ImportError::Rejected {
+            count: rejected,
+            report: Box::new(report),
+        });
     }
     if let Some(empty) = report.layers.iter().find(|l| l.features == 0) {
         return Err(ImportError::Plan(format!(
             "layer '{}' in {} has no features; nothing was imported (an empty import would {} the layer)",
             empty.source_layer,
             opts.file.display(),
-            if opts.mode == Mode::Replace { "empty" } else { "not change" }
+            if opts.mode == Mode::Replace {
+                "empty"
+            } else {
+                "not change"
+            }
         )));
     }
     if opts.dry_run {
@@ -204,7 +214,9 @@ fn progress_bar(show: bool, total: u64, what: &'static str) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template("{msg:>9} [{bar:40}] {pos}/{len} features, {per_sec}, eta {eta}") {
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg:>9} [{bar:40}] {pos}/{len} features, {per_sec}, eta {eta}",
+    ) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(what);
@@ -228,7 +240,9 @@ fn plan(
         )));
     }
     for c in &def.columns {
-        if !layer::valid_name(&c.name) && !c.name.chars().all(|ch| ch.is_alphanumeric() || ch == '_') {
+        if !layer::valid_name(&c.name)
+            && !c.name.chars().all(|ch| ch.is_alphanumeric() || ch == '_')
+        {
             return Err(ImportError::Plan(format!(
                 "{}, layer '{}': the column name '{}' cannot be used; rename it to letters, digits and '_'",
                 opts.file.display(),
@@ -255,7 +269,10 @@ fn plan(
 
     let (target, exists, meta) = match found {
         Some(t) => {
-            let meta = store.map(|s| s.meta(&t.table)).transpose()?.unwrap_or_default();
+            let meta = store
+                .map(|s| s.meta(&t.table))
+                .transpose()?
+                .unwrap_or_default();
             (t, true, meta)
         }
         None => {
@@ -277,7 +294,11 @@ fn plan(
             let municipality_column = def
                 .columns
                 .iter()
-                .find(|c| ["municipality", "gemeinde"].iter().any(|n| c.name.eq_ignore_ascii_case(n)))
+                .find(|c| {
+                    ["municipality", "gemeinde"]
+                        .iter()
+                        .any(|n| c.name.eq_ignore_ascii_case(n))
+                })
                 .map(|c| c.name.clone());
             let meta = LayerMeta {
                 title: def.identifier.clone().filter(|i| i != &def.table),
@@ -299,13 +320,19 @@ fn plan(
     let mut target = target;
     let mut new_columns = Vec::new();
     for c in &def.columns {
-        match target.columns.iter().find(|t| t.name.eq_ignore_ascii_case(&c.name)) {
+        match target
+            .columns
+            .iter()
+            .find(|t| t.name.eq_ignore_ascii_case(&c.name))
+        {
             Some(t) => {
                 let (a, b) = (c.class(), t.class());
                 let ok = a == b
                     || b == ValueClass::Text
-                    || (b == ValueClass::Real && matches!(a, ValueClass::Integer | ValueClass::Boolean))
-                    || (matches!(a, ValueClass::Integer | ValueClass::Boolean) && matches!(b, ValueClass::Integer | ValueClass::Boolean));
+                    || (b == ValueClass::Real
+                        && matches!(a, ValueClass::Integer | ValueClass::Boolean))
+                    || (matches!(a, ValueClass::Integer | ValueClass::Boolean)
+                        && matches!(b, ValueClass::Integer | ValueClass::Boolean));
                 if !ok {
                     return Err(ImportError::Plan(format!(
                         "column '{}' is {} in the file but {} in the store's layer '{}'; convert it in the file first",
@@ -314,7 +341,10 @@ fn plan(
                 }
             }
             None if exists => {
-                let nc = Column { not_null: false, ..c.clone() };
+                let nc = Column {
+                    not_null: false,
+                    ..c.clone()
+                };
                 new_columns.push(nc.clone());
                 target.columns.push(nc);
             }
@@ -324,9 +354,18 @@ fn plan(
     let fill: Vec<Option<usize>> = target
         .columns
         .iter()
-        .map(|t| def.columns.iter().position(|c| c.name.eq_ignore_ascii_case(&t.name)))
+        .map(|t| {
+            def.columns
+                .iter()
+                .position(|c| c.name.eq_ignore_ascii_case(&t.name))
+        })
         .collect();
-    if let Some((t, _)) = target.columns.iter().zip(&fill).find(|(t, f)| t.not_null && f.is_none()) {
+    if let Some((t, _)) = target
+        .columns
+        .iter()
+        .zip(&fill)
+        .find(|(t, f)| t.not_null && f.is_none())
+    {
         return Err(ImportError::Plan(format!(
             "the store's layer '{}' requires column '{}' (NOT NULL), which layer '{}' in the file does not have",
             target.table, t.name, def.table
@@ -343,12 +382,17 @@ fn plan(
                     target.table
                 ))
             })?;
-            Some(def.columns.iter().position(|c| c.name.eq_ignore_ascii_case(col)).ok_or_else(|| {
-                ImportError::Plan(format!(
-                    "--municipality {m}: layer '{}' in the file has no column '{col}'",
-                    def.table
-                ))
-            })?)
+            Some(
+                def.columns
+                    .iter()
+                    .position(|c| c.name.eq_ignore_ascii_case(col))
+                    .ok_or_else(|| {
+                        ImportError::Plan(format!(
+                            "--municipality {m}: layer '{}' in the file has no column '{col}'",
+                            def.table
+                        ))
+                    })?,
+            )
         }
     };
     Ok(Plan {
@@ -435,7 +479,11 @@ fn check_layer(
             }
             Some(b) => match check::check_geometry(&b, &rules) {
                 Ok(c) => {
-                    let name = if c.empty { format!("{} (empty)", c.kind) } else { c.kind.to_string() };
+                    let name = if c.empty {
+                        format!("{} (empty)", c.kind)
+                    } else {
+                        c.kind.to_string()
+                    };
                     *by_type.entry(name).or_default() += 1;
                     lr.empty_geometries += c.empty as u64;
                     lr.wrapped_in_multi += c.wrapped as u64;
@@ -478,19 +526,31 @@ fn check_layer(
                     col.class()
                 ));
             } else if col.not_null && v == Value::Null {
-                reasons.push(format!("property '{}' is NULL but the column requires a value", col.name));
+                reasons.push(format!(
+                    "property '{}' is NULL but the column requires a value",
+                    col.name
+                ));
             }
             values.push(v);
         }
         if reasons.is_empty() {
-            rows.push(Ready { fid: f.fid, blob, values });
+            rows.push(Ready {
+                fid: f.fid,
+                blob,
+                values,
+            });
         } else {
-            lr.rejected.push(Rejected { fid: f.fid, reason: reasons.join("; ") });
+            lr.rejected.push(Rejected {
+                fid: f.fid,
+                reason: reasons.join("; "),
+            });
         }
     })?;
     if let Some(b) = implausible {
         let hint = match crs::check_plausible(p.source_epsg, b) {
-            Err(crs::Implausible { looks_like: Some(code) }) => format!(
+            Err(crs::Implausible {
+                looks_like: Some(code),
+            }) => format!(
                 " — looks like {}; set the layer's CRS correctly in QGIS and export again",
                 crs::name(code)
             ),
@@ -518,16 +578,37 @@ fn write(
     let tx = store.conn().unchecked_transaction().map_err(err)?;
     for ((p, rows), lr) in plans.iter().zip(batches).zip(report.layers.iter_mut()) {
         let t = &p.target;
-        schema::ensure_srs(&tx, &SrsRow { srs_id: t.srs_id, code: t.srs_id, ..p.source_srs.clone() })
-            .map_err(err)?;
+        schema::ensure_srs(
+            &tx,
+            &SrsRow {
+                srs_id: t.srs_id,
+                code: t.srs_id,
+                ..p.source_srs.clone()
+            },
+        )
+        .map_err(err)?;
         if !p.exists {
             if t.srs_id != p.source_epsg {
                 let (code, name, wkt) = crs::BUILTIN
                     .iter()
                     .find(|(c, _, _)| *c == t.srs_id)
-                    .ok_or_else(|| ImportError::Plan(format!("--target-crs EPSG:{} is not one of the CRSs nordgeo can store", t.srs_id)))?;
-                schema::ensure_srs(&tx, &SrsRow { srs_id: *code, name: name.to_string(), organization: "EPSG".into(), code: *code, definition: wkt.to_string() })
-                    .map_err(err)?;
+                    .ok_or_else(|| {
+                        ImportError::Plan(format!(
+                            "--target-crs EPSG:{} is not one of the CRSs nordgeo can store",
+                            t.srs_id
+                        ))
+                    })?;
+                schema::ensure_srs(
+                    &tx,
+                    &SrsRow {
+                        srs_id: *code,
+                        name: name.to_string(),
+                        organization: "EPSG".into(),
+                        code: *code,
+                        definition: wkt.to_string(),
+                    },
+                )
+                .map_err(err)?;
             }
             layer::create_feature_table(&tx, t).map_err(err)?;
             write_meta(&tx, &t.table, &p.meta).map_err(err)?;
@@ -542,25 +623,42 @@ fn write(
             municipality: opts.municipality.clone(),
             source: Some(format!(
                 "{}{}",
-                opts.file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
-                if p.source.table != t.table { format!(" (layer {})", p.source.table) } else { String::new() }
+                opts.file
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                if p.source.table != t.table {
+                    format!(" (layer {})", p.source.table)
+                } else {
+                    String::new()
+                }
             )),
             actor: opts.actor.clone(),
             note: None,
         };
         let change = history::begin_change(&tx, &t.table, &meta).map_err(err)?;
-        let whole = opts.mode == Mode::Create || (opts.mode == Mode::Replace && opts.municipality.is_none());
+        let whole = opts.mode == Mode::Create
+            || (opts.mode == Mode::Replace && opts.municipality.is_none());
         if opts.mode == Mode::Replace {
             match (&opts.municipality, &p.municipality_col) {
                 (Some(m), Some(col)) => {
                     let filter = format!("nordgeo_slug({}) = ?2", q(col));
                     let s = slug(m);
-                    lr.replaced = history::save_removed(&tx, t, change, &filter, &[&s]).map_err(err)? as u64;
-                    tx.execute(&format!("DELETE FROM {} WHERE {}", q(&t.table), filter.replace("?2", "?1")), [&s])
-                        .map_err(err)?;
+                    lr.replaced =
+                        history::save_removed(&tx, t, change, &filter, &[&s]).map_err(err)? as u64;
+                    tx.execute(
+                        &format!(
+                            "DELETE FROM {} WHERE {}",
+                            q(&t.table),
+                            filter.replace("?2", "?1")
+                        ),
+                        [&s],
+                    )
+                    .map_err(err)?;
                 }
                 _ => {
-                    lr.replaced = history::save_removed(&tx, t, change, "1", &[]).map_err(err)? as u64;
+                    lr.replaced =
+                        history::save_removed(&tx, t, change, "1", &[]).map_err(err)? as u64;
                     layer::drop_rtree_triggers(&tx, t).map_err(err)?;
                     tx.execute_batch(&format!(
                         "DELETE FROM {}; DELETE FROM {};",
@@ -579,8 +677,11 @@ fn write(
             layer::create_rtree_triggers(&tx, t).map_err(err)?;
         }
         if opts.mode == Mode::Create {
-            tx.execute("UPDATE nordgeo_changes SET added = ?2 WHERE id = ?1", rusqlite::params![change, added.len() as i64])
-                .map_err(err)?;
+            tx.execute(
+                "UPDATE nordgeo_changes SET added = ?2 WHERE id = ?1",
+                rusqlite::params![change, added.len() as i64],
+            )
+            .map_err(err)?;
         } else {
             let mut stmt = tx
                 .prepare(&format!(

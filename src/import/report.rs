@@ -100,8 +100,17 @@ impl fmt::Display for ImportReport {
         };
         writeln!(f, "{} -> {}: {verb}", self.file, self.store)?;
         for l in &self.layers {
-            writeln!(f, "  layer {} -> {} ({}{})", l.source_layer, l.target_layer, l.mode,
-                l.municipality.as_deref().map(|m| format!(", municipality {m}")).unwrap_or_default())?;
+            writeln!(
+                f,
+                "  layer {} -> {} ({}{})",
+                l.source_layer,
+                l.target_layer,
+                l.mode,
+                l.municipality
+                    .as_deref()
+                    .map(|m| format!(", municipality {m}"))
+                    .unwrap_or_default()
+            )?;
             writeln!(f, "    features:  {}", l.features)?;
             for (k, n) in &l.by_type {
                 writeln!(f, "      {k:<22} {n}")?;
@@ -109,15 +118,32 @@ impl fmt::Display for ImportReport {
             let crs_line = if l.source_crs == l.target_crs {
                 crs::name(l.source_crs)
             } else {
-                format!("{} reprojected to {}", crs::name(l.source_crs), crs::name(l.target_crs))
+                format!(
+                    "{} reprojected to {}",
+                    crs::name(l.source_crs),
+                    crs::name(l.target_crs)
+                )
             };
             writeln!(f, "    CRS:       {crs_line}")?;
-            writeln!(f, "    extent:    {}  (lon/lat {})", fmt_bbox(&l.bbox, 3), fmt_bbox(&l.bbox_lonlat, 6))?;
+            writeln!(
+                f,
+                "    extent:    {}  (lon/lat {})",
+                fmt_bbox(&l.bbox, 3),
+                fmt_bbox(&l.bbox_lonlat, 6)
+            )?;
             if l.null_geometries + l.empty_geometries > 0 {
-                writeln!(f, "    kept as they are: {} NULL and {} empty geometries", l.null_geometries, l.empty_geometries)?;
+                writeln!(
+                    f,
+                    "    kept as they are: {} NULL and {} empty geometries",
+                    l.null_geometries, l.empty_geometries
+                )?;
             }
             if l.wrapped_in_multi > 0 {
-                writeln!(f, "    {} single geometries stored as one-part {}", l.wrapped_in_multi, l.geometry_type)?;
+                writeln!(
+                    f,
+                    "    {} single geometries stored as one-part {}",
+                    l.wrapped_in_multi, l.geometry_type
+                )?;
             }
             if !l.repaired.is_empty() {
                 writeln!(f, "    repaired (--repair): fids {:?}", l.repaired)?;
@@ -126,8 +152,13 @@ impl fmt::Display for ImportReport {
                 writeln!(f, "    new columns: {}", l.added_columns.join(", "))?;
             }
             if self.committed {
-                writeln!(f, "    written:   {} features, {} replaced (kept in history), change {}",
-                    l.imported, l.replaced, l.change_id.unwrap_or_default())?;
+                writeln!(
+                    f,
+                    "    written:   {} features, {} replaced (kept in history), change {}",
+                    l.imported,
+                    l.replaced,
+                    l.change_id.unwrap_or_default()
+                )?;
             }
             if !l.rejected.is_empty() {
                 writeln!(f, "    REJECTED:  {} features", l.rejected.len())?;

@@ -66,7 +66,9 @@ pub enum SourceError {
         why: String,
     },
     /// A column type GeoPackage does not allow.
-    #[error("{file}, layer '{layer}': column '{column}' has the type '{decl}', which GeoPackage does not allow")]
+    #[error(
+        "{file}, layer '{layer}': column '{column}' has the type '{decl}', which GeoPackage does not allow"
+    )]
     ColumnType {
         /// File.
         file: PathBuf,
@@ -108,7 +110,9 @@ impl Source {
             _ => SourceError::Unreadable(p.clone(), e.to_string()),
         })?;
         let mut head = [0u8; 100];
-        let n = f.read(&mut head).map_err(|e| SourceError::Unreadable(p.clone(), e.to_string()))?;
+        let n = f
+            .read(&mut head)
+            .map_err(|e| SourceError::Unreadable(p.clone(), e.to_string()))?;
         if n < 16 || &head[..16] != b"SQLite format 3\0" {
             return Err(SourceError::NotSqlite(p));
         }
@@ -122,7 +126,10 @@ impl Source {
         if n == 100 && pages > 0 && page_size * pages > len {
             return Err(SourceError::Damaged(
                 p,
-                format!("the file is {len} bytes but its header says {} bytes", page_size * pages),
+                format!(
+                    "the file is {len} bytes but its header says {} bytes",
+                    page_size * pages
+                ),
             ));
         }
         let conn = Connection::open_with_flags(
@@ -172,7 +179,11 @@ impl Source {
             return Err(SourceError::NoSuchLayer {
                 file: self.path.clone(),
                 layer: name.into(),
-                available: all.iter().map(|l| l.table.as_str()).collect::<Vec<_>>().join(", "),
+                available: all
+                    .iter()
+                    .map(|l| l.table.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
         }
         Ok(picked)
@@ -187,20 +198,27 @@ impl Source {
         };
         let row = layer::srs_row(&self.conn, def.srs_id)
             .map_err(|e| self.err(e))?
-            .ok_or_else(|| fail(format!("srs_id {} is not listed in gpkg_spatial_ref_sys", def.srs_id)))?;
+            .ok_or_else(|| {
+                fail(format!(
+                    "srs_id {} is not listed in gpkg_spatial_ref_sys",
+                    def.srs_id
+                ))
+            })?;
         let undefined = def.srs_id <= 0 || row.organization.eq_ignore_ascii_case("NONE");
         let Some(epsg) = row.epsg().filter(|_| !undefined) else {
-            return Err(fail(if undefined || row.definition.trim().eq_ignore_ascii_case("undefined") {
-                format!(
-                    "the layer has an undefined CRS (srs_id {}); set the layer's CRS in QGIS (e.g. EPSG:25832) and export again",
-                    def.srs_id
-                )
-            } else {
-                format!(
-                    "the CRS '{}' (organization '{}', id {}) is not an EPSG CRS; reproject the layer to EPSG:25832 before exporting",
-                    row.name, row.organization, row.code
-                )
-            }));
+            return Err(fail(
+                if undefined || row.definition.trim().eq_ignore_ascii_case("undefined") {
+                    format!(
+                        "the layer has an undefined CRS (srs_id {}); set the layer's CRS in QGIS (e.g. EPSG:25832) and export again",
+                        def.srs_id
+                    )
+                } else {
+                    format!(
+                        "the CRS '{}' (organization '{}', id {}) is not an EPSG CRS; reproject the layer to EPSG:25832 before exporting",
+                        row.name, row.organization, row.code
+                    )
+                },
+            ));
         };
         crate::crs::facts(epsg).map_err(|e| {
             fail(format!(
@@ -220,11 +238,11 @@ impl Source {
             layer: def.table.clone(),
             why,
         };
-        let Some(col) = def
-            .columns
-            .iter()
-            .find(|c| ["fid", "id", "ogc_fid"].iter().any(|n| c.name.eq_ignore_ascii_case(n)))
-        else {
+        let Some(col) = def.columns.iter().find(|c| {
+            ["fid", "id", "ogc_fid"]
+                .iter()
+                .any(|n| c.name.eq_ignore_ascii_case(n))
+        }) else {
             return Ok("rowid".into());
         };
         let dups: Vec<String> = self
@@ -277,7 +295,11 @@ impl Source {
     /// Number of features in a layer.
     pub fn count(&self, def: &LayerDef) -> Result<u64, SourceError> {
         self.conn
-            .query_row(&format!("SELECT count(*) FROM {}", q(&def.table)), [], |r| r.get::<_, i64>(0))
+            .query_row(
+                &format!("SELECT count(*) FROM {}", q(&def.table)),
+                [],
+                |r| r.get::<_, i64>(0),
+            )
             .map(|n| n as u64)
             .map_err(|e| self.err(e))
     }
@@ -291,7 +313,11 @@ impl Source {
         let fid = self.fid_expr(def)?;
         let mut cols = vec![fid.clone(), q(&def.geom_column)];
         cols.extend(def.columns.iter().map(|c| q(&c.name)));
-        let sql = format!("SELECT {} FROM {} ORDER BY {fid}", cols.join(", "), q(&def.table));
+        let sql = format!(
+            "SELECT {} FROM {} ORDER BY {fid}",
+            cols.join(", "),
+            q(&def.table)
+        );
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
         let n = def.columns.len();
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;

@@ -88,7 +88,8 @@ impl Catalog {
         let mut cat = Catalog::default();
         for def in store.layers()? {
             let layer = load_layer(store, def)?;
-            cat.by_name.insert(layer.def.table.clone(), cat.layers.len());
+            cat.by_name
+                .insert(layer.def.table.clone(), cat.layers.len());
             cat.layers.push(Arc::new(layer));
         }
         Ok(cat)
@@ -102,10 +103,12 @@ impl Catalog {
 
 /// Calls `f` on every coordinate, in a fixed order (used to transform in bulk).
 pub fn for_each_coord_mut(g: &mut Geometry<f64>, f: &mut impl FnMut(&mut Coord<f64>)) {
-    let line = |l: &mut geo::LineString<f64>, f: &mut dyn FnMut(&mut Coord<f64>)| l.0.iter_mut().for_each(|c| f(c));
+    let line = |l: &mut geo::LineString<f64>, f: &mut dyn FnMut(&mut Coord<f64>)| {
+        l.0.iter_mut().for_each(&mut *f)
+    };
     let poly = |p: &mut geo::Polygon<f64>, f: &mut dyn FnMut(&mut Coord<f64>)| {
-        p.exterior_mut(|e| e.0.iter_mut().for_each(|c| f(c)));
-        p.interiors_mut(|rs| rs.iter_mut().for_each(|r| r.0.iter_mut().for_each(|c| f(c))));
+        p.exterior_mut(|e| e.0.iter_mut().for_each(&mut *f));
+        p.interiors_mut(|rs| rs.iter_mut().for_each(|r| r.0.iter_mut().for_each(&mut *f)));
     };
     match g {
         Geometry::Point(p) => f(&mut p.0),
@@ -125,9 +128,16 @@ pub fn for_each_coord_mut(g: &mut Geometry<f64>, f: &mut impl FnMut(&mut Coord<f
 
 fn load_layer(store: &Store, def: LayerDef) -> Result<Layer, IndexError> {
     let meta = store.meta(&def.table)?;
-    let mut cols = vec![q(def.fid_column.as_deref().unwrap_or("fid")), q(&def.geom_column)];
+    let mut cols = vec![
+        q(def.fid_column.as_deref().unwrap_or("fid")),
+        q(&def.geom_column),
+    ];
     cols.extend(def.columns.iter().map(|c| q(&c.name)));
-    let sql = format!("SELECT {} FROM {} ORDER BY 1", cols.join(", "), q(&def.table));
+    let sql = format!(
+        "SELECT {} FROM {} ORDER BY 1",
+        cols.join(", "),
+        q(&def.table)
+    );
     let err = |e| store.err(e);
     let mut stmt = store.conn().prepare(&sql).map_err(err)?;
     let n = def.columns.len();
@@ -136,18 +146,27 @@ fn load_layer(store: &Store, def: LayerDef) -> Result<Layer, IndexError> {
     while let Some(r) = rows.next().map_err(err)? {
         let fid: i64 = r.get(0).map_err(err)?;
         let geometry = match r.get_ref(1).map_err(err)? {
-            rusqlite::types::ValueRef::Blob(b) => gpkg::decode(b).ok().and_then(|d| d.decoded.geometry),
+            rusqlite::types::ValueRef::Blob(b) => {
+                gpkg::decode(b).ok().and_then(|d| d.decoded.geometry)
+            }
             _ => None,
         };
         let mut values = Vec::with_capacity(n);
         for i in 0..n {
             values.push(r.get::<_, Value>(i + 2).map_err(err)?);
         }
-        features.push(Feature { fid, values, geometry });
+        features.push(Feature {
+            fid,
+            values,
+            geometry,
+        });
     }
     drop(rows);
     drop(stmt);
-    to_mercator(&def, &mut features).map_err(|source| IndexError::Crs { layer: def.table.clone(), source })?;
+    to_mercator(&def, &mut features).map_err(|source| IndexError::Crs {
+        layer: def.table.clone(),
+        source,
+    })?;
     let mut extent: Option<Bbox> = None;
     let entries: Vec<Entry> = features
         .iter()
@@ -155,7 +174,10 @@ fn load_layer(store: &Store, def: LayerDef) -> Result<Layer, IndexError> {
         .filter_map(|(i, f)| {
             let b = f.geometry.as_ref().and_then(bbox_of)?;
             crate::geom::bbox_union(&mut extent, b);
-            Some(GeomWithData::new(Rectangle::from_corners([b[0], b[1]], [b[2], b[3]]), i as u32))
+            Some(GeomWithData::new(
+                Rectangle::from_corners([b[0], b[1]], [b[2], b[3]]),
+                i as u32,
+            ))
         })
         .collect();
     let extent_lonlat = extent.map(|b| {
@@ -163,7 +185,13 @@ fn load_layer(store: &Store, def: LayerDef) -> Result<Layer, IndexError> {
         let (x1, y1) = crs::mercator_to_lonlat(b[2], b[3]);
         [x0, y0, x1, y1]
     });
-    Ok(Layer { def, meta, features, extent_lonlat, tree: RTree::bulk_load(entries) })
+    Ok(Layer {
+        def,
+        meta,
+        features,
+        extent_lonlat,
+        tree: RTree::bulk_load(entries),
+    })
 }
 
 /// Transforms all geometries of a layer to EPSG:3857 with one PROJ call.

@@ -51,14 +51,25 @@ fn parse_bbox(s: &str) -> Result<[f64; 4], Problem> {
         .split(',')
         .map(|p| p.trim().parse::<f64>())
         .collect::<Result<_, _>>()
-        .map_err(|_| Problem::bad_request(format!("bbox '{s}' is not a list of numbers; expected minLon,minLat,maxLon,maxLat")))?;
+        .map_err(|_| {
+            Problem::bad_request(format!(
+                "bbox '{s}' is not a list of numbers; expected minLon,minLat,maxLon,maxLat"
+            ))
+        })?;
     let b = match nums.as_slice() {
         [a, b, c, d] => [*a, *b, *c, *d],
         [a, b, _, c, d, _] => [*a, *b, *c, *d],
-        _ => return Err(Problem::bad_request(format!("bbox must have 4 or 6 numbers, got {}", nums.len()))),
+        _ => {
+            return Err(Problem::bad_request(format!(
+                "bbox must have 4 or 6 numbers, got {}",
+                nums.len()
+            )));
+        }
     };
     if b.iter().any(|v| !v.is_finite()) || b[1] > b[3] || b[1] < -90.0 || b[3] > 90.0 {
-        return Err(Problem::bad_request(format!("bbox '{s}' is not a valid lon/lat box (minLat must not exceed maxLat, latitudes within ±90)")));
+        return Err(Problem::bad_request(format!(
+            "bbox '{s}' is not a valid lon/lat box (minLat must not exceed maxLat, latitudes within ±90)"
+        )));
     }
     Ok(b)
 }
@@ -73,11 +84,17 @@ pub async fn items(
     let cat = state.catalog();
     let layer = cat
         .get(&id)
-        .ok_or_else(|| Problem::not_found(format!("there is no collection '{id}'; /collections lists them")))?
+        .ok_or_else(|| {
+            Problem::not_found(format!(
+                "there is no collection '{id}'; /collections lists them"
+            ))
+        })?
         .clone();
     for k in params.keys() {
         if !["bbox", "limit", "offset", "f"].contains(&k.as_str()) {
-            return Err(Problem::bad_request(format!("unknown query parameter '{k}'")));
+            return Err(Problem::bad_request(format!(
+                "unknown query parameter '{k}'"
+            )));
         }
     }
     let limit = match params.get("limit") {
@@ -86,23 +103,29 @@ pub async fn items(
             .parse::<usize>()
             .ok()
             .filter(|&n| n >= 1)
-            .ok_or_else(|| Problem::bad_request(format!("limit '{s}' must be a whole number of at least 1")))?
+            .ok_or_else(|| {
+                Problem::bad_request(format!("limit '{s}' must be a whole number of at least 1"))
+            })?
             .min(MAX_LIMIT),
     };
     let offset = match params.get("offset") {
         None => 0,
-        Some(s) => s
-            .parse::<usize>()
-            .map_err(|_| Problem::bad_request(format!("offset '{s}' must be a whole number of at least 0")))?,
+        Some(s) => s.parse::<usize>().map_err(|_| {
+            Problem::bad_request(format!("offset '{s}' must be a whole number of at least 0"))
+        })?,
     };
     let bbox = params.get("bbox").map(|s| parse_bbox(s)).transpose()?;
     let base = state.base_url(&headers);
-    let body = tokio::task::spawn_blocking(move || render_items(&layer, bbox, limit, offset, &base, &params))
-        .await
-        .map_err(|e| Problem::internal(e.to_string()))?;
+    let body = tokio::task::spawn_blocking(move || {
+        render_items(&layer, bbox, limit, offset, &base, &params)
+    })
+    .await
+    .map_err(|e| Problem::internal(e.to_string()))?;
     let mut res = body.into_response();
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/geo+json"));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/geo+json"),
+    );
     Ok(res)
 }
 
@@ -117,7 +140,12 @@ fn matching(layer: &Layer, bbox: Option<[f64; 4]>) -> Vec<usize> {
     layer
         .query([x0, y0, x1, y1])
         .into_iter()
-        .filter(|&i| layer.features[i].geometry.as_ref().is_some_and(|g| g.intersects(&rect)))
+        .filter(|&i| {
+            layer.features[i]
+                .geometry
+                .as_ref()
+                .is_some_and(|g| g.intersects(&rect))
+        })
         .collect()
 }
 
@@ -133,20 +161,32 @@ fn render_items(
     let page: Vec<usize> = hits.iter().copied().skip(offset).take(limit).collect();
     let id = &layer.def.table;
     let link = |off: usize| {
-        let mut q = url_query(params, &[("offset", off.to_string()), ("limit", limit.to_string())]);
+        let mut q = url_query(
+            params,
+            &[("offset", off.to_string()), ("limit", limit.to_string())],
+        );
         q.insert(0, '?');
         format!("{base}/collections/{id}/items{q}")
     };
-    let mut links = vec![json!({"rel": "self", "type": "application/geo+json", "href": link(offset)})];
+    let mut links =
+        vec![json!({"rel": "self", "type": "application/geo+json", "href": link(offset)})];
     if offset + page.len() < hits.len() {
-        links.push(json!({"rel": "next", "type": "application/geo+json", "href": link(offset + limit)}));
+        links.push(
+            json!({"rel": "next", "type": "application/geo+json", "href": link(offset + limit)}),
+        );
     }
     if offset > 0 {
         links.push(json!({"rel": "prev", "type": "application/geo+json", "href": link(offset.saturating_sub(limit))}));
     }
     let mut out = String::with_capacity(256 + page.len() * 256);
     out.push_str("{\"type\":\"FeatureCollection\",\"numberMatched\":");
-    let _ = write!(out, "{},\"numberReturned\":{},\"links\":{},\"features\":[", hits.len(), page.len(), serde_json::Value::Array(links));
+    let _ = write!(
+        out,
+        "{},\"numberReturned\":{},\"links\":{},\"features\":[",
+        hits.len(),
+        page.len(),
+        serde_json::Value::Array(links)
+    );
     let cols: Vec<&str> = layer.columns().collect();
     for (n, &i) in page.iter().enumerate() {
         if n > 0 {

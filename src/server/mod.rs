@@ -32,7 +32,10 @@ pub struct AppState {
 impl AppState {
     /// New state around a loaded catalog.
     pub fn new(config: ServerConfig, catalog: Catalog) -> Self {
-        AppState { config, catalog: RwLock::new(Arc::new(catalog)) }
+        AppState {
+            config,
+            catalog: RwLock::new(Arc::new(catalog)),
+        }
     }
 
     /// The current catalog snapshot (cheap clone of an `Arc`).
@@ -49,7 +52,11 @@ impl AppState {
         if let Some(u) = &self.config.public_url {
             return u.trim_end_matches('/').to_string();
         }
-        let h = |name: &str| req.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let h = |name: &str| {
+            req.get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
         let mut proto = h("x-forwarded-proto").unwrap_or_else(|| "http".into());
         let mut host = h("x-forwarded-host").or_else(|| h(header::HOST.as_str()));
         if let Some(fwd) = h("forwarded") {
@@ -65,7 +72,10 @@ impl AppState {
             }
         }
         let host = host
-            .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
+            .filter(|h| {
+                h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+            })
             .unwrap_or_else(|| self.config.bind.to_string());
         let proto = if proto == "https" { "https" } else { "http" };
         format!("{proto}://{host}")
@@ -81,7 +91,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-async fn health(State(state): State<Arc<AppState>>, _req: Request) -> axum::Json<serde_json::Value> {
+async fn health(
+    State(state): State<Arc<AppState>>,
+    _req: Request,
+) -> axum::Json<serde_json::Value> {
     let cat = state.catalog();
     axum::Json(serde_json::json!({
         "status": "ok",
@@ -108,7 +121,8 @@ async fn shutdown() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

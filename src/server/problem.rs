@@ -16,17 +16,26 @@ pub struct Problem {
 impl Problem {
     /// 400 Bad Request.
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Problem { status: StatusCode::BAD_REQUEST, detail: detail.into() }
+        Problem {
+            status: StatusCode::BAD_REQUEST,
+            detail: detail.into(),
+        }
     }
 
     /// 404 Not Found.
     pub fn not_found(detail: impl Into<String>) -> Self {
-        Problem { status: StatusCode::NOT_FOUND, detail: detail.into() }
+        Problem {
+            status: StatusCode::NOT_FOUND,
+            detail: detail.into(),
+        }
     }
 
     /// 500 Internal Server Error.
     pub fn internal(detail: impl Into<String>) -> Self {
-        Problem { status: StatusCode::INTERNAL_SERVER_ERROR, detail: detail.into() }
+        Problem {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            detail: detail.into(),
+        }
     }
 }
 

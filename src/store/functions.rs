@@ -14,7 +14,12 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
         let blob = ctx.get_raw(0).as_blob_or_null()?;
         Ok(blob.map(|b| gpkg::envelope(b).is_none()))
     })?;
-    for (name, idx) in [("ST_MinX", 0usize), ("ST_MinY", 1), ("ST_MaxX", 2), ("ST_MaxY", 3)] {
+    for (name, idx) in [
+        ("ST_MinX", 0usize),
+        ("ST_MinY", 1),
+        ("ST_MaxX", 2),
+        ("ST_MaxY", 3),
+    ] {
         conn.create_scalar_function(name, 1, flags, move |ctx| {
             let blob = ctx.get_raw(0).as_blob_or_null()?;
             Ok(blob.and_then(gpkg::envelope).map(|e| e[idx]))

@@ -60,13 +60,20 @@ pub fn history_table(layer: &str) -> String {
 }
 
 fn all_columns(def: &LayerDef) -> Vec<String> {
-    let mut cols = vec![def.fid_column.clone().unwrap_or_else(|| "fid".into()), def.geom_column.clone()];
+    let mut cols = vec![
+        def.fid_column.clone().unwrap_or_else(|| "fid".into()),
+        def.geom_column.clone(),
+    ];
     cols.extend(def.columns.iter().map(|c| c.name.clone()));
     cols
 }
 
 fn column_list(def: &LayerDef) -> String {
-    all_columns(def).iter().map(|c| q(c)).collect::<Vec<_>>().join(", ")
+    all_columns(def)
+        .iter()
+        .map(|c| q(c))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Creates the history table of a layer, or adds columns the layer gained since.
@@ -93,7 +100,11 @@ pub fn ensure_history_table(conn: &Connection, def: &LayerDef) -> rusqlite::Resu
             q(&t)
         ));
         conn.execute_batch(&ddl)?;
-        super::schema::register_table(conn, &t, "nordgeo README, section 'The store': history of a layer")?;
+        super::schema::register_table(
+            conn,
+            &t,
+            "nordgeo README, section 'The store': history of a layer",
+        )?;
         return Ok(());
     }
     let have: Vec<String> = conn
@@ -102,7 +113,14 @@ pub fn ensure_history_table(conn: &Connection, def: &LayerDef) -> rusqlite::Resu
         .collect::<Result<_, _>>()?;
     for c in &def.columns {
         if !have.iter().any(|h| h.eq_ignore_ascii_case(&c.name)) {
-            super::layer::add_column(conn, &t, &super::layer::Column { not_null: false, ..c.clone() })?;
+            super::layer::add_column(
+                conn,
+                &t,
+                &super::layer::Column {
+                    not_null: false,
+                    ..c.clone()
+                },
+            )?;
         }
     }
     Ok(())
@@ -113,7 +131,15 @@ pub fn begin_change(conn: &Connection, layer: &str, m: &ChangeMeta) -> rusqlite:
     conn.execute(
         "INSERT INTO nordgeo_changes (layer, kind, mode, municipality, source, actor, note)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![layer, m.kind, m.mode, m.municipality, m.source, m.actor, m.note],
+        params![
+            layer,
+            m.kind,
+            m.mode,
+            m.municipality,
+            m.source,
+            m.actor,
+            m.note
+        ],
     )?;
     Ok(conn.last_insert_rowid())
 }
@@ -209,7 +235,10 @@ pub fn rollback(conn: &Connection, def: &LayerDef, to: i64, actor: &str) -> rusq
         municipality: None,
         source: None,
         actor: actor.into(),
-        note: Some(format!("restores the state after change {to} (undoes {} later changes)", later.len())),
+        note: Some(format!(
+            "restores the state after change {to} (undoes {} later changes)",
+            later.len()
+        )),
     };
     let id = begin_change(conn, &def.table, &meta)?;
     let h = q(&history_table(&def.table));

@@ -99,7 +99,9 @@ pub struct SrsRow {
 impl SrsRow {
     /// The EPSG code this row stands for, when the organization is EPSG.
     pub fn epsg(&self) -> Option<i32> {
-        self.organization.eq_ignore_ascii_case("EPSG").then_some(self.code)
+        self.organization
+            .eq_ignore_ascii_case("EPSG")
+            .then_some(self.code)
     }
 }
 
@@ -176,7 +178,9 @@ fn table_columns(
 ) -> rusqlite::Result<(Option<String>, Vec<Column>)> {
     let mut stmt = conn.prepare(&format!("PRAGMA table_info({})", q(table)))?;
     let cols: Vec<(String, String, bool, i64)> = stmt
-        .query_map([], |r| Ok((r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? != 0, r.get(5)?)))?
+        .query_map([], |r| {
+            Ok((r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? != 0, r.get(5)?))
+        })?
         .collect::<Result<_, _>>()?;
     let pks = cols.iter().filter(|c| c.3 > 0).count();
     let fid = cols
@@ -188,7 +192,11 @@ fn table_columns(
         .filter(|c| Some(&c.0) != fid.as_ref() && !c.0.eq_ignore_ascii_case(geom_column))
         .map(|(name, decl_type, not_null, _)| Column {
             name,
-            decl_type: if decl_type.is_empty() { "TEXT".into() } else { decl_type },
+            decl_type: if decl_type.is_empty() {
+                "TEXT".into()
+            } else {
+                decl_type
+            },
             not_null,
         })
         .collect();
@@ -221,8 +229,19 @@ pub fn valid_decl_type(t: &str) -> bool {
     arg_ok
         && matches!(
             base,
-            "BOOLEAN" | "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "INTEGER" | "FLOAT"
-                | "DOUBLE" | "REAL" | "TEXT" | "BLOB" | "DATE" | "DATETIME"
+            "BOOLEAN"
+                | "TINYINT"
+                | "SMALLINT"
+                | "MEDIUMINT"
+                | "INT"
+                | "INTEGER"
+                | "FLOAT"
+                | "DOUBLE"
+                | "REAL"
+                | "TEXT"
+                | "BLOB"
+                | "DATE"
+                | "DATETIME"
         )
 }
 
@@ -249,7 +268,12 @@ pub fn create_feature_table(conn: &Connection, def: &LayerDef) -> rusqlite::Resu
     conn.execute(
         "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, srs_id)
          VALUES (?1, 'features', ?2, ?3, ?4)",
-        params![def.table, def.identifier.as_deref().unwrap_or(&def.table), def.description.as_deref().unwrap_or(""), def.srs_id],
+        params![
+            def.table,
+            def.identifier.as_deref().unwrap_or(&def.table),
+            def.description.as_deref().unwrap_or(""),
+            def.srs_id
+        ],
     )?;
     conn.execute(
         "INSERT INTO gpkg_geometry_columns (table_name, column_name, geometry_type_name, srs_id, z, m)
@@ -291,12 +315,17 @@ fn names(def: &LayerDef) -> (String, String, String) {
     )
 }
 
-const TRIGGERS: [&str; 7] = ["insert", "update2", "update4", "update5", "update6", "update7", "delete"];
+const TRIGGERS: [&str; 7] = [
+    "insert", "update2", "update4", "update5", "update6", "update7", "delete",
+];
 
 /// Drops the R-tree triggers (before a bulk rewrite of a layer).
 pub fn drop_rtree_triggers(conn: &Connection, def: &LayerDef) -> rusqlite::Result<()> {
     for t in TRIGGERS {
-        conn.execute_batch(&format!("DROP TRIGGER IF EXISTS {}", q(&format!("{}_{t}", rtree_name(def)))))?;
+        conn.execute_batch(&format!(
+            "DROP TRIGGER IF EXISTS {}",
+            q(&format!("{}_{t}", rtree_name(def)))
+        ))?;
     }
     Ok(())
 }
@@ -307,7 +336,8 @@ pub fn create_rtree_triggers(conn: &Connection, def: &LayerDef) -> rusqlite::Res
     let rt = rtree_name(def);
     let tr = |n: &str| q(&format!("{rt}_{n}"));
     let rt = q(&rt);
-    let set = format!("NEW.{i}, ST_MinX(NEW.{c}), ST_MaxX(NEW.{c}), ST_MinY(NEW.{c}), ST_MaxY(NEW.{c})");
+    let set =
+        format!("NEW.{i}, ST_MinX(NEW.{c}), ST_MaxX(NEW.{c}), ST_MinY(NEW.{c}), ST_MaxY(NEW.{c})");
     conn.execute_batch(&format!(
         "CREATE TRIGGER {ins} AFTER INSERT ON {t}
            WHEN (new.{c} NOT NULL AND NOT ST_IsEmpty(NEW.{c}))

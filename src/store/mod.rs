@@ -18,7 +18,9 @@ pub use layer::{Column, LayerDef};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The file does not exist.
-    #[error("store {0} does not exist; create it with `nordgeo import FILE.gpkg --mode create --store {0}`")]
+    #[error(
+        "store {0} does not exist; create it with `nordgeo import FILE.gpkg --mode create --store {0}`"
+    )]
     NotFound(PathBuf),
     /// The file exists but is not a GeoPackage.
     #[error("store {path} is not a GeoPackage: {why}")]
@@ -34,10 +36,14 @@ pub enum StoreError {
     )]
     ReadOnly(PathBuf),
     /// The disk is full (or the store hit its size limit).
-    #[error("the disk holding {0} is full; the change was rolled back and nothing was written. Free some space and try again")]
+    #[error(
+        "the disk holding {0} is full; the change was rolled back and nothing was written. Free some space and try again"
+    )]
     DiskFull(PathBuf),
     /// Damaged file.
-    #[error("store {0} is damaged ({1}); restore it from a backup (see README, 'Backup and restore')")]
+    #[error(
+        "store {0} is damaged ({1}); restore it from a backup (see README, 'Backup and restore')"
+    )]
     Corrupt(PathBuf, String),
     /// Busy beyond the timeout.
     #[error("store {0} is locked by another writer; try again when the other import has finished")]
@@ -120,7 +126,10 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(err)?;
-        let store = Store { conn, path: path.into() };
+        let store = Store {
+            conn,
+            path: path.into(),
+        };
         store.configure()?;
         store.check_geopackage()?;
         // Probe writability now rather than after a long validation.
@@ -140,13 +149,16 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| StoreError::from_sqlite(path, e))?;
-        let store = Store { conn, path: path.into() };
+        let store = Store {
+            conn,
+            path: path.into(),
+        };
         functions::register(&store.conn).map_err(|e| store.err(e))?;
         store.check_geopackage()?;
         Ok(store)
     }
 
-    /// Creates a new, empty store; fails if the file exists.
+    /// Creates a new, empty store; an existing file is opened instead.
     pub fn create(path: &Path) -> Result<Store, StoreError> {
         let err = |e| StoreError::from_sqlite(path, e);
         if path.exists() {
@@ -159,7 +171,10 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(err)?;
-        let store = Store { conn, path: path.into() };
+        let store = Store {
+            conn,
+            path: path.into(),
+        };
         let tx = store.conn.unchecked_transaction().map_err(err)?;
         schema::create(&tx).map_err(err)?;
         schema::ensure_nordgeo(&tx).map_err(err)?;
@@ -185,7 +200,10 @@ impl Store {
         self.conn
             .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536;")
             .map_err(err)?;
-        if let Some(pages) = std::env::var(MAX_PAGES_ENV).ok().and_then(|v| v.parse::<i64>().ok()) {
+        if let Some(pages) = std::env::var(MAX_PAGES_ENV)
+            .ok()
+            .and_then(|v| v.parse::<i64>().ok())
+        {
             self.conn
                 .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
                 .map_err(err)?;
@@ -207,7 +225,8 @@ impl Store {
         } else {
             Err(StoreError::NotGeoPackage {
                 path: self.path.clone(),
-                why: "it has no gpkg_contents/gpkg_spatial_ref_sys/gpkg_geometry_columns tables".into(),
+                why: "it has no gpkg_contents/gpkg_spatial_ref_sys/gpkg_geometry_columns tables"
+                    .into(),
             })
         }
     }
@@ -243,7 +262,11 @@ impl Store {
     /// Number of rows of a layer.
     pub fn count(&self, def: &LayerDef) -> Result<i64, StoreError> {
         self.conn
-            .query_row(&format!("SELECT count(*) FROM {}", layer::q(&def.table)), [], |r| r.get(0))
+            .query_row(
+                &format!("SELECT count(*) FROM {}", layer::q(&def.table)),
+                [],
+                |r| r.get(0),
+            )
             .map_err(|e| self.err(e))
     }
 
@@ -321,7 +344,10 @@ fn check_file(path: &Path) -> Result<(), StoreError> {
             return Err(StoreError::NotFound(path.into()));
         }
         Err(e) => {
-            return Err(StoreError::NotGeoPackage { path: path.into(), why: e.to_string() });
+            return Err(StoreError::NotGeoPackage {
+                path: path.into(),
+                why: e.to_string(),
+            });
         }
     };
     let mut head = [0u8; 16];

@@ -86,7 +86,8 @@ CREATE INDEX IF NOT EXISTS nordgeo_changes_layer ON nordgeo_changes(layer, id);
 
 /// The extension name nordgeo registers its tables under.
 pub const EXTENSION: &str = "nordgeo_layer_metadata";
-const EXTENSION_DEF: &str = "nordgeo README, section 'The store': layer metadata, change log and per-layer history";
+const EXTENSION_DEF: &str =
+    "nordgeo README, section 'The store': layer metadata, change log and per-layer history";
 
 /// Creates a new, empty GeoPackage 1.4 in an open (empty) database.
 pub fn create(conn: &Connection) -> rusqlite::Result<()> {
@@ -97,8 +98,22 @@ pub fn create(conn: &Connection) -> rusqlite::Result<()> {
         "INSERT INTO gpkg_spatial_ref_sys (srs_name, srs_id, organization, organization_coordsys_id, definition, description)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
-    ins.execute(params!["Undefined cartesian SRS", -1, "NONE", -1, "undefined", "undefined cartesian coordinate reference system"])?;
-    ins.execute(params!["Undefined geographic SRS", 0, "NONE", 0, "undefined", "undefined geographic coordinate reference system"])?;
+    ins.execute(params![
+        "Undefined cartesian SRS",
+        -1,
+        "NONE",
+        -1,
+        "undefined",
+        "undefined cartesian coordinate reference system"
+    ])?;
+    ins.execute(params![
+        "Undefined geographic SRS",
+        0,
+        "NONE",
+        0,
+        "undefined",
+        "undefined geographic coordinate reference system"
+    ])?;
     for (code, name, wkt) in crs::BUILTIN {
         ins.execute(params![name, code, "EPSG", code, wkt, ""])?;
     }

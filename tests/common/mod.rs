@@ -26,12 +26,17 @@ pub fn venv_python() -> PathBuf {
 /// Fails loudly when a real client is missing: these tests never pass silently.
 /// `NORDGEO_SKIP_CLIENT_TESTS=1` skips them on a developer laptop (never in CI).
 pub fn clients_available() -> bool {
-    let ok = Command::new("ogrinfo").arg("--version").output().is_ok_and(|o| o.status.success())
+    let ok = Command::new("ogrinfo")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
         && venv_python().exists();
     if ok {
         return true;
     }
-    if std::env::var("NORDGEO_SKIP_CLIENT_TESTS").as_deref() == Ok("1") && std::env::var("CI").is_err() {
+    if std::env::var("NORDGEO_SKIP_CLIENT_TESTS").as_deref() == Ok("1")
+        && std::env::var("CI").is_err()
+    {
         eprintln!("skipping: GDAL or the clients' venv is missing (NORDGEO_SKIP_CLIENT_TESTS=1)");
         return false;
     }
@@ -49,7 +54,11 @@ pub fn fixtures() -> &'static Path {
             matches!((m(p), m(&script)), (Some(a), Some(b)) if a >= b)
         };
         if !fresh(&dir.join("manifest.json")) {
-            let out = Command::new("python3").arg(&script).arg(&dir).output().expect("python3 runs");
+            let out = Command::new("python3")
+                .arg(&script)
+                .arg(&dir)
+                .output()
+                .expect("python3 runs");
             assert!(
                 out.status.success(),
                 "make_fixtures.py failed (run scripts/setup.sh?):\n{}\n{}",
@@ -75,7 +84,10 @@ pub fn nordgeo(store: &Path, args: &[&str]) -> Output {
 /// Runs nordgeo with extra environment variables.
 pub fn nordgeo_env(store: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(bin());
-    cmd.arg("--store").arg(store).args(args).env("NORDGEO_ACTOR", "test");
+    cmd.arg("--store")
+        .arg(store)
+        .args(args)
+        .env("NORDGEO_ACTOR", "test");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -84,7 +96,11 @@ pub fn nordgeo_env(store: &Path, args: &[&str], env: &[(&str, &str)]) -> Output 
 
 /// stdout + stderr of a run, for assertions and failure messages.
 pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// Asserts success and returns the output text.
@@ -107,8 +123,9 @@ pub fn validate(path: &Path) -> (bool, String) {
 /// A checksum of the whole logical content of an SQLite file (every table, every row).
 pub fn checksum(path: &Path) -> String {
     use std::hash::{DefaultHasher, Hash, Hasher};
-    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .expect("open for checksum");
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open for checksum");
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
         .unwrap()
@@ -120,7 +137,9 @@ pub fn checksum(path: &Path) -> String {
     let mut rows = 0usize;
     for t in &tables {
         t.hash(&mut h);
-        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{}\"", t.replace('"', "\"\""))).unwrap();
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM \"{}\"", t.replace('"', "\"\"")))
+            .unwrap();
         let n = stmt.column_count();
         let mut q = stmt.query([]).unwrap();
         while let Some(r) = q.next().unwrap() {
@@ -160,7 +179,9 @@ pub fn serve(store: &Path, extra: &[&str]) -> Server {
         .expect("server starts");
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("server prints its address");
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("server prints its address");
     let base = line
         .trim()
         .strip_prefix("listening on ")
@@ -182,13 +203,20 @@ pub struct Response {
 impl Response {
     /// A header value.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
 }
 
@@ -203,7 +231,10 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -
     let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let path = if path.is_empty() { "/" } else { path };
     let mut s = TcpStream::connect(host).expect("connect");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -212,26 +243,43 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -
     s.write_all(body).unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let mut lines = head.lines();
-    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let mut body = raw[split + 4..].to_vec();
-    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
         body = dechunk(&body);
     }
-    Response { status, headers, body }
+    Response {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else { break };
-        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
         }
