@@ -284,6 +284,9 @@ fn write_all(store: &Store, world: &World, counts: Counts) -> Result<String, Gen
     tx.execute("UPDATE gpkg_contents SET last_change = ?1", [LAST_CHANGE])
         .map_err(sql)?;
     tx.commit().map_err(sql)?;
+    // A file handed to others should be one file: leave WAL so no -wal/-shm is needed.
+    conn.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
+        .map_err(sql)?;
     Ok(lines)
 }
 
