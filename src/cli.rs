@@ -44,6 +44,9 @@ enum Command {
         /// Sample data imported when the store does not exist yet.
         #[arg(long, default_value = DEFAULT_SAMPLE)]
         sample: PathBuf,
+        /// Tile cache size in megabytes (0 turns the cache off).
+        #[arg(long, env = "NORDGEO_CACHE_MB", default_value_t = 256)]
+        cache_mb: usize,
     },
     /// Import a GeoPackage (all or nothing; replaced features stay in the history).
     Import {
@@ -163,7 +166,8 @@ fn run(cli: Cli) -> Result<(), String> {
             bind,
             public_url,
             sample,
-        } => serve(&store_path, bind, public_url, &sample),
+            cache_mb,
+        } => serve(&store_path, bind, public_url, &sample, cache_mb),
         Command::Import {
             file,
             layer,
@@ -335,6 +339,7 @@ fn serve(
     bind: SocketAddr,
     public_url: Option<String>,
     sample: &Path,
+    cache_mb: usize,
 ) -> Result<(), String> {
     if !store_path.exists() {
         if !sample.exists() {
@@ -373,10 +378,13 @@ fn serve(
         ms = started.elapsed().as_millis() as u64,
         "indexes loaded"
     );
-    let state = Arc::new(server::AppState::new(
-        server::ServerConfig { bind, public_url },
-        catalog,
-    ));
+    let config = server::ServerConfig {
+        bind,
+        public_url,
+        cache_bytes: cache_mb * 1024 * 1024,
+    };
+    let state = Arc::new(server::AppState::new(config, catalog));
+    server::watch::spawn(state.clone(), store_path.to_path_buf());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

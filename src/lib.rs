@@ -13,3 +13,4 @@ pub mod import;
 pub mod index;
 pub mod server;
 pub mod store;
+pub mod tiles;

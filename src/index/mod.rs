@@ -95,6 +95,16 @@ impl Catalog {
         Ok(cat)
     }
 
+    /// A catalog of the given layers.
+    pub fn from_layers(layers: Vec<Arc<Layer>>) -> Catalog {
+        let by_name = layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.def.table.clone(), i))
+            .collect();
+        Catalog { layers, by_name }
+    }
+
     /// A layer by name.
     pub fn get(&self, name: &str) -> Option<&Arc<Layer>> {
         self.by_name.get(name).map(|&i| &self.layers[i])
@@ -126,7 +136,8 @@ pub fn for_each_coord_mut(g: &mut Geometry<f64>, f: &mut impl FnMut(&mut Coord<f
     }
 }
 
-fn load_layer(store: &Store, def: LayerDef) -> Result<Layer, IndexError> {
+/// Loads one layer's snapshot from the store.
+pub fn load_layer(store: &Store, def: LayerDef) -> Result<Layer, IndexError> {
     let meta = store.meta(&def.table)?;
     let mut cols = vec![
         q(def.fid_column.as_deref().unwrap_or("fid")),

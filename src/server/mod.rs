@@ -2,16 +2,21 @@
 
 pub mod features;
 pub mod problem;
+pub mod tiles;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
 use axum::routing::get;
 
 use crate::index::Catalog;
+use crate::tiles::TileOptions;
+use crate::tiles::cache::TileCache;
 
 /// Server settings.
 #[derive(Debug, Clone)]
@@ -20,6 +25,8 @@ pub struct ServerConfig {
     pub bind: SocketAddr,
     /// Public base URL (no trailing slash); derived from the request when unset.
     pub public_url: Option<String>,
+    /// Tile cache size in bytes (0 turns it off).
+    pub cache_bytes: usize,
 }
 
 /// Shared state of all handlers.
@@ -27,14 +34,34 @@ pub struct AppState {
     /// Settings.
     pub config: ServerConfig,
     catalog: RwLock<Arc<Catalog>>,
+    /// Rendered tiles.
+    pub cache: TileCache,
+    /// Bounds concurrent tile renders so a burst of low-zoom requests cannot exhaust memory.
+    pub render_slots: Arc<tokio::sync::Semaphore>,
+    /// Tile encoding settings.
+    pub tile_options: TileOptions,
 }
 
 impl AppState {
     /// New state around a loaded catalog.
     pub fn new(config: ServerConfig, catalog: Catalog) -> Self {
+        let tile_options = TileOptions::default();
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         AppState {
+            cache: TileCache::new(config.cache_bytes, tile_options.buffer, tile_options.extent),
             config,
             catalog: RwLock::new(Arc::new(catalog)),
+            render_slots: Arc::new(tokio::sync::Semaphore::new(cores * 2)),
+            tile_options,
+        }
+    }
+
+    /// Replaces the catalog; readers holding the old one finish with it.
+    pub fn swap_catalog(&self, catalog: Catalog) {
+        let new = Arc::new(catalog);
+        match self.catalog.write() {
+            Ok(mut c) => *c = new,
+            Err(p) => *p.into_inner() = new,
         }
     }
 
@@ -88,7 +115,32 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(health))
         .route("/collections", get(features::collections))
         .route("/collections/{id}/items", get(features::items))
+        .route(
+            "/collections/{id}/tiles/{tms}/tilejson.json",
+            get(tiles::collection_tilejson),
+        )
+        .route(
+            "/collections/{id}/tiles/{tms}/{z}/{y}/{x}",
+            get(tiles::collection_tile),
+        )
+        .route("/tiles/{tms}/tilejson.json", get(tiles::dataset_tilejson))
+        .route("/tiles/{tms}/{z}/{y}/{x}", get(tiles::dataset_tile))
+        .layer(axum::middleware::map_response(cors))
         .with_state(state)
+}
+
+/// Public data: any origin may read it (portal widgets on the municipalities' sites).
+async fn cors(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("ETag, Content-Crs, Location"),
+    );
+    res
 }
 
 async fn health(

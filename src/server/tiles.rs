@@ -1,0 +1,326 @@
+//! Vector tile endpoints (OGC API Tiles paths) and TileJSON.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::AppState;
+use super::problem::Problem;
+use crate::index::{Catalog, Layer};
+use crate::tiles::cache::{CacheKey, CachedTile};
+use crate::tiles::{self, LayerRules, TileId};
+
+/// Media type of Mapbox Vector Tiles.
+pub const MVT: &str = "application/vnd.mapbox-vector-tile";
+
+fn parse_tile(z: &str, y: &str, x: &str) -> Result<TileId, Problem> {
+    let num = |name: &str, v: &str| {
+        v.parse::<u32>().map_err(|_| {
+            Problem::bad_request(format!("{name} '{v}' is not a whole number ≥ 0 (path: .../{{tileMatrix}}/{{tileRow}}/{{tileCol}})"))
+        })
+    };
+    let (z, y, x) = (
+        num("tileMatrix (zoom)", z)?,
+        num("tileRow", y)?,
+        num("tileCol", x)?,
+    );
+    TileId::new(z, x, y).ok_or_else(|| {
+        Problem::not_found(format!("tile {z}/{y}/{x} is outside the WebMercatorQuad tile matrix (zoom 0-{}, row and column below 2^zoom)", tiles::grid::MAX_ZOOM))
+    })
+}
+
+fn check_tms(tms: &str) -> Result<(), Problem> {
+    if tms == "WebMercatorQuad" {
+        Ok(())
+    } else {
+        Err(Problem::not_found(format!(
+            "tile matrix set '{tms}' is not offered; use WebMercatorQuad"
+        )))
+    }
+}
+
+/// `GET /collections/{id}/tiles/{tms}/{z}/{y}/{x}`.
+pub async fn collection_tile(
+    State(state): State<Arc<AppState>>,
+    Path((id, tms, z, y, x)): Path<(String, String, String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    check_tms(&tms)?;
+    let tile = parse_tile(&z, &y, &x)?;
+    let cat = state.catalog();
+    if cat.get(&id).is_none() {
+        return Err(Problem::not_found(format!(
+            "there is no collection '{id}'; /collections lists them"
+        )));
+    }
+    tile_response(&state, cat, Arc::from(vec![id]), tile, &headers).await
+}
+
+/// `GET /tiles/{tms}/{z}/{y}/{x}?collections=a,b`.
+pub async fn dataset_tile(
+    State(state): State<Arc<AppState>>,
+    Path((tms, z, y, x)): Path<(String, String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    check_tms(&tms)?;
+    let tile = parse_tile(&z, &y, &x)?;
+    let cat = state.catalog();
+    let layers = selected_layers(&cat, &q)?;
+    tile_response(&state, cat, layers, tile, &headers).await
+}
+
+fn selected_layers(cat: &Catalog, q: &HashMap<String, String>) -> Result<Arc<[String]>, Problem> {
+    if let Some(k) = q
+        .keys()
+        .find(|k| k.as_str() != "collections" && k.as_str() != "f")
+    {
+        return Err(Problem::bad_request(format!(
+            "unknown query parameter '{k}'; tiles accept 'collections'"
+        )));
+    }
+    match q.get("collections") {
+        None => Ok(cat.layers.iter().map(|l| l.def.table.clone()).collect()),
+        Some(list) => {
+            let names: Vec<String> = list
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            if let Some(bad) = names.iter().find(|n| cat.get(n).is_none()) {
+                return Err(Problem::not_found(format!(
+                    "there is no collection '{bad}'"
+                )));
+            }
+            Ok(names.into())
+        }
+    }
+}
+
+async fn tile_response(
+    state: &Arc<AppState>,
+    cat: Arc<Catalog>,
+    layers: Arc<[String]>,
+    tile: TileId,
+    headers: &HeaderMap,
+) -> Result<Response, Problem> {
+    let key = CacheKey { layers, tile };
+    let (cached, hit) = match state.cache.get(&key) {
+        Some(t) => (t, true),
+        None => {
+            let permit = state
+                .render_slots
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|e| Problem::internal(e.to_string()))?;
+            let opts = state.tile_options;
+            let names = key.layers.clone();
+            let t = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                render_cached(&cat, &names, tile, opts)
+            })
+            .await
+            .map_err(|e| Problem::internal(e.to_string()))?;
+            let t = Arc::new(t);
+            state.cache.put(key, t.clone());
+            (t, false)
+        }
+    };
+    Ok(respond(&cached, headers, hit))
+}
+
+/// Renders and compresses one tile (used by the server and by tile export).
+pub fn render_cached(
+    cat: &Catalog,
+    names: &[String],
+    tile: TileId,
+    opts: tiles::TileOptions,
+) -> CachedTile {
+    let chosen: Vec<(&Arc<Layer>, LayerRules)> = names
+        .iter()
+        .filter_map(|n| cat.get(n))
+        .map(|l| (l, LayerRules::for_layer(l)))
+        .collect();
+    let refs: Vec<(&Layer, &LayerRules)> = chosen.iter().map(|(l, r)| (l.as_ref(), r)).collect();
+    let raw = tiles::render(&refs, tile, opts);
+    let gzip = if raw.is_empty() {
+        Vec::new()
+    } else {
+        let mut enc = flate2::write::GzEncoder::new(
+            Vec::with_capacity(raw.len() / 2),
+            flate2::Compression::fast(),
+        );
+        // Writing into a Vec cannot fail.
+        let _ = enc.write_all(&raw);
+        enc.finish().unwrap_or_default()
+    };
+    let etag = format!("\"{:016x}\"", fnv1a(&raw));
+    CachedTile { raw, gzip, etag }
+}
+
+fn fnv1a(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+        (h ^ x as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn respond(t: &CachedTile, headers: &HeaderMap, hit: bool) -> Response {
+    let mut res = if t.raw.is_empty() {
+        StatusCode::NO_CONTENT.into_response()
+    } else if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim() == t.etag || e.trim() == "*"))
+    {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let gzip_ok = headers
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|e| e.trim().starts_with("gzip") && !e.contains("q=0"))
+            });
+        let mut r = if gzip_ok && !t.gzip.is_empty() {
+            let mut r = t.gzip.clone().into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            r
+        } else {
+            t.raw.clone().into_response()
+        };
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(MVT));
+        r
+    };
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&t.etag) {
+        h.insert(header::ETAG, v);
+    }
+    // Clients may keep tiles but must revalidate: data changes show on the next request.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, no-cache"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    h.insert(
+        "x-nordgeo-cache",
+        HeaderValue::from_static(if hit { "hit" } else { "miss" }),
+    );
+    res
+}
+
+fn field_type(c: &crate::store::Column) -> &'static str {
+    use crate::store::layer::ValueClass;
+    match c.class() {
+        ValueClass::Integer | ValueClass::Real => "Number",
+        ValueClass::Boolean => "Boolean",
+        _ => "String",
+    }
+}
+
+fn tilejson(
+    base: &str,
+    layers: &[&Arc<Layer>],
+    tiles_url: String,
+    name: &str,
+) -> serde_json::Value {
+    let rules: Vec<LayerRules> = layers.iter().map(|l| LayerRules::for_layer(l)).collect();
+    let mut bounds: Option<[f64; 4]> = None;
+    for l in layers {
+        if let Some(b) = l.extent_lonlat {
+            crate::geom::bbox_union(&mut bounds, b);
+        }
+    }
+    let b = bounds.unwrap_or([-180.0, -85.051_128_78, 180.0, 85.051_128_78]);
+    let minzoom = rules.iter().map(|r| r.min_zoom).min().unwrap_or(0);
+    let maxzoom = rules.iter().map(|r| r.max_zoom).max().unwrap_or(16);
+    let attribution: Vec<String> = layers
+        .iter()
+        .filter_map(|l| l.meta.attribution.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let vector_layers: Vec<_> = layers
+        .iter()
+        .zip(&rules)
+        .map(|(l, r)| {
+            let fields: serde_json::Map<String, serde_json::Value> = r
+                .properties
+                .iter()
+                .map(|(i, n, _)| (n.clone(), json!(field_type(&l.def.columns[*i]))))
+                .collect();
+            json!({
+                "id": r.name,
+                "description": l.meta.title.clone().unwrap_or_else(|| r.name.clone()),
+                "minzoom": r.min_zoom,
+                "maxzoom": r.max_zoom,
+                "fields": fields,
+            })
+        })
+        .collect();
+    json!({
+        "tilejson": "3.0.0",
+        "name": name,
+        "scheme": "xyz",
+        "tiles": [tiles_url],
+        "vector_layers": vector_layers,
+        "minzoom": minzoom,
+        "maxzoom": maxzoom,
+        "bounds": b,
+        "center": [(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0, (minzoom.max(10)).min(maxzoom)],
+        "attribution": attribution.join("; "),
+        "links": [{"rel": "self", "href": format!("{base}/tiles/WebMercatorQuad/tilejson.json")}],
+    })
+}
+
+/// `GET /tiles/{tms}/tilejson.json`.
+pub async fn dataset_tilejson(
+    State(state): State<Arc<AppState>>,
+    Path(tms): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    check_tms(&tms)?;
+    let base = state.base_url(&headers);
+    let cat = state.catalog();
+    let names = selected_layers(&cat, &q)?;
+    let layers: Vec<&Arc<Layer>> = names.iter().filter_map(|n| cat.get(n)).collect();
+    let query = q
+        .get("collections")
+        .map(|c| format!("?collections={c}"))
+        .unwrap_or_default();
+    let url = format!("{base}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}{query}");
+    Ok(json_response(tilejson(&base, &layers, url, "nordgeo")))
+}
+
+/// `GET /collections/{id}/tiles/{tms}/tilejson.json`.
+pub async fn collection_tilejson(
+    State(state): State<Arc<AppState>>,
+    Path((id, tms)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    check_tms(&tms)?;
+    let base = state.base_url(&headers);
+    let cat = state.catalog();
+    let layer = cat
+        .get(&id)
+        .ok_or_else(|| Problem::not_found(format!("there is no collection '{id}'")))?;
+    let url = format!("{base}/collections/{id}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}");
+    Ok(json_response(tilejson(&base, &[layer], url, &id)))
+}
+
+fn json_response(v: serde_json::Value) -> Response {
+    let mut r = v.to_string().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}

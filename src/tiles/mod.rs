@@ -1,0 +1,427 @@
+//! The tile engine: for tile z/x/y, query each layer's R-tree with the buffered tile,
+//! drop what a viewer cannot see at this zoom, clip, simplify, quantize, fix rings, and
+//! encode Mapbox Vector Tile 2.1.
+//!
+//! Rules for low zooms (below a layer's detail zoom, default 16):
+//! - a line or polygon whose extent is under one pixel (8 of 4096 units, a 512 px tile)
+//!   is dropped; so is a point on a pixel another point of the layer already occupies;
+//! - geometry is simplified with Douglas–Peucker at half a pixel (4 units);
+//! - a tile never exceeds `max_bytes` (500 KB): if the features would, each layer keeps
+//!   its largest features and drops the smallest until the tile fits.
+//!
+//! At and above the detail zoom every feature is kept and only sub-unit detail goes.
+
+pub mod cache;
+pub mod clip;
+pub mod grid;
+pub mod mvt;
+pub mod simplify;
+
+use geo::{Coord, Geometry, LineString, Polygon};
+use rusqlite::types::Value;
+
+use crate::geom::{Bbox, GeometryKind, bbox_of};
+use crate::index::Layer;
+use crate::store::layer::ValueClass;
+use clip::{ClipBox, Pt};
+pub use grid::TileId;
+use mvt::{GeomEncoder, GeomType, LayerWriter, MvtValue};
+
+/// Tile encoding settings.
+#[derive(Debug, Clone, Copy)]
+pub struct TileOptions {
+    /// Units per tile side.
+    pub extent: u32,
+    /// Buffer around the tile, in units.
+    pub buffer: u32,
+    /// Largest tile, uncompressed bytes.
+    pub max_bytes: usize,
+}
+
+impl Default for TileOptions {
+    fn default() -> Self {
+        TileOptions {
+            extent: 4096,
+            buffer: 64,
+            max_bytes: 500_000,
+        }
+    }
+}
+
+/// What one layer contributes to tiles.
+#[derive(Debug, Clone)]
+pub struct LayerRules {
+    /// MVT layer name.
+    pub name: String,
+    /// First zoom with data.
+    pub min_zoom: u8,
+    /// Zoom from which every feature is kept at full detail (also TileJSON maxzoom).
+    pub max_zoom: u8,
+    /// Attribute columns written as properties: (column index, name, class).
+    pub properties: Vec<(usize, String, ValueClass)>,
+}
+
+/// Default zoom range of a layer: everything from z0 (low zooms are thinned), full
+/// detail from z16.
+pub fn default_zoom_range(_kind: GeometryKind) -> (u8, u8) {
+    (0, 16)
+}
+
+impl LayerRules {
+    /// Rules from a layer's metadata: its zoom range and public properties.
+    pub fn for_layer(layer: &Layer) -> LayerRules {
+        let (zmin, zmax) = default_zoom_range(layer.def.kind);
+        let meta = &layer.meta;
+        let properties = layer
+            .def
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !meta.internal_properties.iter().any(|p| p == &c.name))
+            .filter(|(_, c)| {
+                meta.public_properties
+                    .as_ref()
+                    .is_none_or(|p| p.iter().any(|n| n == &c.name))
+            })
+            .map(|(i, c)| (i, c.name.clone(), c.class()))
+            .collect();
+        LayerRules {
+            name: layer.def.table.clone(),
+            min_zoom: meta.min_zoom.unwrap_or(zmin),
+            max_zoom: meta.max_zoom.unwrap_or(zmax),
+            properties,
+        }
+    }
+}
+
+/// One feature's encoded geometry, before the budget decides whether it stays.
+struct Candidate {
+    index: usize,
+    kind: GeomType,
+    cmds: GeomEncoder,
+    size: f64,
+    cost: usize,
+}
+
+/// Scratch buffers reused across features.
+#[derive(Default)]
+struct Scratch {
+    pts: Vec<Pt>,
+    simple: Vec<Pt>,
+    parts: Vec<Vec<Pt>>,
+    ints: Vec<[i32; 2]>,
+    occupied: std::collections::HashSet<(i32, i32)>,
+}
+
+/// Transform from EPSG:3857 to tile units.
+#[derive(Clone, Copy)]
+struct Frame {
+    minx: f64,
+    maxy: f64,
+    scale: f64,
+    clip: ClipBox,
+    tol: f64,
+    full_detail: bool,
+}
+
+impl Frame {
+    fn pt(&self, c: Coord<f64>) -> Pt {
+        [
+            (c.x - self.minx) * self.scale,
+            (self.maxy - c.y) * self.scale,
+        ]
+    }
+
+    fn bbox(&self, b: Bbox) -> [f64; 4] {
+        let p0 = self.pt(Coord { x: b[0], y: b[3] });
+        let p1 = self.pt(Coord { x: b[2], y: b[1] });
+        [p0[0], p0[1], p1[0], p1[1]]
+    }
+}
+
+/// Renders one tile of the given layers; an empty vector means an empty tile.
+pub fn render(layers: &[(&Layer, &LayerRules)], tile: TileId, opts: TileOptions) -> Vec<u8> {
+    let b = tile.bounds();
+    let extent = opts.extent as f64;
+    let query = tile.buffered_bounds(opts.buffer, opts.extent);
+    let mut scratch = Scratch::default();
+    let mut per_layer: Vec<(usize, Vec<Candidate>)> = Vec::new();
+    for (li, (layer, rules)) in layers.iter().enumerate() {
+        if tile.z < rules.min_zoom {
+            continue;
+        }
+        let full_detail = tile.z >= rules.max_zoom;
+        let frame = Frame {
+            minx: b[0],
+            maxy: b[3],
+            scale: extent / tile.size(),
+            clip: ClipBox {
+                min: -(opts.buffer as f64),
+                max: extent + opts.buffer as f64,
+            },
+            tol: if full_detail { 0.5 } else { 4.0 },
+            full_detail,
+        };
+        scratch.occupied.clear();
+        let mut cands = Vec::new();
+        for i in layer.query(query) {
+            let f = &layer.features[i];
+            let Some(g) = &f.geometry else { continue };
+            let mut c = Candidate {
+                index: i,
+                kind: GeomType::Point,
+                cmds: GeomEncoder::default(),
+                size: 0.0,
+                cost: 0,
+            };
+            encode_geometry(g, &frame, &mut scratch, &mut c);
+            if c.cmds.is_empty() {
+                continue;
+            }
+            c.cost = c.cmds.encoded_len() + 8 + property_cost(&f.values, rules);
+            cands.push(c);
+        }
+        if !cands.is_empty() {
+            per_layer.push((li, cands));
+        }
+    }
+
+    // Keep within the byte budget: each layer drops its smallest features first.
+    let mut factor = 0.95;
+    loop {
+        let total: usize = per_layer
+            .iter()
+            .flat_map(|(_, c)| c.iter())
+            .map(|c| c.cost)
+            .sum();
+        let budget = (opts.max_bytes as f64 * factor) as usize;
+        let selected: Vec<(usize, Vec<&Candidate>)> = per_layer
+            .iter()
+            .map(|(li, cands)| {
+                let mine: usize = cands.iter().map(|c| c.cost).sum();
+                if total <= budget {
+                    return (*li, cands.iter().collect());
+                }
+                let share = budget * mine / total.max(1);
+                let mut by_size: Vec<&Candidate> = cands.iter().collect();
+                by_size.sort_by(|a, b| b.size.total_cmp(&a.size).then(a.index.cmp(&b.index)));
+                let mut used = 0;
+                let mut keep: Vec<&Candidate> = by_size
+                    .into_iter()
+                    .take_while(|c| {
+                        used += c.cost;
+                        used <= share
+                    })
+                    .collect();
+                keep.sort_by_key(|c| c.index);
+                (*li, keep)
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (li, cands) in &selected {
+            let (layer, rules) = layers[*li];
+            let mut w = LayerWriter::new(&rules.name, opts.extent);
+            let mut props = Vec::with_capacity(rules.properties.len());
+            for c in cands {
+                let f = &layer.features[c.index];
+                props.clear();
+                for (col, name, class) in &rules.properties {
+                    if let Some(v) = mvt_value(&f.values[*col], *class) {
+                        props.push((name.as_str(), v));
+                    }
+                }
+                w.add(u64::try_from(f.fid).ok(), c.kind, &c.cmds, &props);
+            }
+            w.finish(&mut out);
+        }
+        if out.len() <= opts.max_bytes || factor < 0.05 {
+            return out;
+        }
+        factor *= 0.8 * opts.max_bytes as f64 / out.len() as f64;
+    }
+}
+
+/// An upper bound of the bytes a feature's properties add (as if every value were new).
+fn property_cost(values: &[Value], rules: &LayerRules) -> usize {
+    rules
+        .properties
+        .iter()
+        .map(|(col, _, _)| match &values[*col] {
+            Value::Null | Value::Blob(_) => 0,
+            Value::Integer(_) => 5,
+            Value::Real(_) => 13,
+            Value::Text(t) => t.len() + 5,
+        })
+        .sum()
+}
+
+fn mvt_value(v: &Value, class: ValueClass) -> Option<MvtValue> {
+    Some(match (v, class) {
+        (Value::Integer(i), ValueClass::Boolean) => MvtValue::Bool(*i != 0),
+        (Value::Integer(i), _) => MvtValue::Int(*i),
+        (Value::Real(r), _) => MvtValue::Double(*r),
+        (Value::Text(t), _) => MvtValue::Str(t.clone()),
+        (Value::Null | Value::Blob(_), _) => return None,
+    })
+}
+
+fn encode_geometry(g: &Geometry<f64>, fr: &Frame, s: &mut Scratch, c: &mut Candidate) {
+    let Some(bb) = bbox_of(g) else { return };
+    let tb = fr.bbox(bb);
+    c.size = (tb[2] - tb[0]).max(tb[3] - tb[1]);
+    let small = !fr.full_detail && c.size < 8.0;
+    match g {
+        Geometry::Point(_) | Geometry::MultiPoint(_) => {
+            c.kind = GeomType::Point;
+            s.ints.clear();
+            let push = |p: Coord<f64>, s: &mut Scratch| {
+                let q = fr.pt(p);
+                if q[0] < fr.clip.min
+                    || q[0] > fr.clip.max
+                    || q[1] < fr.clip.min
+                    || q[1] > fr.clip.max
+                {
+                    return;
+                }
+                let qi = [q[0].round() as i32, q[1].round() as i32];
+                if !fr.full_detail
+                    && !s
+                        .occupied
+                        .insert((qi[0].div_euclid(8), qi[1].div_euclid(8)))
+                {
+                    return;
+                }
+                if !s.ints.contains(&qi) {
+                    s.ints.push(qi);
+                }
+            };
+            match g {
+                Geometry::Point(p) => push(p.0, s),
+                Geometry::MultiPoint(m) => m.0.iter().for_each(|p| push(p.0, s)),
+                _ => {}
+            }
+            let pts = std::mem::take(&mut s.ints);
+            c.cmds.points(&pts);
+            s.ints = pts;
+        }
+        Geometry::LineString(_) | Geometry::MultiLineString(_) => {
+            if small {
+                return;
+            }
+            c.kind = GeomType::LineString;
+            let inside = fr.clip.contains_bbox(tb);
+            let lines: Vec<&LineString<f64>> = match g {
+                Geometry::LineString(l) => vec![l],
+                Geometry::MultiLineString(m) => m.0.iter().collect(),
+                _ => vec![],
+            };
+            for l in lines {
+                s.pts.clear();
+                s.pts.extend(l.0.iter().map(|&p| fr.pt(p)));
+                s.parts.clear();
+                if inside {
+                    s.parts.push(std::mem::take(&mut s.pts));
+                } else {
+                    clip::clip_line(&s.pts, fr.clip, &mut s.parts);
+                }
+                for part in std::mem::take(&mut s.parts) {
+                    simplify::simplify(&part, fr.tol, &mut s.simple);
+                    quantize(&s.simple, &mut s.ints);
+                    if s.ints.len() >= 2 {
+                        c.cmds.line(&s.ints);
+                    }
+                }
+            }
+        }
+        Geometry::Polygon(_) | Geometry::MultiPolygon(_) => {
+            if small {
+                return;
+            }
+            c.kind = GeomType::Polygon;
+            let inside = fr.clip.contains_bbox(tb);
+            let polys: Vec<&Polygon<f64>> = match g {
+                Geometry::Polygon(p) => vec![p],
+                Geometry::MultiPolygon(m) => m.0.iter().collect(),
+                _ => vec![],
+            };
+            for p in polys {
+                if !ring(p.exterior(), fr, inside, s, true) {
+                    continue;
+                }
+                c.cmds.ring(&s.ints);
+                for hole in p.interiors() {
+                    if ring(hole, fr, inside, s, false) {
+                        c.cmds.ring(&s.ints);
+                    }
+                }
+            }
+        }
+        Geometry::GeometryCollection(gc) => {
+            // MVT features have one type: keep the collection's first non-empty kind.
+            for m in &gc.0 {
+                encode_geometry(m, fr, s, c);
+                if !c.cmds.is_empty() {
+                    return;
+                }
+            }
+        }
+        Geometry::Line(_) | Geometry::Rect(_) | Geometry::Triangle(_) => {}
+    }
+}
+
+/// Projects, clips, simplifies, quantizes and orients a ring into `s.ints`; false when
+/// nothing with area is left.
+fn ring(r: &LineString<f64>, fr: &Frame, inside: bool, s: &mut Scratch, exterior: bool) -> bool {
+    s.pts.clear();
+    s.pts.extend(r.0.iter().map(|&p| fr.pt(p)));
+    let mut clipped = if inside {
+        std::mem::take(&mut s.pts)
+    } else {
+        clip::clip_ring(&s.pts, fr.clip)
+    };
+    if clipped.len() < 3 {
+        return false;
+    }
+    if clipped.first() != clipped.last() {
+        clipped.push(clipped[0]);
+    }
+    simplify::simplify(&clipped, fr.tol, &mut s.simple);
+    s.pts = clipped;
+    quantize(&s.simple, &mut s.ints);
+    if s.ints.len() > 1 && s.ints.first() == s.ints.last() {
+        s.ints.pop();
+    }
+    if s.ints.len() < 3 {
+        return false;
+    }
+    let area = signed_area(&s.ints);
+    if area == 0 {
+        return false;
+    }
+    // MVT: exterior rings have positive area in tile coordinates (y down), holes negative.
+    if (area > 0) != exterior {
+        s.ints.reverse();
+    }
+    true
+}
+
+/// Twice the signed area by the MVT spec's surveyor's formula.
+fn signed_area(r: &[[i32; 2]]) -> i64 {
+    let n = r.len();
+    (0..n)
+        .map(|i| {
+            let (a, b) = (r[i], r[(i + 1) % n]);
+            a[0] as i64 * b[1] as i64 - b[0] as i64 * a[1] as i64
+        })
+        .sum()
+}
+
+fn quantize(pts: &[Pt], out: &mut Vec<[i32; 2]>) {
+    out.clear();
+    for p in pts {
+        let q = [p[0].round() as i32, p[1].round() as i32];
+        if out.last() != Some(&q) {
+            out.push(q);
+        }
+    }
+}
