@@ -125,6 +125,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/tiles/{tms}/tilejson.json", get(tiles::dataset_tilejson))
         .route("/tiles/{tms}/{z}/{y}/{x}", get(tiles::dataset_tile))
+        .route(
+            "/collections/{id}/xyz/{z}/{x}/{y}",
+            get(tiles::collection_tile_xyz),
+        )
+        .route("/xyz/{z}/{x}/{y}", get(tiles::dataset_tile_xyz))
         .layer(axum::middleware::map_response(cors))
         .with_state(state)
 }

@@ -19,6 +19,8 @@ use crate::tiles::{self, LayerRules, TileId};
 pub const MVT: &str = "application/vnd.mapbox-vector-tile";
 
 fn parse_tile(z: &str, y: &str, x: &str) -> Result<TileId, Problem> {
+    // The last segment may carry an extension (GDAL's /vsicurl needs one to see a file).
+    let x = x.trim_end_matches(".pbf").trim_end_matches(".mvt");
     let num = |name: &str, v: &str| {
         v.parse::<u32>().map_err(|_| {
             Problem::bad_request(format!("{name} '{v}' is not a whole number ≥ 0 (path: .../{{tileMatrix}}/{{tileRow}}/{{tileCol}})"))
@@ -59,6 +61,39 @@ pub async fn collection_tile(
         )));
     }
     tile_response(&state, cat, Arc::from(vec![id]), tile, &headers).await
+}
+
+/// `GET /collections/{id}/xyz/{z}/{x}/{y}.pbf`: the same tile in XYZ order, for tools
+/// (GDAL's MVT driver) that read z/x/y from the path.
+pub async fn collection_tile_xyz(
+    state: State<Arc<AppState>>,
+    Path((id, z, x, y)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let y = y
+        .trim_end_matches(".pbf")
+        .trim_end_matches(".mvt")
+        .to_string();
+    collection_tile(
+        state,
+        Path((id, "WebMercatorQuad".into(), z, y, x)),
+        headers,
+    )
+    .await
+}
+
+/// `GET /xyz/{z}/{x}/{y}.pbf`: all layers in XYZ order.
+pub async fn dataset_tile_xyz(
+    state: State<Arc<AppState>>,
+    Path((z, x, y)): Path<(String, String, String)>,
+    q: Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let y = y
+        .trim_end_matches(".pbf")
+        .trim_end_matches(".mvt")
+        .to_string();
+    dataset_tile(state, Path(("WebMercatorQuad".into(), z, y, x)), q, headers).await
 }
 
 /// `GET /tiles/{tms}/{z}/{y}/{x}?collections=a,b`.
@@ -187,7 +222,18 @@ fn respond(t: &CachedTile, headers: &HeaderMap, hit: bool) -> Response {
                 v.split(',')
                     .any(|e| e.trim().starts_with("gzip") && !e.contains("q=0"))
             });
-        let mut r = if gzip_ok && !t.gzip.is_empty() {
+        let range = headers
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| byte_range(v, t.raw.len()));
+        let mut r = if let Some((from, to)) = range {
+            // GDAL's /vsicurl reads in ranges; answer them from the uncompressed tile.
+            let mut r = (StatusCode::PARTIAL_CONTENT, t.raw[from..=to].to_vec()).into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {from}-{to}/{}", t.raw.len())) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            r
+        } else if gzip_ok && !t.gzip.is_empty() {
             let mut r = t.gzip.clone().into_response();
             r.headers_mut()
                 .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
@@ -209,11 +255,27 @@ fn respond(t: &CachedTile, headers: &HeaderMap, hit: bool) -> Response {
         HeaderValue::from_static("public, no-cache"),
     );
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(
         "x-nordgeo-cache",
         HeaderValue::from_static(if hit { "hit" } else { "miss" }),
     );
     res
+}
+
+/// A single `bytes=a-b` range (or `a-`, `-n`) within `len`, inclusive bounds.
+fn byte_range(v: &str, len: usize) -> Option<(usize, usize)> {
+    let spec = v.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') || len == 0 {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (from, to) = match (a.trim(), b.trim()) {
+        ("", n) => (len.saturating_sub(n.parse().ok()?), len - 1),
+        (a, "") => (a.parse().ok()?, len - 1),
+        (a, b) => (a.parse().ok()?, b.parse::<usize>().ok()?.min(len - 1)),
+    };
+    (from <= to && from < len).then_some((from, to))
 }
 
 fn field_type(c: &crate::store::Column) -> &'static str {
