@@ -29,7 +29,8 @@ fn tile_at(z: u32) -> TileId {
     let n = 2f64.powi(z as i32);
     let (lon, lat) = (10.75f64, 51.53f64);
     let x = ((lon + 180.0) / 360.0 * n).floor() as u32;
-    let y = ((1.0 - lat.to_radians().tan().asinh() / std::f64::consts::PI) / 2.0 * n).floor() as u32;
+    let y =
+        ((1.0 - lat.to_radians().tan().asinh() / std::f64::consts::PI) / 2.0 * n).floor() as u32;
     TileId::new(z, x, y).expect("tile in range")
 }
 
@@ -39,7 +40,9 @@ fn benches(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("index");
     g.sample_size(10);
-    g.bench_function("build catalog (all layers)", |b| b.iter(|| black_box(Catalog::load(&store).expect("load"))));
+    g.bench_function("build catalog (all layers)", |b| {
+        b.iter(|| black_box(Catalog::load(&store).expect("load")))
+    });
     g.finish();
 
     let cat = Catalog::load(&store).expect("load");
@@ -51,14 +54,20 @@ fn benches(c: &mut Criterion) {
         let rules = LayerRules::for_layer(l);
         for z in [8, 10, 13, 14, 16] {
             let t = tile_at(z);
-            g.bench_function(format!("{layer} z{z}"), |b| b.iter(|| black_box(tiles::render(&[(l, &rules)], t, opts))));
+            g.bench_function(format!("{layer} z{z}"), |b| {
+                b.iter(|| black_box(tiles::render(&[(l, &rules)], t, opts)))
+            });
         }
     }
     g.finish();
 
     // Encoding alone: 10,000 lines of 20 points with an id and 2 tags (../shared/deps.md).
     let lines: Vec<Vec<[i32; 2]>> = (0..10_000)
-        .map(|i| (0..20).map(|k| [(i * 7 + k * 13) % 4096, (i * 3 + k * 29) % 4096]).collect())
+        .map(|i| {
+            (0..20)
+                .map(|k| [(i * 7 + k * 13) % 4096, (i * 3 + k * 29) % 4096])
+                .collect()
+        })
         .collect();
     c.bench_function("encode 10k lines x 20 points", |b| {
         b.iter(|| {
@@ -67,7 +76,10 @@ fn benches(c: &mut Criterion) {
             for (i, l) in lines.iter().enumerate() {
                 g.reset();
                 g.line(l);
-                let props = [("name", MvtValue::Str(format!("Weg {}", i % 300))), ("difficulty", MvtValue::Int((i % 3) as i64))];
+                let props = [
+                    ("name", MvtValue::Str(format!("Weg {}", i % 300))),
+                    ("difficulty", MvtValue::Int((i % 3) as i64)),
+                ];
                 w.add(Some(i as u64), GeomType::LineString, &g, &props);
             }
             let mut out = Vec::new();

@@ -13,6 +13,8 @@ use crate::geom::{Bbox, bbox_of, gpkg};
 use crate::store::layer::q;
 use crate::store::{LayerDef, LayerMeta, Store, StoreError};
 
+pub mod dict;
+
 /// Errors while loading snapshots.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -42,6 +44,10 @@ pub struct Feature {
 
 type Entry = GeomWithData<Rectangle<[f64; 2]>, u32>;
 
+/// Extents (metres) from which a feature also enters a coarser R-tree: a low-zoom tile
+/// that drops everything under a pixel only searches features that can be seen.
+const SIZE_LEVELS: [f64; 8] = [32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0];
+
 /// An immutable snapshot of one layer.
 pub struct Layer {
     /// The table definition.
@@ -50,9 +56,15 @@ pub struct Layer {
     pub meta: LayerMeta,
     /// Features in fid order.
     pub features: Vec<Feature>,
+    /// Each feature's extent in EPSG:3857 (`None` for NULL or empty geometry).
+    pub bboxes: Vec<Option<Bbox>>,
     /// Extent in lon/lat.
     pub extent_lonlat: Option<Bbox>,
+    /// Property values ready for vector tiles.
+    pub dict: dict::TileDict,
     tree: RTree<Entry>,
+    /// (minimum extent in metres, R-tree of the features at least that large).
+    coarse: Vec<(f64, RTree<Entry>)>,
 }
 
 impl Layer {
@@ -63,9 +75,20 @@ impl Layer {
 
     /// Indices of features whose envelope intersects a box in EPSG:3857, in fid order.
     pub fn query(&self, b: Bbox) -> Vec<usize> {
+        self.query_sized(b, 0.0)
+    }
+
+    /// Like [`Layer::query`], but may leave out features whose extent (larger side, in
+    /// metres) is below `min_size`; every feature at least that large is included.
+    pub fn query_sized(&self, b: Bbox, min_size: f64) -> Vec<usize> {
         let env = AABB::from_corners([b[0], b[1]], [b[2], b[3]]);
-        let mut hits: Vec<usize> = self
-            .tree
+        let tree = self
+            .coarse
+            .iter()
+            .rev()
+            .find(|(level, _)| *level <= min_size)
+            .map_or(&self.tree, |(_, t)| t);
+        let mut hits: Vec<usize> = tree
             .locate_in_envelope_intersecting(&env)
             .map(|e| e.data as usize)
             .collect();
@@ -178,30 +201,49 @@ pub fn load_layer(store: &Store, def: LayerDef) -> Result<Layer, IndexError> {
         layer: def.table.clone(),
         source,
     })?;
-    let mut extent: Option<Bbox> = None;
-    let entries: Vec<Entry> = features
+    let bboxes: Vec<Option<Bbox>> = features
         .iter()
-        .enumerate()
-        .filter_map(|(i, f)| {
-            let b = f.geometry.as_ref().and_then(bbox_of)?;
-            crate::geom::bbox_union(&mut extent, b);
-            Some(GeomWithData::new(
-                Rectangle::from_corners([b[0], b[1]], [b[2], b[3]]),
-                i as u32,
-            ))
-        })
+        .map(|f| f.geometry.as_ref().and_then(bbox_of))
+        .collect();
+    let mut extent: Option<Bbox> = None;
+    for b in bboxes.iter().flatten() {
+        crate::geom::bbox_union(&mut extent, *b);
+    }
+    let entries = |min: f64| -> Vec<Entry> {
+        bboxes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| {
+                let b = (*b)?;
+                ((b[2] - b[0]).max(b[3] - b[1]) >= min).then(|| {
+                    GeomWithData::new(
+                        Rectangle::from_corners([b[0], b[1]], [b[2], b[3]]),
+                        i as u32,
+                    )
+                })
+            })
+            .collect()
+    };
+    let tree = RTree::bulk_load(entries(0.0));
+    let coarse = SIZE_LEVELS
+        .iter()
+        .map(|&m| (m, RTree::bulk_load(entries(m))))
         .collect();
     let extent_lonlat = extent.map(|b| {
         let (x0, y0) = crs::mercator_to_lonlat(b[0], b[1]);
         let (x1, y1) = crs::mercator_to_lonlat(b[2], b[3]);
         [x0, y0, x1, y1]
     });
+    let dict = dict::TileDict::build(&def, &features);
     Ok(Layer {
         def,
         meta,
         features,
+        bboxes,
         extent_lonlat,
-        tree: RTree::bulk_load(entries),
+        dict,
+        tree,
+        coarse,
     })
 }
 

@@ -18,14 +18,13 @@ pub mod mvt;
 pub mod simplify;
 
 use geo::{Coord, Geometry, LineString, Polygon};
-use rusqlite::types::Value;
 
 use crate::geom::{Bbox, GeometryKind, bbox_of};
 use crate::index::Layer;
 use crate::store::layer::ValueClass;
 use clip::{ClipBox, Pt};
 pub use grid::TileId;
-use mvt::{GeomEncoder, GeomType, LayerWriter, MvtValue};
+use mvt::{GeomEncoder, GeomType, LayerWriter};
 
 /// Tile encoding settings.
 #[derive(Debug, Clone, Copy)]
@@ -98,7 +97,8 @@ impl LayerRules {
 struct Candidate {
     index: usize,
     kind: GeomType,
-    cmds: GeomEncoder,
+    /// Range of its commands in the layer's command arena.
+    cmds: std::ops::Range<usize>,
     size: f64,
     cost: usize,
 }
@@ -111,15 +111,18 @@ struct Scratch {
     parts: Vec<Vec<Pt>>,
     ints: Vec<[i32; 2]>,
     occupied: std::collections::HashSet<(i32, i32)>,
+    enc: GeomEncoder,
 }
 
-/// Transform from EPSG:3857 to tile units.
+/// Transform from EPSG:3857 to tile units, and what this zoom keeps.
 #[derive(Clone, Copy)]
 struct Frame {
     minx: f64,
     maxy: f64,
     scale: f64,
     clip: ClipBox,
+    /// The buffered tile in EPSG:3857.
+    query: Bbox,
     tol: f64,
     full_detail: bool,
 }
@@ -139,13 +142,16 @@ impl Frame {
     }
 }
 
+/// Smallest line or polygon extent kept below the detail zoom: one pixel of a 512 px tile.
+const MIN_SIZE_UNITS: f64 = 8.0;
+
 /// Renders one tile of the given layers; an empty vector means an empty tile.
 pub fn render(layers: &[(&Layer, &LayerRules)], tile: TileId, opts: TileOptions) -> Vec<u8> {
     let b = tile.bounds();
     let extent = opts.extent as f64;
     let query = tile.buffered_bounds(opts.buffer, opts.extent);
     let mut scratch = Scratch::default();
-    let mut per_layer: Vec<(usize, Vec<Candidate>)> = Vec::new();
+    let mut per_layer: Vec<(usize, Vec<Candidate>, Vec<u32>)> = Vec::new();
     for (li, (layer, rules)) in layers.iter().enumerate() {
         if tile.z < rules.min_zoom {
             continue;
@@ -159,78 +165,103 @@ pub fn render(layers: &[(&Layer, &LayerRules)], tile: TileId, opts: TileOptions)
                 min: -(opts.buffer as f64),
                 max: extent + opts.buffer as f64,
             },
+            query,
             tol: if full_detail { 0.5 } else { 4.0 },
             full_detail,
         };
+        let points = matches!(
+            layer.def.kind,
+            GeometryKind::Point | GeometryKind::MultiPoint
+        );
+        let min_size = if full_detail || points {
+            0.0
+        } else {
+            MIN_SIZE_UNITS / frame.scale
+        };
         scratch.occupied.clear();
         let mut cands = Vec::new();
-        for i in layer.query(query) {
-            let f = &layer.features[i];
-            let Some(g) = &f.geometry else { continue };
-            let mut c = Candidate {
-                index: i,
-                kind: GeomType::Point,
-                cmds: GeomEncoder::default(),
-                size: 0.0,
-                cost: 0,
+        let mut arena: Vec<u32> = Vec::new();
+        for i in layer.query_sized(query, min_size) {
+            let (Some(g), Some(bb)) = (&layer.features[i].geometry, layer.bboxes[i]) else {
+                continue;
             };
-            encode_geometry(g, &frame, &mut scratch, &mut c);
-            if c.cmds.is_empty() {
+            let tb = frame.bbox(bb);
+            let size = (tb[2] - tb[0]).max(tb[3] - tb[1]);
+            let is_point = matches!(g, Geometry::Point(_) | Geometry::MultiPoint(_));
+            if !full_detail && !is_point && size < MIN_SIZE_UNITS {
                 continue;
             }
-            c.cost = c.cmds.encoded_len() + 8 + property_cost(&f.values, rules);
-            cands.push(c);
+            scratch.enc.reset();
+            let kind = encode_geometry(g, tb, &frame, &mut scratch);
+            if scratch.enc.is_empty() {
+                continue;
+            }
+            let cmds = scratch.enc.commands();
+            let start = arena.len();
+            arena.extend_from_slice(cmds);
+            let cost = scratch.enc.encoded_len() + 8 + property_cost(layer, i, rules);
+            cands.push(Candidate {
+                index: i,
+                kind,
+                cmds: start..arena.len(),
+                size,
+                cost,
+            });
         }
         if !cands.is_empty() {
-            per_layer.push((li, cands));
+            per_layer.push((li, cands, arena));
         }
     }
 
     // Keep within the byte budget: each layer drops its smallest features first.
     let mut factor = 0.95;
+    let mut map = mvt::ValueMap::default();
     loop {
         let total: usize = per_layer
             .iter()
-            .flat_map(|(_, c)| c.iter())
+            .flat_map(|(_, c, _)| c.iter())
             .map(|c| c.cost)
             .sum();
         let budget = (opts.max_bytes as f64 * factor) as usize;
-        let selected: Vec<(usize, Vec<&Candidate>)> = per_layer
-            .iter()
-            .map(|(li, cands)| {
-                let mine: usize = cands.iter().map(|c| c.cost).sum();
-                if total <= budget {
-                    return (*li, cands.iter().collect());
-                }
-                let share = budget * mine / total.max(1);
-                let mut by_size: Vec<&Candidate> = cands.iter().collect();
-                by_size.sort_by(|a, b| b.size.total_cmp(&a.size).then(a.index.cmp(&b.index)));
-                let mut used = 0;
-                let mut keep: Vec<&Candidate> = by_size
-                    .into_iter()
-                    .take_while(|c| {
-                        used += c.cost;
-                        used <= share
-                    })
-                    .collect();
-                keep.sort_by_key(|c| c.index);
-                (*li, keep)
-            })
-            .collect();
         let mut out = Vec::new();
-        for (li, cands) in &selected {
+        for (li, cands, arena) in &per_layer {
             let (layer, rules) = layers[*li];
+            let mut chosen: Vec<&Candidate> = cands.iter().collect();
+            if total > budget {
+                let mine: usize = cands.iter().map(|c| c.cost).sum();
+                let share = budget * mine / total.max(1);
+                chosen.sort_by(|a, b| b.size.total_cmp(&a.size).then(a.index.cmp(&b.index)));
+                let mut used = 0;
+                chosen.retain(|c| {
+                    used += c.cost;
+                    used <= share
+                });
+                chosen.sort_by_key(|c| c.index);
+            }
             let mut w = LayerWriter::new(&rules.name, opts.extent);
-            let mut props = Vec::with_capacity(rules.properties.len());
-            for c in cands {
-                let f = &layer.features[c.index];
+            let keys: Vec<u32> = rules
+                .properties
+                .iter()
+                .map(|(_, name, _)| w.key(name))
+                .collect();
+            let mut props: Vec<(u32, u32, &[u8])> = Vec::with_capacity(keys.len());
+            map.clear();
+            for c in chosen {
                 props.clear();
-                for (col, name, class) in &rules.properties {
-                    if let Some(v) = mvt_value(&f.values[*col], *class) {
-                        props.push((name.as_str(), v));
+                for ((col, _, _), &k) in rules.properties.iter().zip(&keys) {
+                    let id = layer.dict.id(c.index, *col);
+                    if id != crate::index::dict::NONE {
+                        props.push((k, id, &layer.dict.values[id as usize]));
                     }
                 }
-                w.add(u64::try_from(f.fid).ok(), c.kind, &c.cmds, &props);
+                let fid = layer.features[c.index].fid;
+                w.add_dict(
+                    u64::try_from(fid).ok(),
+                    c.kind,
+                    &arena[c.cmds.clone()],
+                    &props,
+                    &mut map,
+                );
             }
             w.finish(&mut out);
         }
@@ -242,37 +273,21 @@ pub fn render(layers: &[(&Layer, &LayerRules)], tile: TileId, opts: TileOptions)
 }
 
 /// An upper bound of the bytes a feature's properties add (as if every value were new).
-fn property_cost(values: &[Value], rules: &LayerRules) -> usize {
+fn property_cost(layer: &Layer, i: usize, rules: &LayerRules) -> usize {
     rules
         .properties
         .iter()
-        .map(|(col, _, _)| match &values[*col] {
-            Value::Null | Value::Blob(_) => 0,
-            Value::Integer(_) => 5,
-            Value::Real(_) => 13,
-            Value::Text(t) => t.len() + 5,
+        .map(|(col, _, _)| match layer.dict.id(i, *col) {
+            crate::index::dict::NONE => 0,
+            id => layer.dict.values[id as usize].len() + 4,
         })
         .sum()
 }
 
-fn mvt_value(v: &Value, class: ValueClass) -> Option<MvtValue> {
-    Some(match (v, class) {
-        (Value::Integer(i), ValueClass::Boolean) => MvtValue::Bool(*i != 0),
-        (Value::Integer(i), _) => MvtValue::Int(*i),
-        (Value::Real(r), _) => MvtValue::Double(*r),
-        (Value::Text(t), _) => MvtValue::Str(t.clone()),
-        (Value::Null | Value::Blob(_), _) => return None,
-    })
-}
-
-fn encode_geometry(g: &Geometry<f64>, fr: &Frame, s: &mut Scratch, c: &mut Candidate) {
-    let Some(bb) = bbox_of(g) else { return };
-    let tb = fr.bbox(bb);
-    c.size = (tb[2] - tb[0]).max(tb[3] - tb[1]);
-    let small = !fr.full_detail && c.size < 8.0;
+/// Encodes a geometry into `s.enc`; returns its MVT type.
+fn encode_geometry(g: &Geometry<f64>, tb: [f64; 4], fr: &Frame, s: &mut Scratch) -> GeomType {
     match g {
         Geometry::Point(_) | Geometry::MultiPoint(_) => {
-            c.kind = GeomType::Point;
             s.ints.clear();
             let push = |p: Coord<f64>, s: &mut Scratch| {
                 let q = fr.pt(p);
@@ -284,6 +299,7 @@ fn encode_geometry(g: &Geometry<f64>, fr: &Frame, s: &mut Scratch, c: &mut Candi
                     return;
                 }
                 let qi = [q[0].round() as i32, q[1].round() as i32];
+                // Below the detail zoom, one point per pixel (8 units) is what shows.
                 if !fr.full_detail
                     && !s
                         .occupied
@@ -300,72 +316,97 @@ fn encode_geometry(g: &Geometry<f64>, fr: &Frame, s: &mut Scratch, c: &mut Candi
                 Geometry::MultiPoint(m) => m.0.iter().for_each(|p| push(p.0, s)),
                 _ => {}
             }
-            let pts = std::mem::take(&mut s.ints);
-            c.cmds.points(&pts);
-            s.ints = pts;
+            s.enc.points(&s.ints);
+            GeomType::Point
         }
-        Geometry::LineString(_) | Geometry::MultiLineString(_) => {
-            if small {
-                return;
-            }
-            c.kind = GeomType::LineString;
-            let inside = fr.clip.contains_bbox(tb);
-            let lines: Vec<&LineString<f64>> = match g {
-                Geometry::LineString(l) => vec![l],
-                Geometry::MultiLineString(m) => m.0.iter().collect(),
-                _ => vec![],
-            };
-            for l in lines {
-                s.pts.clear();
-                s.pts.extend(l.0.iter().map(|&p| fr.pt(p)));
-                s.parts.clear();
-                if inside {
-                    s.parts.push(std::mem::take(&mut s.pts));
-                } else {
-                    clip::clip_line(&s.pts, fr.clip, &mut s.parts);
-                }
-                for part in std::mem::take(&mut s.parts) {
-                    simplify::simplify(&part, fr.tol, &mut s.simple);
-                    quantize(&s.simple, &mut s.ints);
-                    if s.ints.len() >= 2 {
-                        c.cmds.line(&s.ints);
-                    }
-                }
-            }
+        Geometry::LineString(l) => {
+            line(l, tb, fr, s);
+            GeomType::LineString
         }
-        Geometry::Polygon(_) | Geometry::MultiPolygon(_) => {
-            if small {
-                return;
-            }
-            c.kind = GeomType::Polygon;
-            let inside = fr.clip.contains_bbox(tb);
-            let polys: Vec<&Polygon<f64>> = match g {
-                Geometry::Polygon(p) => vec![p],
-                Geometry::MultiPolygon(m) => m.0.iter().collect(),
-                _ => vec![],
-            };
-            for p in polys {
-                if !ring(p.exterior(), fr, inside, s, true) {
-                    continue;
-                }
-                c.cmds.ring(&s.ints);
-                for hole in p.interiors() {
-                    if ring(hole, fr, inside, s, false) {
-                        c.cmds.ring(&s.ints);
-                    }
-                }
-            }
+        Geometry::MultiLineString(m) => {
+            m.0.iter().for_each(|l| line(l, tb, fr, s));
+            GeomType::LineString
+        }
+        Geometry::Polygon(p) => {
+            polygon(p, tb, fr, s);
+            GeomType::Polygon
+        }
+        Geometry::MultiPolygon(m) => {
+            m.0.iter().for_each(|p| polygon(p, tb, fr, s));
+            GeomType::Polygon
         }
         Geometry::GeometryCollection(gc) => {
             // MVT features have one type: keep the collection's first non-empty kind.
             for m in &gc.0 {
-                encode_geometry(m, fr, s, c);
-                if !c.cmds.is_empty() {
-                    return;
+                if let Some(mb) = bbox_of(m) {
+                    let k = encode_geometry(m, fr.bbox(mb), fr, s);
+                    if !s.enc.is_empty() {
+                        return k;
+                    }
                 }
             }
+            GeomType::Point
         }
-        Geometry::Line(_) | Geometry::Rect(_) | Geometry::Triangle(_) => {}
+        Geometry::Line(_) | Geometry::Rect(_) | Geometry::Triangle(_) => GeomType::Point,
+    }
+}
+
+/// Clips, simplifies and quantizes one line into `s.enc`. Segments outside the buffered
+/// tile are skipped before projection: long trails cross many tiles.
+fn line(l: &LineString<f64>, tb: [f64; 4], fr: &Frame, s: &mut Scratch) {
+    let c = &l.0;
+    if c.len() < 2 {
+        return;
+    }
+    let q = fr.query;
+    let emit = |run: &[Coord<f64>], s: &mut Scratch| {
+        s.pts.clear();
+        s.pts.extend(run.iter().map(|&p| fr.pt(p)));
+        s.parts.clear();
+        if fr.clip.contains_bbox(tb) {
+            s.parts.push(std::mem::take(&mut s.pts));
+        } else {
+            clip::clip_line(&s.pts, fr.clip, &mut s.parts);
+        }
+        for part in std::mem::take(&mut s.parts) {
+            simplify::simplify(&part, fr.tol, &mut s.simple);
+            quantize(&s.simple, &mut s.ints);
+            if s.ints.len() >= 2 {
+                s.enc.line(&s.ints);
+            }
+        }
+    };
+    let mut start: Option<usize> = None;
+    for i in 0..c.len() - 1 {
+        let (a, b) = (c[i], c[i + 1]);
+        let hit = a.x.max(b.x) >= q[0]
+            && a.x.min(b.x) <= q[2]
+            && a.y.max(b.y) >= q[1]
+            && a.y.min(b.y) <= q[3];
+        match (hit, start) {
+            (true, None) => start = Some(i),
+            (false, Some(st)) => {
+                emit(&c[st..=i], s);
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(st) = start {
+        emit(&c[st..], s);
+    }
+}
+
+fn polygon(p: &Polygon<f64>, tb: [f64; 4], fr: &Frame, s: &mut Scratch) {
+    let inside = fr.clip.contains_bbox(tb);
+    if !ring(p.exterior(), fr, inside, s, true) {
+        return;
+    }
+    s.enc.ring(&s.ints);
+    for hole in p.interiors() {
+        if ring(hole, fr, inside, s, false) {
+            s.enc.ring(&s.ints);
+        }
     }
 }
 
@@ -380,6 +421,7 @@ fn ring(r: &LineString<f64>, fr: &Frame, inside: bool, s: &mut Scratch, exterior
         clip::clip_ring(&s.pts, fr.clip)
     };
     if clipped.len() < 3 {
+        s.pts = clipped;
         return false;
     }
     if clipped.first() != clipped.last() {

@@ -122,18 +122,69 @@ impl GeomEncoder {
 
     /// Encoded size in bytes, for the tile budget.
     pub fn encoded_len(&self) -> usize {
-        self.cmds
-            .iter()
-            .map(|&c| {
-                if c < 128 {
-                    1
-                } else if c < 16384 {
-                    2
-                } else {
-                    3
-                }
-            })
-            .sum()
+        self.cmds.iter().map(|&c| varint_len(c as u64)).sum()
+    }
+
+    /// The command stream.
+    pub fn commands(&self) -> &[u32] {
+        &self.cmds
+    }
+}
+
+/// Encodes one property value as the bytes of an MVT `Value` message.
+pub fn encode_value(v: &MvtValue) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16);
+    match v {
+        MvtValue::Str(s) => bytes_field(&mut out, 0x0A, s.as_bytes()),
+        MvtValue::Double(d) => {
+            out.push(0x19);
+            out.extend_from_slice(&d.to_le_bytes());
+        }
+        MvtValue::Int(i) if *i >= 0 => {
+            out.push(0x28);
+            varint(&mut out, *i as u64);
+        }
+        MvtValue::Int(i) => {
+            out.push(0x30);
+            varint(&mut out, zigzag(*i));
+        }
+        MvtValue::Bool(b) => {
+            out.push(0x38);
+            out.push(*b as u8);
+        }
+    }
+    out
+}
+
+/// Maps a layer dictionary's value ids to a tile's value indices; reused across tiles
+/// so the hot path neither hashes nor clones property values.
+#[derive(Default)]
+pub struct ValueMap {
+    local: Vec<u32>,
+    touched: Vec<u32>,
+}
+
+impl ValueMap {
+    fn get_or_insert(&mut self, global: u32, next: u32) -> (u32, bool) {
+        let g = global as usize;
+        if g >= self.local.len() {
+            self.local.resize(g + 1, u32::MAX);
+        }
+        if self.local[g] == u32::MAX {
+            self.local[g] = next;
+            self.touched.push(global);
+            (next, true)
+        } else {
+            (self.local[g], false)
+        }
+    }
+
+    /// Forgets the mapping of the last layer (only the entries it touched).
+    pub fn clear(&mut self) {
+        for &g in &self.touched {
+            self.local[g as usize] = u32::MAX;
+        }
+        self.touched.clear();
     }
 }
 
@@ -143,7 +194,8 @@ pub struct LayerWriter {
     extent: u32,
     keys: Vec<String>,
     key_idx: HashMap<String, u32>,
-    values: Vec<MvtValue>,
+    values: Vec<u8>,
+    n_values: u32,
     val_idx: HashMap<ValueKey, u32>,
     features: Vec<u8>,
     count: usize,
@@ -160,6 +212,7 @@ impl LayerWriter {
             keys: Vec::new(),
             key_idx: HashMap::new(),
             values: Vec::new(),
+            n_values: 0,
             val_idx: HashMap::new(),
             features: Vec::new(),
             count: 0,
@@ -178,6 +231,23 @@ impl LayerWriter {
         self.count == 0
     }
 
+    /// The tile index of a key, registering it on first use.
+    pub fn key(&mut self, k: &str) -> u32 {
+        if let Some(&i) = self.key_idx.get(k) {
+            return i;
+        }
+        let i = self.keys.len() as u32;
+        self.keys.push(k.to_string());
+        self.key_idx.insert(k.to_string(), i);
+        i
+    }
+
+    fn push_value(&mut self, encoded: &[u8]) -> u32 {
+        bytes_field(&mut self.values, 0x22, encoded);
+        self.n_values += 1;
+        self.n_values - 1
+    }
+
     /// Appends a feature. `props` are (key, value) pairs, each key at most once.
     pub fn add(
         &mut self,
@@ -186,59 +256,77 @@ impl LayerWriter {
         geom: &GeomEncoder,
         props: &[(&str, MvtValue)],
     ) {
-        self.tags.clear();
+        let mut tags = std::mem::take(&mut self.tags);
+        tags.clear();
         for (k, v) in props {
-            let ki = match self.key_idx.get(*k) {
-                Some(&i) => i,
-                None => {
-                    let i = self.keys.len() as u32;
-                    self.keys.push(k.to_string());
-                    self.key_idx.insert(k.to_string(), i);
-                    i
-                }
-            };
+            let ki = self.key(k);
             let vk = v.key();
             let vi = match self.val_idx.get(&vk) {
                 Some(&i) => i,
                 None => {
-                    let i = self.values.len() as u32;
-                    self.values.push(v.clone());
+                    let i = self.push_value(&encode_value(v));
                     self.val_idx.insert(vk, i);
                     i
                 }
             };
-            self.tags.push(ki);
-            self.tags.push(vi);
+            tags.push(ki);
+            tags.push(vi);
         }
+        self.write_feature(id, kind, &geom.cmds, &tags);
+        self.tags = tags;
+    }
+
+    /// Appends a feature whose values come from a layer dictionary: `props` are
+    /// (tile key index, dictionary value id, encoded value).
+    pub fn add_dict(
+        &mut self,
+        id: Option<u64>,
+        kind: GeomType,
+        cmds: &[u32],
+        props: &[(u32, u32, &[u8])],
+        map: &mut ValueMap,
+    ) {
+        let mut tags = std::mem::take(&mut self.tags);
+        tags.clear();
+        for &(ki, global, bytes) in props {
+            let (vi, new) = map.get_or_insert(global, self.n_values);
+            if new {
+                self.push_value(bytes);
+            }
+            tags.push(ki);
+            tags.push(vi);
+        }
+        self.write_feature(id, kind, cmds, &tags);
+        self.tags = tags;
+    }
+
+    fn write_feature(&mut self, id: Option<u64>, kind: GeomType, cmds: &[u32], tags: &[u32]) {
         let f = &mut self.scratch;
         f.clear();
         if let Some(id) = id {
             f.push(0x08);
             varint(f, id);
         }
-        if !self.tags.is_empty() {
-            let mut packed = Vec::with_capacity(self.tags.len() * 2);
-            for &t in &self.tags {
-                varint(&mut packed, t as u64);
+        if !tags.is_empty() {
+            let len: usize = tags.iter().map(|&t| varint_len(t as u64)).sum();
+            f.push(0x12);
+            varint(f, len as u64);
+            for &t in tags {
+                varint(f, t as u64);
             }
-            bytes_field(f, 0x12, &packed);
         }
         f.push(0x18);
         varint(f, kind as u64);
-        let mut packed = Vec::with_capacity(geom.cmds.len() * 2);
-        for &c in &geom.cmds {
-            varint(&mut packed, c as u64);
+        let len: usize = cmds.iter().map(|&c| varint_len(c as u64)).sum();
+        f.push(0x22);
+        varint(f, len as u64);
+        for &c in cmds {
+            varint(f, c as u64);
         }
-        bytes_field(f, 0x22, &packed);
         self.features.push(0x12);
         varint(&mut self.features, f.len() as u64);
         self.features.extend_from_slice(f);
         self.count += 1;
-    }
-
-    /// Bytes written so far (features only), for the tile budget.
-    pub fn feature_bytes(&self) -> usize {
-        self.features.len()
     }
 
     /// Appends the finished layer to a tile buffer (nothing for an empty layer).
@@ -247,7 +335,7 @@ impl LayerWriter {
             return;
         }
         let mut l =
-            Vec::with_capacity(self.features.len() + 64 * (self.keys.len() + self.values.len()));
+            Vec::with_capacity(self.features.len() + self.values.len() + 16 * self.keys.len() + 32);
         l.push(0x78); // version = 2
         varint(&mut l, 2);
         bytes_field(&mut l, 0x0A, self.name.as_bytes());
@@ -255,34 +343,15 @@ impl LayerWriter {
         for k in &self.keys {
             bytes_field(&mut l, 0x1A, k.as_bytes());
         }
-        let mut v = Vec::new();
-        for val in &self.values {
-            v.clear();
-            match val {
-                MvtValue::Str(s) => bytes_field(&mut v, 0x0A, s.as_bytes()),
-                MvtValue::Double(d) => {
-                    v.push(0x19);
-                    v.extend_from_slice(&d.to_le_bytes());
-                }
-                MvtValue::Int(i) if *i >= 0 => {
-                    v.push(0x28);
-                    varint(&mut v, *i as u64);
-                }
-                MvtValue::Int(i) => {
-                    v.push(0x30);
-                    varint(&mut v, zigzag(*i));
-                }
-                MvtValue::Bool(b) => {
-                    v.push(0x38);
-                    v.push(*b as u8);
-                }
-            }
-            bytes_field(&mut l, 0x22, &v);
-        }
+        l.extend_from_slice(&self.values);
         l.push(0x28);
         varint(&mut l, self.extent as u64);
         bytes_field(tile, 0x1A, &l);
     }
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 #[cfg(test)]
@@ -313,7 +382,10 @@ mod tests {
             &[("a", MvtValue::Int(5)), ("b", MvtValue::Str("x".into()))],
         );
         l.add(Some(2), GeomType::Point, &g, &[("a", MvtValue::Int(5))]);
-        assert_eq!((l.keys.len(), l.values.len()), (2, 2));
+        assert_eq!((l.keys.len(), l.n_values), (2, 2));
+        assert_eq!(varint_len(127), 1);
+        assert_eq!(varint_len(128), 2);
+        assert_eq!(varint_len(0), 1);
         let mut tile = Vec::new();
         l.finish(&mut tile);
         assert_eq!(tile[0], 0x1A);

@@ -5,13 +5,22 @@ use super::clip::Pt;
 /// Keeps the points of `pts` that matter at tolerance `tol` (tile units); the first and
 /// last points are always kept.
 pub fn simplify(pts: &[Pt], tol: f64, out: &mut Vec<Pt>) {
+    KEEP.with(|k| simplify_with(pts, tol, out, &mut k.borrow_mut()));
+}
+
+thread_local! {
+    static KEEP: std::cell::RefCell<Vec<bool>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn simplify_with(pts: &[Pt], tol: f64, out: &mut Vec<Pt>, keep: &mut Vec<bool>) {
     out.clear();
     let n = pts.len();
-    if n <= 2 || tol <= 0.0 {
+    if n <= 3 || tol <= 0.0 {
         out.extend_from_slice(pts);
         return;
     }
-    let mut keep = vec![false; n];
+    keep.clear();
+    keep.resize(n, false);
     keep[0] = true;
     keep[n - 1] = true;
     let tol2 = tol * tol;
@@ -34,7 +43,12 @@ pub fn simplify(pts: &[Pt], tol: f64, out: &mut Vec<Pt>) {
             stack.push((best, b));
         }
     }
-    out.extend(pts.iter().zip(&keep).filter(|(_, k)| **k).map(|(p, _)| *p));
+    out.extend(
+        pts.iter()
+            .zip(keep.iter())
+            .filter(|(_, k)| **k)
+            .map(|(p, _)| *p),
+    );
 }
 
 fn seg_dist2(p: Pt, a: Pt, b: Pt) -> f64 {
