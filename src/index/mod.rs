@@ -42,7 +42,30 @@ pub struct Feature {
     pub geometry: Option<Geometry<f64>>,
 }
 
-type Entry = GeomWithData<Rectangle<[f64; 2]>, u32>;
+/// What an R-tree entry points at: a whole feature, or a stretch of one of its lines
+/// (vertices `start..=end` of line `part`), so a small tile over a long trail only looks
+/// at the stretch that crosses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Hit {
+    /// Feature index.
+    pub feature: u32,
+    /// Line index within the geometry, or [`Hit::WHOLE`].
+    pub part: u32,
+    /// First vertex.
+    pub start: u32,
+    /// Last vertex.
+    pub end: u32,
+}
+
+impl Hit {
+    /// `part` of an entry that stands for the whole feature.
+    pub const WHOLE: u32 = u32::MAX;
+}
+
+type Entry = GeomWithData<Rectangle<[f64; 2]>, Hit>;
+
+/// Segments per indexed stretch of a long line.
+const CHUNK: usize = 64;
 
 /// Extents (metres) from which a feature also enters a coarser R-tree: a low-zoom tile
 /// that drops everything under a pixel only searches features that can be seen.
@@ -81,6 +104,18 @@ impl Layer {
     /// Like [`Layer::query`], but may leave out features whose extent (larger side, in
     /// metres) is below `min_size`; every feature at least that large is included.
     pub fn query_sized(&self, b: Bbox, min_size: f64) -> Vec<usize> {
+        let mut hits: Vec<usize> = self
+            .query_parts(b, min_size)
+            .into_iter()
+            .map(|h| h.feature as usize)
+            .collect();
+        hits.dedup();
+        hits
+    }
+
+    /// The entries (whole features or stretches of lines) whose envelope intersects a box,
+    /// sorted by feature and position; see [`Layer::query_sized`] for `min_size`.
+    pub fn query_parts(&self, b: Bbox, min_size: f64) -> Vec<Hit> {
         let env = AABB::from_corners([b[0], b[1]], [b[2], b[3]]);
         let tree = self
             .coarse
@@ -88,13 +123,70 @@ impl Layer {
             .rev()
             .find(|(level, _)| *level <= min_size)
             .map_or(&self.tree, |(_, t)| t);
-        let mut hits: Vec<usize> = tree
+        let mut hits: Vec<Hit> = tree
             .locate_in_envelope_intersecting(&env)
-            .map(|e| e.data as usize)
+            .map(|e| e.data)
             .collect();
         hits.sort_unstable();
         hits
     }
+}
+
+/// Index entries of one feature: whole, or one per stretch of each long line.
+fn entries_of(i: usize, g: &Geometry<f64>, b: Bbox, split: bool) -> Vec<Entry> {
+    let whole = |b: Bbox| {
+        let hit = Hit {
+            feature: i as u32,
+            part: Hit::WHOLE,
+            start: 0,
+            end: 0,
+        };
+        vec![GeomWithData::new(
+            Rectangle::from_corners([b[0], b[1]], [b[2], b[3]]),
+            hit,
+        )]
+    };
+    let lines: Vec<&geo::LineString<f64>> = match g {
+        Geometry::LineString(l) => vec![l],
+        Geometry::MultiLineString(m) => m.0.iter().collect(),
+        _ => return whole(b),
+    };
+    if !split || lines.iter().all(|l| l.0.len() <= CHUNK + 1) {
+        return whole(b);
+    }
+    let mut out = Vec::new();
+    for (part, l) in lines.iter().enumerate() {
+        let mut start = 0;
+        while start + 1 < l.0.len() {
+            let end = (start + CHUNK).min(l.0.len() - 1);
+            let mut bb = [
+                f64::INFINITY,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                f64::NEG_INFINITY,
+            ];
+            for c in &l.0[start..=end] {
+                bb = [
+                    bb[0].min(c.x),
+                    bb[1].min(c.y),
+                    bb[2].max(c.x),
+                    bb[3].max(c.y),
+                ];
+            }
+            let hit = Hit {
+                feature: i as u32,
+                part: part as u32,
+                start: start as u32,
+                end: end as u32,
+            };
+            out.push(GeomWithData::new(
+                Rectangle::from_corners([bb[0], bb[1]], [bb[2], bb[3]]),
+                hit,
+            ));
+            start = end;
+        }
+    }
+    out
 }
 
 /// All layers, by name.
@@ -209,25 +301,23 @@ pub fn load_layer(store: &Store, def: LayerDef) -> Result<Layer, IndexError> {
     for b in bboxes.iter().flatten() {
         crate::geom::bbox_union(&mut extent, *b);
     }
-    let entries = |min: f64| -> Vec<Entry> {
-        bboxes
+    let entries = |min: f64, split: bool| -> Vec<Entry> {
+        features
             .iter()
+            .zip(&bboxes)
             .enumerate()
-            .filter_map(|(i, b)| {
-                let b = (*b)?;
-                ((b[2] - b[0]).max(b[3] - b[1]) >= min).then(|| {
-                    GeomWithData::new(
-                        Rectangle::from_corners([b[0], b[1]], [b[2], b[3]]),
-                        i as u32,
-                    )
-                })
+            .filter_map(|(i, (f, b))| {
+                let (g, b) = (f.geometry.as_ref()?, (*b)?);
+                ((b[2] - b[0]).max(b[3] - b[1]) >= min).then(|| entries_of(i, g, b, split))
             })
+            .flatten()
             .collect()
     };
-    let tree = RTree::bulk_load(entries(0.0));
+    let tree = RTree::bulk_load(entries(0.0, true));
+    // Coarse trees serve low zooms, where tiles are large and lines are wanted whole.
     let coarse = SIZE_LEVELS
         .iter()
-        .map(|&m| (m, RTree::bulk_load(entries(m))))
+        .map(|&m| (m, RTree::bulk_load(entries(m, false))))
         .collect();
     let extent_lonlat = extent.map(|b| {
         let (x0, y0) = crs::mercator_to_lonlat(b[0], b[1]);

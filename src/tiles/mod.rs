@@ -20,7 +20,7 @@ pub mod simplify;
 use geo::{Coord, Geometry, LineString, Polygon};
 
 use crate::geom::{Bbox, GeometryKind, bbox_of};
-use crate::index::Layer;
+use crate::index::{Hit, Layer};
 use crate::store::layer::ValueClass;
 use clip::{ClipBox, Pt};
 pub use grid::TileId;
@@ -181,7 +181,21 @@ pub fn render(layers: &[(&Layer, &LayerRules)], tile: TileId, opts: TileOptions)
         scratch.occupied.clear();
         let mut cands = Vec::new();
         let mut arena: Vec<u32> = Vec::new();
-        for i in layer.query_sized(query, min_size) {
+        // First pass, without touching coordinates: which features could show, and
+        // roughly what each costs. When that is far over budget, only the largest are
+        // encoded at all (the budget below would drop the rest anyway).
+        let hits = layer.query_parts(query, min_size);
+        let mut pre: Vec<(usize, std::ops::Range<usize>, f64, usize)> = Vec::new();
+        let mut k = 0;
+        while k < hits.len() {
+            // All entries of one feature are adjacent (sorted by feature).
+            let i = hits[k].feature as usize;
+            let end = hits[k..]
+                .iter()
+                .position(|h| h.feature as usize != i)
+                .map_or(hits.len(), |n| k + n);
+            let range = k..end;
+            k = end;
             let (Some(g), Some(bb)) = (&layer.features[i].geometry, layer.bboxes[i]) else {
                 continue;
             };
@@ -191,8 +205,38 @@ pub fn render(layers: &[(&Layer, &LayerRules)], tile: TileId, opts: TileOptions)
             if !full_detail && !is_point && size < MIN_SIZE_UNITS {
                 continue;
             }
+            let est = 8
+                + property_cost(layer, i, rules)
+                + if is_point {
+                    3
+                } else {
+                    2 * vertex_estimate(g, size)
+                };
+            pre.push((i, range, size, est));
+        }
+        let total_est: usize = pre.iter().map(|p| p.3).sum();
+        if total_est > 2 * opts.max_bytes {
+            pre.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+            let mut used = 0;
+            pre.retain(|p| {
+                used += p.3;
+                used <= 3 * opts.max_bytes / 2
+            });
+            pre.sort_by_key(|p| p.0);
+        }
+        for (i, range, size, _) in pre {
+            let (Some(g), Some(bb)) = (&layer.features[i].geometry, layer.bboxes[i]) else {
+                continue;
+            };
+            let tb = frame.bbox(bb);
+            let group = &hits[range];
             scratch.enc.reset();
-            let kind = encode_geometry(g, tb, &frame, &mut scratch);
+            let kind = if group.iter().any(|h| h.part == Hit::WHOLE) {
+                encode_geometry(g, tb, &frame, &mut scratch)
+            } else {
+                encode_stretches(g, group, tb, &frame, &mut scratch);
+                GeomType::LineString
+            };
             if scratch.enc.is_empty() {
                 continue;
             }
@@ -272,6 +316,21 @@ pub fn render(layers: &[(&Layer, &LayerRules)], tile: TileId, opts: TileOptions)
     }
 }
 
+/// A cheap guess of how many vertices survive simplification: at most one per pixel of
+/// the feature's extent, at most the feature's vertex count.
+fn vertex_estimate(g: &Geometry<f64>, size_units: f64) -> usize {
+    let n = match g {
+        Geometry::LineString(l) => l.0.len(),
+        Geometry::Polygon(p) => {
+            p.exterior().0.len() + p.interiors().iter().map(|r| r.0.len()).sum::<usize>()
+        }
+        Geometry::MultiLineString(m) => m.0.iter().map(|l| l.0.len()).sum(),
+        Geometry::MultiPolygon(m) => m.0.iter().map(|p| p.exterior().0.len()).sum(),
+        _ => 4,
+    };
+    n.min(4 + (size_units / 4.0) as usize * 4)
+}
+
 /// An upper bound of the bytes a feature's properties add (as if every value were new).
 fn property_cost(layer: &Layer, i: usize, rules: &LayerRules) -> usize {
     rules
@@ -320,11 +379,11 @@ fn encode_geometry(g: &Geometry<f64>, tb: [f64; 4], fr: &Frame, s: &mut Scratch)
             GeomType::Point
         }
         Geometry::LineString(l) => {
-            line(l, tb, fr, s);
+            line(&l.0, tb, fr, s);
             GeomType::LineString
         }
         Geometry::MultiLineString(m) => {
-            m.0.iter().for_each(|l| line(l, tb, fr, s));
+            m.0.iter().for_each(|l| line(&l.0, tb, fr, s));
             GeomType::LineString
         }
         Geometry::Polygon(p) => {
@@ -351,10 +410,37 @@ fn encode_geometry(g: &Geometry<f64>, tb: [f64; 4], fr: &Frame, s: &mut Scratch)
     }
 }
 
+/// Encodes the indexed stretches of a feature's lines that the tile query found, joining
+/// stretches that continue each other.
+fn encode_stretches(g: &Geometry<f64>, hits: &[Hit], tb: [f64; 4], fr: &Frame, s: &mut Scratch) {
+    let lines: Vec<&LineString<f64>> = match g {
+        Geometry::LineString(l) => vec![l],
+        Geometry::MultiLineString(m) => m.0.iter().collect(),
+        _ => return,
+    };
+    let mut k = 0;
+    while k < hits.len() {
+        let (part, start) = (hits[k].part, hits[k].start);
+        let mut end = hits[k].end;
+        while k + 1 < hits.len() && hits[k + 1].part == part && hits[k + 1].start == end {
+            k += 1;
+            end = hits[k].end;
+        }
+        k += 1;
+        if let Some(l) = lines.get(part as usize) {
+            line(
+                &l.0[start as usize..=(end as usize).min(l.0.len() - 1)],
+                tb,
+                fr,
+                s,
+            );
+        }
+    }
+}
+
 /// Clips, simplifies and quantizes one line into `s.enc`. Segments outside the buffered
 /// tile are skipped before projection: long trails cross many tiles.
-fn line(l: &LineString<f64>, tb: [f64; 4], fr: &Frame, s: &mut Scratch) {
-    let c = &l.0;
+fn line(c: &[Coord<f64>], tb: [f64; 4], fr: &Frame, s: &mut Scratch) {
     if c.len() < 2 {
         return;
     }
