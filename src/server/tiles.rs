@@ -196,7 +196,11 @@ pub fn render_cached(
         enc.finish().unwrap_or_default()
     };
     let etag = format!("\"{:016x}\"", fnv1a(&raw));
-    CachedTile { raw, gzip, etag }
+    CachedTile {
+        raw: raw.into(),
+        gzip: gzip.into(),
+        etag,
+    }
 }
 
 fn fnv1a(b: &[u8]) -> u64 {
@@ -228,7 +232,7 @@ fn respond(t: &CachedTile, headers: &HeaderMap, hit: bool) -> Response {
             .and_then(|v| byte_range(v, t.raw.len()));
         let mut r = if let Some((from, to)) = range {
             // GDAL's /vsicurl reads in ranges; answer them from the uncompressed tile.
-            let mut r = (StatusCode::PARTIAL_CONTENT, t.raw[from..=to].to_vec()).into_response();
+            let mut r = (StatusCode::PARTIAL_CONTENT, t.raw.slice(from..=to)).into_response();
             if let Ok(v) = HeaderValue::from_str(&format!("bytes {from}-{to}/{}", t.raw.len())) {
                 r.headers_mut().insert(header::CONTENT_RANGE, v);
             }

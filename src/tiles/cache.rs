@@ -13,9 +13,9 @@ use crate::geom::Bbox;
 #[derive(Debug)]
 pub struct CachedTile {
     /// Uncompressed MVT (empty for an empty tile).
-    pub raw: Vec<u8>,
+    pub raw: axum::body::Bytes,
     /// The same, gzip-compressed.
-    pub gzip: Vec<u8>,
+    pub gzip: axum::body::Bytes,
     /// Strong ETag (quoted).
     pub etag: String,
 }
@@ -171,8 +171,8 @@ mod tests {
 
     fn tile(n: usize) -> Arc<CachedTile> {
         Arc::new(CachedTile {
-            raw: vec![0; n],
-            gzip: vec![],
+            raw: vec![0; n].into(),
+            gzip: Default::default(),
             etag: "\"x\"".into(),
         })
     }

@@ -28,41 +28,34 @@ impl ClipBox {
     }
 }
 
-/// Clips a polyline; pushes each inside part (≥ 2 points) to `out`.
-pub fn clip_line(line: &[Pt], b: ClipBox, out: &mut Vec<Vec<Pt>>) {
-    let mut cur: Vec<Pt> = Vec::new();
+/// Clips a polyline; appends each inside part (≥ 2 points) to `out` and its end
+/// offset to `ends` (one flat buffer, so clipping allocates nothing per part).
+pub fn clip_line(line: &[Pt], b: ClipBox, out: &mut Vec<Pt>, ends: &mut Vec<usize>) {
+    let mut start = out.len();
+    let close = |out: &mut Vec<Pt>, ends: &mut Vec<usize>, start: &mut usize| {
+        if out.len() - *start >= 2 {
+            ends.push(out.len());
+        } else {
+            out.truncate(*start);
+        }
+        *start = out.len();
+    };
     for w in line.windows(2) {
         match clip_segment(w[0], w[1], b) {
-            None => {
-                if cur.len() >= 2 {
-                    out.push(std::mem::take(&mut cur));
-                } else {
-                    cur.clear();
-                }
-            }
+            None => close(out, ends, &mut start),
             Some((p, q, q_clipped)) => {
-                if cur.last() != Some(&p) {
-                    if cur.len() >= 2 {
-                        out.push(std::mem::take(&mut cur));
-                    } else {
-                        cur.clear();
-                    }
-                    cur.push(p);
+                if out.len() == start || out.last() != Some(&p) {
+                    close(out, ends, &mut start);
+                    out.push(p);
                 }
-                cur.push(q);
+                out.push(q);
                 if q_clipped {
-                    if cur.len() >= 2 {
-                        out.push(std::mem::take(&mut cur));
-                    } else {
-                        cur.clear();
-                    }
+                    close(out, ends, &mut start);
                 }
             }
         }
     }
-    if cur.len() >= 2 {
-        out.push(cur);
-    }
+    close(out, ends, &mut start);
 }
 
 /// Liang–Barsky: the part of segment a-b inside the box, and whether b was cut off.
@@ -165,22 +158,19 @@ mod tests {
 
     #[test]
     fn line_is_cut_into_inside_parts() {
-        let mut out = Vec::new();
-        clip_line(
-            &[
-                [-5.0, 5.0],
-                [5.0, 5.0],
-                [5.0, 15.0],
-                [5.0, 20.0],
-                [8.0, 8.0],
-                [9.0, 9.0],
-            ],
-            B,
-            &mut out,
-        );
-        assert_eq!(out.len(), 2);
-        assert_eq!(out[0], vec![[0.0, 5.0], [5.0, 5.0], [5.0, 10.0]]);
-        assert_eq!(out[1].last(), Some(&[9.0, 9.0]));
+        let (mut out, mut ends) = (Vec::new(), Vec::new());
+        let line = [
+            [-5.0, 5.0],
+            [5.0, 5.0],
+            [5.0, 15.0],
+            [5.0, 20.0],
+            [8.0, 8.0],
+            [9.0, 9.0],
+        ];
+        clip_line(&line, B, &mut out, &mut ends);
+        assert_eq!(ends.len(), 2);
+        assert_eq!(&out[..ends[0]], &[[0.0, 5.0], [5.0, 5.0], [5.0, 10.0]]);
+        assert_eq!(out.last(), Some(&[9.0, 9.0]));
     }
 
     #[test]

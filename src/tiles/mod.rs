@@ -108,7 +108,8 @@ struct Candidate {
 struct Scratch {
     pts: Vec<Pt>,
     simple: Vec<Pt>,
-    parts: Vec<Vec<Pt>>,
+    flat: Vec<Pt>,
+    ends: Vec<usize>,
     ints: Vec<[i32; 2]>,
     occupied: std::collections::HashSet<(i32, i32)>,
     enc: GeomEncoder,
@@ -234,7 +235,7 @@ pub fn render(layers: &[(&Layer, &LayerRules)], tile: TileId, opts: TileOptions)
             let kind = if group.iter().any(|h| h.part == Hit::WHOLE) {
                 encode_geometry(g, tb, &frame, &mut scratch)
             } else {
-                encode_stretches(g, group, tb, &frame, &mut scratch);
+                encode_stretches(g, group, &frame, &mut scratch);
                 GeomType::LineString
             };
             if scratch.enc.is_empty() {
@@ -379,11 +380,11 @@ fn encode_geometry(g: &Geometry<f64>, tb: [f64; 4], fr: &Frame, s: &mut Scratch)
             GeomType::Point
         }
         Geometry::LineString(l) => {
-            line(&l.0, tb, fr, s);
+            line(&l.0, fr, s);
             GeomType::LineString
         }
         Geometry::MultiLineString(m) => {
-            m.0.iter().for_each(|l| line(&l.0, tb, fr, s));
+            m.0.iter().for_each(|l| line(&l.0, fr, s));
             GeomType::LineString
         }
         Geometry::Polygon(p) => {
@@ -412,7 +413,7 @@ fn encode_geometry(g: &Geometry<f64>, tb: [f64; 4], fr: &Frame, s: &mut Scratch)
 
 /// Encodes the indexed stretches of a feature's lines that the tile query found, joining
 /// stretches that continue each other.
-fn encode_stretches(g: &Geometry<f64>, hits: &[Hit], tb: [f64; 4], fr: &Frame, s: &mut Scratch) {
+fn encode_stretches(g: &Geometry<f64>, hits: &[Hit], fr: &Frame, s: &mut Scratch) {
     let lines: Vec<&LineString<f64>> = match g {
         Geometry::LineString(l) => vec![l],
         Geometry::MultiLineString(m) => m.0.iter().collect(),
@@ -430,7 +431,6 @@ fn encode_stretches(g: &Geometry<f64>, hits: &[Hit], tb: [f64; 4], fr: &Frame, s
         if let Some(l) = lines.get(part as usize) {
             line(
                 &l.0[start as usize..=(end as usize).min(l.0.len() - 1)],
-                tb,
                 fr,
                 s,
             );
@@ -440,26 +440,45 @@ fn encode_stretches(g: &Geometry<f64>, hits: &[Hit], tb: [f64; 4], fr: &Frame, s
 
 /// Clips, simplifies and quantizes one line into `s.enc`. Segments outside the buffered
 /// tile are skipped before projection: long trails cross many tiles.
-fn line(c: &[Coord<f64>], tb: [f64; 4], fr: &Frame, s: &mut Scratch) {
+fn line(c: &[Coord<f64>], fr: &Frame, s: &mut Scratch) {
     if c.len() < 2 {
         return;
     }
     let q = fr.query;
     let emit = |run: &[Coord<f64>], s: &mut Scratch| {
         s.pts.clear();
-        s.pts.extend(run.iter().map(|&p| fr.pt(p)));
-        s.parts.clear();
-        if fr.clip.contains_bbox(tb) {
-            s.parts.push(std::mem::take(&mut s.pts));
-        } else {
-            clip::clip_line(&s.pts, fr.clip, &mut s.parts);
+        let mut bb = [
+            f64::INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        for &p in run {
+            let q = fr.pt(p);
+            bb = [
+                bb[0].min(q[0]),
+                bb[1].min(q[1]),
+                bb[2].max(q[0]),
+                bb[3].max(q[1]),
+            ];
+            s.pts.push(q);
         }
-        for part in std::mem::take(&mut s.parts) {
-            simplify::simplify(&part, fr.tol, &mut s.simple);
+        s.flat.clear();
+        s.ends.clear();
+        if fr.clip.contains_bbox(bb) {
+            s.flat.extend_from_slice(&s.pts);
+            s.ends.push(s.flat.len());
+        } else {
+            clip::clip_line(&s.pts, fr.clip, &mut s.flat, &mut s.ends);
+        }
+        let mut from = 0;
+        for &to in &s.ends {
+            simplify::simplify(&s.flat[from..to], fr.tol, &mut s.simple);
             quantize(&s.simple, &mut s.ints);
             if s.ints.len() >= 2 {
                 s.enc.line(&s.ints);
             }
+            from = to;
         }
     };
     let mut start: Option<usize> = None;

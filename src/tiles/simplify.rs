@@ -5,14 +5,23 @@ use super::clip::Pt;
 /// Keeps the points of `pts` that matter at tolerance `tol` (tile units); the first and
 /// last points are always kept.
 pub fn simplify(pts: &[Pt], tol: f64, out: &mut Vec<Pt>) {
-    KEEP.with(|k| simplify_with(pts, tol, out, &mut k.borrow_mut()));
+    SCRATCH.with(|k| {
+        let (keep, stack) = &mut *k.borrow_mut();
+        simplify_with(pts, tol, out, keep, stack)
+    });
 }
 
 thread_local! {
-    static KEEP: std::cell::RefCell<Vec<bool>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SCRATCH: std::cell::RefCell<(Vec<bool>, Vec<(usize, usize)>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
-fn simplify_with(pts: &[Pt], tol: f64, out: &mut Vec<Pt>, keep: &mut Vec<bool>) {
+fn simplify_with(
+    pts: &[Pt],
+    tol: f64,
+    out: &mut Vec<Pt>,
+    keep: &mut Vec<bool>,
+    stack: &mut Vec<(usize, usize)>,
+) {
     out.clear();
     let n = pts.len();
     if n <= 3 || tol <= 0.0 {
@@ -24,7 +33,8 @@ fn simplify_with(pts: &[Pt], tol: f64, out: &mut Vec<Pt>, keep: &mut Vec<bool>) 
     keep[0] = true;
     keep[n - 1] = true;
     let tol2 = tol * tol;
-    let mut stack = vec![(0usize, n - 1)];
+    stack.clear();
+    stack.push((0usize, n - 1));
     while let Some((a, b)) = stack.pop() {
         if b <= a + 1 {
             continue;
