@@ -11,8 +11,11 @@ pub fn simplify(pts: &[Pt], tol: f64, out: &mut Vec<Pt>) {
     });
 }
 
+/// Which points to keep, and the Douglas–Peucker work stack; reused per thread.
+type Buffers = (Vec<bool>, Vec<(usize, usize)>);
+
 thread_local! {
-    static SCRATCH: std::cell::RefCell<(Vec<bool>, Vec<(usize, usize)>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    static SCRATCH: std::cell::RefCell<Buffers> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 fn simplify_with(
