@@ -1,7 +1,6 @@
 //! Vector tile endpoints (OGC API Tiles paths) and TileJSON.
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -183,30 +182,7 @@ pub fn render_cached(
         .map(|l| (l, LayerRules::for_layer(l)))
         .collect();
     let refs: Vec<(&Layer, &LayerRules)> = chosen.iter().map(|(l, r)| (l.as_ref(), r)).collect();
-    let raw = tiles::render(&refs, tile, opts);
-    let gzip = if raw.is_empty() {
-        Vec::new()
-    } else {
-        let mut enc = flate2::write::GzEncoder::new(
-            Vec::with_capacity(raw.len() / 2),
-            flate2::Compression::fast(),
-        );
-        // Writing into a Vec cannot fail.
-        let _ = enc.write_all(&raw);
-        enc.finish().unwrap_or_default()
-    };
-    let etag = format!("\"{:016x}\"", fnv1a(&raw));
-    CachedTile {
-        raw: raw.into(),
-        gzip: gzip.into(),
-        etag,
-    }
-}
-
-fn fnv1a(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
-        (h ^ x as u64).wrapping_mul(0x0100_0000_01b3)
-    })
+    CachedTile::new(tiles::render(&refs, tile, opts))
 }
 
 fn respond(t: &CachedTile, headers: &HeaderMap, hit: bool) -> Response {
@@ -237,8 +213,8 @@ fn respond(t: &CachedTile, headers: &HeaderMap, hit: bool) -> Response {
                 r.headers_mut().insert(header::CONTENT_RANGE, v);
             }
             r
-        } else if gzip_ok && !t.gzip.is_empty() {
-            let mut r = t.gzip.clone().into_response();
+        } else if gzip_ok {
+            let mut r = t.gzip().clone().into_response();
             r.headers_mut()
                 .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             r

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::body::Bytes;
 
 use super::grid::TileId;
 use crate::geom::Bbox;
@@ -13,11 +15,44 @@ use crate::geom::Bbox;
 #[derive(Debug)]
 pub struct CachedTile {
     /// Uncompressed MVT (empty for an empty tile).
-    pub raw: axum::body::Bytes,
-    /// The same, gzip-compressed.
-    pub gzip: axum::body::Bytes,
+    pub raw: Bytes,
+    /// The same, gzip-compressed, made when a client first asks for gzip.
+    gzip: OnceLock<Bytes>,
     /// Strong ETag (quoted).
     pub etag: String,
+}
+
+impl CachedTile {
+    /// Wraps a rendered tile and computes its ETag.
+    pub fn new(raw: Vec<u8>) -> Self {
+        let hash = raw.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+            (h ^ x as u64).wrapping_mul(0x0100_0000_01b3)
+        });
+        CachedTile {
+            raw: raw.into(),
+            gzip: OnceLock::new(),
+            etag: format!("\"{hash:016x}\""),
+        }
+    }
+
+    /// The gzip-compressed body (compressed once, on first use).
+    pub fn gzip(&self) -> &Bytes {
+        self.gzip.get_or_init(|| {
+            use std::io::Write;
+            let mut enc = flate2::write::GzEncoder::new(
+                Vec::with_capacity(self.raw.len() / 2),
+                flate2::Compression::fast(),
+            );
+            // Writing into a Vec cannot fail.
+            let _ = enc.write_all(&self.raw);
+            enc.finish().unwrap_or_default().into()
+        })
+    }
+
+    /// Bytes this entry is charged in the cache (raw plus the expected gzip copy).
+    fn weight(&self) -> usize {
+        self.raw.len() + self.raw.len() / 3 + 64
+    }
 }
 
 /// Cache key: the ordered layer list and the tile.
@@ -96,7 +131,7 @@ impl TileCache {
 
     /// Stores a tile, evicting the least recently used ones beyond the capacity.
     pub fn put(&self, key: CacheKey, tile: Arc<CachedTile>) {
-        let size = tile.raw.len() + tile.gzip.len() + 64;
+        let size = tile.weight();
         if self.capacity == 0 || size > self.capacity / 4 {
             return;
         }
@@ -110,7 +145,7 @@ impl TileCache {
                 last_used: tick,
             },
         ) {
-            g.bytes -= old.tile.raw.len() + old.tile.gzip.len() + 64;
+            g.bytes -= old.tile.weight();
         }
         g.bytes += size;
         if g.bytes > self.capacity {
@@ -126,7 +161,7 @@ impl TileCache {
                     break;
                 }
                 if let Some(e) = g.map.remove(&k) {
-                    g.bytes -= e.tile.raw.len() + e.tile.gzip.len() + 64;
+                    g.bytes -= e.tile.weight();
                 }
             }
         }
@@ -145,7 +180,7 @@ impl TileCache {
             .collect();
         for k in &doomed {
             if let Some(e) = g.map.remove(k) {
-                g.bytes -= e.tile.raw.len() + e.tile.gzip.len() + 64;
+                g.bytes -= e.tile.weight();
             }
         }
         doomed.len()
@@ -170,11 +205,7 @@ mod tests {
     }
 
     fn tile(n: usize) -> Arc<CachedTile> {
-        Arc::new(CachedTile {
-            raw: vec![0; n].into(),
-            gzip: Default::default(),
-            etag: "\"x\"".into(),
-        })
+        Arc::new(CachedTile::new(vec![0; n]))
     }
 
     #[test]
