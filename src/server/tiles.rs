@@ -14,6 +14,12 @@ use crate::index::{Catalog, Layer};
 use crate::tiles::cache::{CacheKey, CachedTile};
 use crate::tiles::{self, LayerRules, TileId};
 
+/// From this zoom on a tile costs well under a millisecond to render (small area, the
+/// index finds only what crosses it), so it is rendered on the request's own worker;
+/// handing it to the blocking pool would cost more than the work. Lower zooms go to the
+/// bounded pool.
+const INLINE_FROM_ZOOM: u8 = 14;
+
 /// Media type of Mapbox Vector Tiles.
 pub const MVT: &str = "application/vnd.mapbox-vector-tile";
 
@@ -147,20 +153,24 @@ async fn tile_response(
     let (cached, hit) = match state.cache.get(&key) {
         Some(t) => (t, true),
         None => {
-            let permit = state
-                .render_slots
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|e| Problem::internal(e.to_string()))?;
             let opts = state.tile_options;
-            let names = key.layers.clone();
-            let t = tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                render_cached(&cat, &names, tile, opts)
-            })
-            .await
-            .map_err(|e| Problem::internal(e.to_string()))?;
+            let t = if tile.z >= INLINE_FROM_ZOOM {
+                render_cached(&cat, &key.layers, tile, opts)
+            } else {
+                let permit = state
+                    .render_slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| Problem::internal(e.to_string()))?;
+                let names = key.layers.clone();
+                tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    render_cached(&cat, &names, tile, opts)
+                })
+                .await
+                .map_err(|e| Problem::internal(e.to_string()))?
+            };
             let t = Arc::new(t);
             state.cache.put(key, t.clone());
             (t, false)

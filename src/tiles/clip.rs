@@ -60,6 +60,9 @@ pub fn clip_line(line: &[Pt], b: ClipBox, out: &mut Vec<Pt>, ends: &mut Vec<usiz
 
 /// Liang–Barsky: the part of segment a-b inside the box, and whether b was cut off.
 fn clip_segment(a: Pt, b: Pt, bx: ClipBox) -> Option<(Pt, Pt, bool)> {
+    if bx.inside(a) && bx.inside(b) {
+        return Some((a, b, false));
+    }
     let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
     let (mut t0, mut t1) = (0.0f64, 1.0f64);
     for (p, q) in [
