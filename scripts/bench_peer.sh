@@ -17,4 +17,16 @@ mkdir -p "$PB"
 # nordgeo serves the harness's GeoPackage as it is (EPSG:25832, reprojected to 3857 at load).
 export PROJECT_TEMPLATE='http://127.0.0.1:8080/collections/{layer}/tiles/WebMercatorQuad/{z}/{y}/{x}'
 export PROJECT_CMD="$PWD/target/release/nordgeo --store $PB/region.gpkg serve --bind 127.0.0.1:8080 --cache-mb ${CACHE_MB:-0}"
+# The harness pipes its client into `head -1`; when head exits first the Python client
+# dies of a broken pipe and `set -o pipefail` aborts the run. A head that drains its
+# input after printing avoids that without touching the harness.
+shim=$(mktemp -d)
+cat > "$shim/head" <<'SHIM'
+#!/bin/sh
+for a in "$@"; do case "$a" in -*) ;; *) exec /usr/bin/head "$@" ;; esac; done
+/usr/bin/head "$@"
+cat > /dev/null
+SHIM
+chmod +x "$shim/head"
+export PATH="$shim:$PATH"
 exec bash "$SHARED/run_peer.sh" "${1:-all}"
