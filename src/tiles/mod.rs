@@ -148,10 +148,37 @@ const MIN_SIZE_UNITS: f64 = 8.0;
 
 /// Renders one tile of the given layers; an empty vector means an empty tile.
 pub fn render(layers: &[(&Layer, &LayerRules)], tile: TileId, opts: TileOptions) -> Vec<u8> {
+    // Buffers live per thread: the value map alone spans a layer's whole dictionary
+    // (300,000 parcel ids), which must not be allocated and filled per tile.
+    thread_local! {
+        static BUFFERS: std::cell::RefCell<(Scratch, mvt::ValueMap)> = std::cell::RefCell::new(Default::default());
+    }
+    BUFFERS.with(|b| match b.try_borrow_mut() {
+        Ok(mut b) => {
+            let (scratch, map) = &mut *b;
+            render_with(layers, tile, opts, scratch, map)
+        }
+        // Re-entered on this thread (cannot happen today): use fresh buffers.
+        Err(_) => render_with(
+            layers,
+            tile,
+            opts,
+            &mut Scratch::default(),
+            &mut mvt::ValueMap::default(),
+        ),
+    })
+}
+
+fn render_with(
+    layers: &[(&Layer, &LayerRules)],
+    tile: TileId,
+    opts: TileOptions,
+    scratch: &mut Scratch,
+    map: &mut mvt::ValueMap,
+) -> Vec<u8> {
     let b = tile.bounds();
     let extent = opts.extent as f64;
     let query = tile.buffered_bounds(opts.buffer, opts.extent);
-    let mut scratch = Scratch::default();
     let mut per_layer: Vec<(usize, Vec<Candidate>, Vec<u32>)> = Vec::new();
     for (li, (layer, rules)) in layers.iter().enumerate() {
         if tile.z < rules.min_zoom {
@@ -233,9 +260,9 @@ pub fn render(layers: &[(&Layer, &LayerRules)], tile: TileId, opts: TileOptions)
             let group = &hits[range];
             scratch.enc.reset();
             let kind = if group.iter().any(|h| h.part == Hit::WHOLE) {
-                encode_geometry(g, tb, &frame, &mut scratch)
+                encode_geometry(g, tb, &frame, scratch)
             } else {
-                encode_stretches(g, group, &frame, &mut scratch);
+                encode_stretches(g, group, &frame, scratch);
                 GeomType::LineString
             };
             if scratch.enc.is_empty() {
@@ -260,7 +287,6 @@ pub fn render(layers: &[(&Layer, &LayerRules)], tile: TileId, opts: TileOptions)
 
     // Keep within the byte budget: each layer drops its smallest features first.
     let mut factor = 0.95;
-    let mut map = mvt::ValueMap::default();
     loop {
         let total: usize = per_layer
             .iter()
@@ -305,7 +331,7 @@ pub fn render(layers: &[(&Layer, &LayerRules)], tile: TileId, opts: TileOptions)
                     c.kind,
                     &arena[c.cmds.clone()],
                     &props,
-                    &mut map,
+                    map,
                 );
             }
             w.finish(&mut out);
