@@ -85,6 +85,9 @@ pub struct Layer {
     pub extent_lonlat: Option<Bbox>,
     /// Property values ready for vector tiles.
     pub dict: dict::TileDict,
+    /// For line features: each vertex's Douglas–Peucker importance (squared metres,
+    /// parts concatenated), so tiles simplify by a threshold instead of running DP.
+    pub importance: Vec<Option<Box<[f32]>>>,
     tree: RTree<Entry>,
     /// (minimum extent in metres, R-tree of the features at least that large).
     coarse: Vec<(f64, RTree<Entry>)>,
@@ -325,6 +328,10 @@ pub fn load_layer(store: &Store, def: LayerDef) -> Result<Layer, IndexError> {
         [x0, y0, x1, y1]
     });
     let dict = dict::TileDict::build(&def, &features);
+    let importance = features
+        .iter()
+        .map(|f| f.geometry.as_ref().and_then(line_importance))
+        .collect();
     Ok(Layer {
         def,
         meta,
@@ -332,9 +339,65 @@ pub fn load_layer(store: &Store, def: LayerDef) -> Result<Layer, IndexError> {
         bboxes,
         extent_lonlat,
         dict,
+        importance,
         tree,
         coarse,
     })
+}
+
+/// Douglas–Peucker importance of every vertex of a line geometry: the squared distance
+/// at which DP would drop it, capped by its parent split's, so keeping the vertices whose
+/// importance exceeds t² gives exactly DP's result at tolerance t.
+fn line_importance(g: &Geometry<f64>) -> Option<Box<[f32]>> {
+    let lines: Vec<&geo::LineString<f64>> = match g {
+        Geometry::LineString(l) => vec![l],
+        Geometry::MultiLineString(m) => m.0.iter().collect(),
+        _ => return None,
+    };
+    let mut out = Vec::with_capacity(lines.iter().map(|l| l.0.len()).sum());
+    let mut stack = Vec::new();
+    for l in lines {
+        let p = &l.0;
+        let base = out.len();
+        out.resize(base + p.len(), 0.0f32);
+        if p.is_empty() {
+            continue;
+        }
+        out[base] = f32::INFINITY;
+        out[base + p.len() - 1] = f32::INFINITY;
+        stack.clear();
+        stack.push((0usize, p.len() - 1, f32::INFINITY));
+        while let Some((a, b, cap)) = stack.pop() {
+            if b <= a + 1 {
+                continue;
+            }
+            let (mut best, mut best_d) = (a + 1, -1.0f64);
+            for (i, c) in p.iter().enumerate().take(b).skip(a + 1) {
+                let d = seg_dist2(*c, p[a], p[b]);
+                if d > best_d {
+                    best = i;
+                    best_d = d;
+                }
+            }
+            let imp = (best_d as f32).min(cap);
+            out[base + best] = imp;
+            stack.push((a, best, imp));
+            stack.push((best, b, imp));
+        }
+    }
+    Some(out.into_boxed_slice())
+}
+
+fn seg_dist2(p: Coord<f64>, a: Coord<f64>, b: Coord<f64>) -> f64 {
+    let (dx, dy) = (b.x - a.x, b.y - a.y);
+    let len2 = dx * dx + dy * dy;
+    let t = if len2 == 0.0 {
+        0.0
+    } else {
+        (((p.x - a.x) * dx + (p.y - a.y) * dy) / len2).clamp(0.0, 1.0)
+    };
+    let (x, y) = (a.x + t * dx - p.x, a.y + t * dy - p.y);
+    x * x + y * y
 }
 
 /// Transforms all geometries of a layer to EPSG:3857 with one PROJ call.

@@ -260,9 +260,9 @@ fn render_with(
             let group = &hits[range];
             scratch.enc.reset();
             let kind = if group.iter().any(|h| h.part == Hit::WHOLE) {
-                encode_geometry(g, tb, &frame, scratch)
+                encode_geometry(g, layer.importance[i].as_deref(), tb, &frame, scratch)
             } else {
-                encode_stretches(g, group, &frame, scratch);
+                encode_stretches(g, layer.importance[i].as_deref(), group, &frame, scratch);
                 GeomType::LineString
             };
             if scratch.enc.is_empty() {
@@ -371,7 +371,13 @@ fn property_cost(layer: &Layer, i: usize, rules: &LayerRules) -> usize {
 }
 
 /// Encodes a geometry into `s.enc`; returns its MVT type.
-fn encode_geometry(g: &Geometry<f64>, tb: [f64; 4], fr: &Frame, s: &mut Scratch) -> GeomType {
+fn encode_geometry(
+    g: &Geometry<f64>,
+    imp: Option<&[f32]>,
+    tb: [f64; 4],
+    fr: &Frame,
+    s: &mut Scratch,
+) -> GeomType {
     match g {
         Geometry::Point(_) | Geometry::MultiPoint(_) => {
             s.ints.clear();
@@ -406,11 +412,15 @@ fn encode_geometry(g: &Geometry<f64>, tb: [f64; 4], fr: &Frame, s: &mut Scratch)
             GeomType::Point
         }
         Geometry::LineString(l) => {
-            line(&l.0, fr, s);
+            line(&l.0, imp, fr, s);
             GeomType::LineString
         }
         Geometry::MultiLineString(m) => {
-            m.0.iter().for_each(|l| line(&l.0, fr, s));
+            let mut off = 0;
+            for l in &m.0 {
+                line(&l.0, imp.map(|i| &i[off..off + l.0.len()]), fr, s);
+                off += l.0.len();
+            }
             GeomType::LineString
         }
         Geometry::Polygon(p) => {
@@ -425,7 +435,7 @@ fn encode_geometry(g: &Geometry<f64>, tb: [f64; 4], fr: &Frame, s: &mut Scratch)
             // MVT features have one type: keep the collection's first non-empty kind.
             for m in &gc.0 {
                 if let Some(mb) = bbox_of(m) {
-                    let k = encode_geometry(m, fr.bbox(mb), fr, s);
+                    let k = encode_geometry(m, None, fr.bbox(mb), fr, s);
                     if !s.enc.is_empty() {
                         return k;
                     }
@@ -439,7 +449,13 @@ fn encode_geometry(g: &Geometry<f64>, tb: [f64; 4], fr: &Frame, s: &mut Scratch)
 
 /// Encodes the indexed stretches of a feature's lines that the tile query found, joining
 /// stretches that continue each other.
-fn encode_stretches(g: &Geometry<f64>, hits: &[Hit], fr: &Frame, s: &mut Scratch) {
+fn encode_stretches(
+    g: &Geometry<f64>,
+    imp: Option<&[f32]>,
+    hits: &[Hit],
+    fr: &Frame,
+    s: &mut Scratch,
+) {
     let lines: Vec<&LineString<f64>> = match g {
         Geometry::LineString(l) => vec![l],
         Geometry::MultiLineString(m) => m.0.iter().collect(),
@@ -455,23 +471,24 @@ fn encode_stretches(g: &Geometry<f64>, hits: &[Hit], fr: &Frame, s: &mut Scratch
         }
         k += 1;
         if let Some(l) = lines.get(part as usize) {
-            line(
-                &l.0[start as usize..=(end as usize).min(l.0.len() - 1)],
-                fr,
-                s,
-            );
+            let off: usize = lines[..part as usize].iter().map(|l| l.0.len()).sum();
+            let (st, en) = (start as usize, (end as usize).min(l.0.len() - 1));
+            line(&l.0[st..=en], imp.map(|i| &i[off + st..=off + en]), fr, s);
         }
     }
 }
 
 /// Clips, simplifies and quantizes one line into `s.enc`. Segments outside the buffered
-/// tile are skipped before projection: long trails cross many tiles.
-fn line(c: &[Coord<f64>], fr: &Frame, s: &mut Scratch) {
+/// tile are skipped before projection: long trails cross many tiles. With precomputed
+/// importance (`imp`, one per vertex of `c`) simplification is a threshold test.
+fn line(c: &[Coord<f64>], imp: Option<&[f32]>, fr: &Frame, s: &mut Scratch) {
     if c.len() < 2 {
         return;
     }
     let q = fr.query;
-    let emit = |run: &[Coord<f64>], s: &mut Scratch| {
+    // Squared tolerance in metres (importance is measured in EPSG:3857).
+    let tol2 = ((fr.tol / fr.scale) * (fr.tol / fr.scale)) as f32;
+    let emit = |from: usize, to: usize, s: &mut Scratch| {
         s.pts.clear();
         let mut bb = [
             f64::INFINITY,
@@ -479,8 +496,15 @@ fn line(c: &[Coord<f64>], fr: &Frame, s: &mut Scratch) {
             f64::NEG_INFINITY,
             f64::NEG_INFINITY,
         ];
-        for &p in run {
-            let q = fr.pt(p);
+        for k in from..=to {
+            if let Some(imp) = imp
+                && k != from
+                && k != to
+                && imp[k] <= tol2
+            {
+                continue;
+            }
+            let q = fr.pt(c[k]);
             bb = [
                 bb[0].min(q[0]),
                 bb[1].min(q[1]),
@@ -499,8 +523,12 @@ fn line(c: &[Coord<f64>], fr: &Frame, s: &mut Scratch) {
         }
         let mut from = 0;
         for &to in &s.ends {
-            simplify::simplify(&s.flat[from..to], fr.tol, &mut s.simple);
-            quantize(&s.simple, &mut s.ints);
+            if imp.is_some() {
+                quantize(&s.flat[from..to], &mut s.ints);
+            } else {
+                simplify::simplify(&s.flat[from..to], fr.tol, &mut s.simple);
+                quantize(&s.simple, &mut s.ints);
+            }
             if s.ints.len() >= 2 {
                 s.enc.line(&s.ints);
             }
@@ -517,14 +545,14 @@ fn line(c: &[Coord<f64>], fr: &Frame, s: &mut Scratch) {
         match (hit, start) {
             (true, None) => start = Some(i),
             (false, Some(st)) => {
-                emit(&c[st..=i], s);
+                emit(st, i, s);
                 start = None;
             }
             _ => {}
         }
     }
     if let Some(st) = start {
-        emit(&c[st..], s);
+        emit(st, c.len() - 1, s);
     }
 }
 
