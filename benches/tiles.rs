@@ -10,7 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use nordgeo::index::Catalog;
 use nordgeo::store::Store;
 use nordgeo::tiles::mvt::{GeomEncoder, GeomType, LayerWriter, MvtValue};
-use nordgeo::tiles::{self, LayerRules, TileId, TileOptions};
+use nordgeo::tiles::{self, TileId, TileOptions};
 
 fn dataset() -> PathBuf {
     let full = std::env::args().any(|a| a == "--bench");
@@ -51,7 +51,7 @@ fn benches(c: &mut Criterion) {
     g.sample_size(20);
     for layer in ["parcels", "trails", "parking", "childcare"] {
         let Some(l) = cat.get(layer) else { continue };
-        let rules = LayerRules::for_layer(l);
+        let rules = l.rules.clone();
         for z in [8, 10, 13, 14, 16] {
             let t = tile_at(z);
             g.bench_function(format!("{layer} z{z}"), |b| {

@@ -317,13 +317,8 @@ fn no_tile_of_the_scale_1_data_exceeds_500_kb() {
         .unwrap());
     let store = nordgeo::store::Store::open_read_only(&big).unwrap();
     let cat = nordgeo::index::Catalog::load(&store).unwrap();
-    let rules: Vec<LayerRules> = cat
-        .layers
-        .iter()
-        .map(|l| LayerRules::for_layer(l))
-        .collect();
     let all: Vec<(&nordgeo::index::Layer, &LayerRules)> =
-        cat.layers.iter().map(|l| l.as_ref()).zip(&rules).collect();
+        cat.layers.iter().map(|l| (l.as_ref(), &l.rules)).collect();
     let mut ext: Option<[f64; 4]> = None;
     for l in &cat.layers {
         for f in &l.features {

@@ -75,6 +75,8 @@ const SIZE_LEVELS: [f64; 8] = [32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 
 pub struct Layer {
     /// The table definition.
     pub def: LayerDef,
+    /// What the layer contributes to vector tiles (from its metadata).
+    pub rules: crate::tiles::LayerRules,
     /// Metadata.
     pub meta: LayerMeta,
     /// Features in fid order.
@@ -333,6 +335,7 @@ pub fn load_layer(store: &Store, def: LayerDef) -> Result<Layer, IndexError> {
         .map(|f| f.geometry.as_ref().and_then(line_importance))
         .collect();
     Ok(Layer {
+        rules: crate::tiles::LayerRules::new(&def, &meta),
         def,
         meta,
         features,

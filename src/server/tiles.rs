@@ -186,12 +186,11 @@ pub fn render_cached(
     tile: TileId,
     opts: tiles::TileOptions,
 ) -> CachedTile {
-    let chosen: Vec<(&Arc<Layer>, LayerRules)> = names
+    let refs: Vec<(&Layer, &LayerRules)> = names
         .iter()
         .filter_map(|n| cat.get(n))
-        .map(|l| (l, LayerRules::for_layer(l)))
+        .map(|l| (l.as_ref(), &l.rules))
         .collect();
-    let refs: Vec<(&Layer, &LayerRules)> = chosen.iter().map(|(l, r)| (l.as_ref(), r)).collect();
     CachedTile::new(tiles::render(&refs, tile, opts))
 }
 
@@ -283,7 +282,7 @@ fn tilejson(
     tiles_url: String,
     name: &str,
 ) -> serde_json::Value {
-    let rules: Vec<LayerRules> = layers.iter().map(|l| LayerRules::for_layer(l)).collect();
+    let rules: Vec<&LayerRules> = layers.iter().map(|l| &l.rules).collect();
     let mut bounds: Option<[f64; 4]> = None;
     for l in layers {
         if let Some(b) = l.extent_lonlat {

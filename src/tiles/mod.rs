@@ -67,12 +67,10 @@ pub fn default_zoom_range(_kind: GeometryKind) -> (u8, u8) {
 }
 
 impl LayerRules {
-    /// Rules from a layer's metadata: its zoom range and public properties.
-    pub fn for_layer(layer: &Layer) -> LayerRules {
-        let (zmin, zmax) = default_zoom_range(layer.def.kind);
-        let meta = &layer.meta;
-        let properties = layer
-            .def
+    /// Rules from a layer's definition and metadata: zoom range and public properties.
+    pub fn new(def: &crate::store::LayerDef, meta: &crate::store::LayerMeta) -> LayerRules {
+        let (zmin, zmax) = default_zoom_range(def.kind);
+        let properties = def
             .columns
             .iter()
             .enumerate()
@@ -85,7 +83,7 @@ impl LayerRules {
             .map(|(i, c)| (i, c.name.clone(), c.class()))
             .collect();
         LayerRules {
-            name: layer.def.table.clone(),
+            name: def.table.clone(),
             min_zoom: meta.min_zoom.unwrap_or(zmin),
             max_zoom: meta.max_zoom.unwrap_or(zmax),
             properties,
