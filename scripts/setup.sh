@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything nordgeo needs on a fresh Debian 12 machine: the C libraries the
 # build links (PROJ, libclang for bindgen) and the real clients the tests talk to
-# (GDAL 3.6, PROJ's cs2cs, the pip GeoPackage validator, pyogrio with GDAL 3.12).
+# (GDAL 3.6, PROJ's cs2cs, QGIS 3.22 for headless rendering, the pip GeoPackage
+# validator, pyogrio with GDAL 3.12).
 # Idempotent: a second run only checks. Needs root (or sudo) for apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(pkg-config clang libclang-dev libproj-dev proj-bin proj-data
-              gdal-bin sqlite3 ca-certificates)
+              gdal-bin sqlite3 ca-certificates python3-qgis qgis-providers)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

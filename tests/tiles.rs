@@ -305,6 +305,31 @@ fn gdal_mvt_driver_reads_a_tile() {
     }
 }
 
+/// QGIS 3.22 (Debian's) loads the tiles as a vector tile layer and renders them.
+#[test]
+fn qgis_renders_the_vector_tiles() {
+    if !clients_available() {
+        return;
+    }
+    let (dir, store) = sample_store();
+    let srv = serve(&store, &[]);
+    let png = dir.path().join("qgis.png");
+    let o = Command::new("/usr/bin/python3")
+        .arg(root().join("tests/tools/qgis_tiles.py"))
+        .arg(&srv.base)
+        .arg(&png)
+        .env("QT_QPA_PLATFORM", "offscreen")
+        .env("XDG_RUNTIME_DIR", dir.path())
+        .output()
+        .expect("/usr/bin/python3 runs (QGIS needs Debian's Python: run scripts/setup.sh)");
+    let t = text(&o);
+    assert!(
+        o.status.success(),
+        "QGIS could not render the tiles (python3-qgis from scripts/setup.sh?):\n{t}"
+    );
+    assert!(png.exists());
+}
+
 /// No tile of a z0-z14 sweep (plus samples at z15/z16) of the scale-1 data is over 500 KB.
 #[test]
 fn no_tile_of_the_scale_1_data_exceeds_500_kb() {
