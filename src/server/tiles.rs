@@ -23,9 +23,13 @@ const INLINE_FROM_ZOOM: u8 = 14;
 /// Media type of Mapbox Vector Tiles.
 pub const MVT: &str = "application/vnd.mapbox-vector-tile";
 
+/// The last path segment without a tile extension (GDAL's /vsicurl needs one to see a file).
+fn strip_ext(s: &str) -> &str {
+    s.trim_end_matches(".pbf").trim_end_matches(".mvt")
+}
+
 fn parse_tile(z: &str, y: &str, x: &str) -> Result<TileId, Problem> {
-    // The last segment may carry an extension (GDAL's /vsicurl needs one to see a file).
-    let x = x.trim_end_matches(".pbf").trim_end_matches(".mvt");
+    let x = strip_ext(x);
     let num = |name: &str, v: &str| {
         v.parse::<u32>().map_err(|_| {
             Problem::bad_request(format!("{name} '{v}' is not a whole number ≥ 0 (path: .../{{tileMatrix}}/{{tileRow}}/{{tileCol}})"))
@@ -75,10 +79,7 @@ pub async fn collection_tile_xyz(
     Path((id, z, x, y)): Path<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let y = y
-        .trim_end_matches(".pbf")
-        .trim_end_matches(".mvt")
-        .to_string();
+    let y = strip_ext(&y).to_string();
     collection_tile(
         state,
         Path((id, "WebMercatorQuad".into(), z, y, x)),
@@ -94,10 +95,7 @@ pub async fn dataset_tile_xyz(
     q: Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let y = y
-        .trim_end_matches(".pbf")
-        .trim_end_matches(".mvt")
-        .to_string();
+    let y = strip_ext(&y).to_string();
     dataset_tile(state, Path(("WebMercatorQuad".into(), z, y, x)), q, headers).await
 }
 

@@ -168,15 +168,7 @@ pub fn save_removed(
     filter: &str,
     args: &[&dyn rusqlite::ToSql],
 ) -> rusqlite::Result<usize> {
-    let cols = column_list(def);
-    let sql = format!(
-        "INSERT INTO {h} (change_id, change_op, {cols}) SELECT ?1, 'removed', {cols} FROM {t} WHERE {filter}",
-        h = q(&history_table(&def.table)),
-        t = q(&def.table),
-    );
-    let mut all: Vec<&dyn rusqlite::ToSql> = vec![&id];
-    all.extend_from_slice(args);
-    conn.execute(&sql, all.as_slice())
+    record(conn, def, id, "removed", &column_list(def), filter, args)
 }
 
 /// Lists the fids matching `filter` as added by change `id`.
@@ -188,8 +180,21 @@ pub fn save_added(
     args: &[&dyn rusqlite::ToSql],
 ) -> rusqlite::Result<usize> {
     let fid = q(def.fid_column.as_deref().unwrap_or("fid"));
+    record(conn, def, id, "added", &fid, filter, args)
+}
+
+/// Copies `cols` of the layer rows matching `filter` into history under change `id`.
+fn record(
+    conn: &Connection,
+    def: &LayerDef,
+    id: i64,
+    op: &str,
+    cols: &str,
+    filter: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> rusqlite::Result<usize> {
     let sql = format!(
-        "INSERT INTO {h} (change_id, change_op, {fid}) SELECT ?1, 'added', {fid} FROM {t} WHERE {filter}",
+        "INSERT INTO {h} (change_id, change_op, {cols}) SELECT ?1, '{op}', {cols} FROM {t} WHERE {filter}",
         h = q(&history_table(&def.table)),
         t = q(&def.table),
     );
