@@ -240,11 +240,11 @@ fn plan(
         )));
     }
     for c in &def.columns {
-        if !layer::valid_name(&c.name)
-            && !c.name.chars().all(|ch| ch.is_alphanumeric() || ch == '_')
-        {
+        // Column names are always quoted in SQL, so "Fläche (m²)" is fine; only names
+        // no client could display or type are refused.
+        if c.name.trim().is_empty() || c.name.chars().any(char::is_control) {
             return Err(ImportError::Plan(format!(
-                "{}, layer '{}': the column name '{}' cannot be used; rename it to letters, digits and '_'",
+                "{}, layer '{}': the column name '{}' cannot be used; rename the column",
                 opts.file.display(),
                 def.table,
                 c.name.escape_debug()

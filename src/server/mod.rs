@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use axum::routing::get;
@@ -148,10 +148,7 @@ async fn cors(mut res: Response) -> Response {
     res
 }
 
-async fn health(
-    State(state): State<Arc<AppState>>,
-    _req: Request,
-) -> axum::Json<serde_json::Value> {
+async fn health(State(state): State<Arc<AppState>>) -> axum::Json<serde_json::Value> {
     let cat = state.catalog();
     axum::Json(serde_json::json!({
         "status": "ok",

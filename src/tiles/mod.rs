@@ -61,9 +61,14 @@ pub struct LayerRules {
 }
 
 /// Default zoom range of a layer: everything from z0 (low zooms are thinned), full
-/// detail from z16.
-pub fn default_zoom_range(_kind: GeometryKind) -> (u8, u8) {
-    (0, 16)
+/// detail from z14 for points and z16 for lines and polygons.
+pub fn default_zoom_range(kind: GeometryKind) -> (u8, u8) {
+    match kind {
+        // One point per pixel is all that shows until points stand apart, by z14 for a
+        // parking or Kita layer; lines and polygons keep detail coming until z16.
+        GeometryKind::Point | GeometryKind::MultiPoint => (0, 14),
+        _ => (0, 16),
+    }
 }
 
 impl LayerRules {
