@@ -72,6 +72,15 @@ fn tile_responses_have_the_right_headers_and_errors() {
     assert_eq!(r.status, 304);
     let r = get(&url, &[]);
     assert!(r.header("content-encoding").is_none() && r.body.len() > 100);
+    let raw = r.body.clone();
+    // Brotli when preferred, and it decodes to the same tile; "gzip;q=0" is honoured.
+    let r = get(&url, &[("Accept-Encoding", "br, gzip")]);
+    assert_eq!(r.header("content-encoding"), Some("br"));
+    let mut unbr = Vec::new();
+    brotli::BrotliDecompress(&mut &r.body[..], &mut unbr).unwrap();
+    assert_eq!(unbr, raw);
+    let r = get(&url, &[("Accept-Encoding", "gzip;q=0")]);
+    assert!(r.header("content-encoding").is_none());
     // Empty in range: 204; outside the matrix: 404; nonsense: 400 with a JSON problem.
     assert_eq!(
         get(

@@ -202,13 +202,27 @@ fn respond(t: &CachedTile, headers: &HeaderMap, hit: bool) -> Response {
     {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let gzip_ok = headers
-            .get(header::ACCEPT_ENCODING)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(',')
-                    .any(|e| e.trim().starts_with("gzip") && !e.contains("q=0"))
-            });
+        let accepts = |coding: &str| {
+            let header = headers
+                .get(header::ACCEPT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            header.split(',').any(|e| {
+                let mut parts = e.split(';');
+                let name_ok = parts
+                    .next()
+                    .is_some_and(|c| c.trim().eq_ignore_ascii_case(coding));
+                // "gzip;q=0" means "not gzip".
+                let q = parts
+                    .find_map(|p| {
+                        p.trim()
+                            .strip_prefix("q=")
+                            .and_then(|q| q.trim().parse::<f32>().ok())
+                    })
+                    .unwrap_or(1.0);
+                name_ok && q > 0.0
+            })
+        };
         let range = headers
             .get(header::RANGE)
             .and_then(|v| v.to_str().ok())
@@ -220,7 +234,12 @@ fn respond(t: &CachedTile, headers: &HeaderMap, hit: bool) -> Response {
                 r.headers_mut().insert(header::CONTENT_RANGE, v);
             }
             r
-        } else if gzip_ok {
+        } else if accepts("br") {
+            let mut r = t.br().clone().into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("br"));
+            r
+        } else if accepts("gzip") {
             let mut r = t.gzip().clone().into_response();
             r.headers_mut()
                 .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
