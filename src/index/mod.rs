@@ -96,11 +96,6 @@ pub struct Layer {
 }
 
 impl Layer {
-    /// Attribute column names.
-    pub fn columns(&self) -> impl Iterator<Item = &str> {
-        self.def.columns.iter().map(|c| c.name.as_str())
-    }
-
     /// Indices of features whose envelope intersects a box in EPSG:3857, in fid order.
     pub fn query(&self, b: Bbox) -> Vec<usize> {
         self.query_sized(b, 0.0)

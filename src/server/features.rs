@@ -15,36 +15,12 @@ use super::AppState;
 use super::problem::Problem;
 use crate::crs;
 use crate::index::{Feature, Layer};
+use crate::store::layer::ValueClass;
 
 /// Default page size.
 pub const DEFAULT_LIMIT: usize = 10;
 /// Largest page size; larger requests are clamped.
 pub const MAX_LIMIT: usize = 10_000;
-
-/// `GET /collections`.
-pub async fn collections(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let base = state.base_url(&headers);
-    let cat = state.catalog();
-    let list: Vec<_> = cat
-        .layers
-        .iter()
-        .map(|l| {
-            let id = &l.def.table;
-            json!({
-                "id": id,
-                "title": l.meta.title.clone().unwrap_or_else(|| id.clone()),
-                "itemType": "feature",
-                "extent": {"spatial": {"bbox": [l.extent_lonlat.unwrap_or([-180.0, -90.0, 180.0, 90.0])]}},
-                "links": [{"rel": "items", "type": "application/geo+json", "href": format!("{base}/collections/{id}/items")}],
-            })
-        })
-        .collect();
-    axum::Json(json!({
-        "links": [{"rel": "self", "type": "application/json", "href": format!("{base}/collections")}],
-        "collections": list,
-    }))
-    .into_response()
-}
 
 fn parse_bbox(s: &str) -> Result<[f64; 4], Problem> {
     let nums: Vec<f64> = s
@@ -187,12 +163,11 @@ fn render_items(
         page.len(),
         serde_json::Value::Array(links)
     );
-    let cols: Vec<&str> = layer.columns().collect();
     for (n, &i) in page.iter().enumerate() {
         if n > 0 {
             out.push(',');
         }
-        write_feature(&mut out, &layer.features[i], &cols);
+        write_feature(&mut out, &layer.features[i], layer);
     }
     out.push_str("]}");
     out
@@ -225,29 +200,30 @@ fn encode(s: &str) -> String {
     out
 }
 
-/// Writes one feature as GeoJSON (CRS84) into `out`.
-pub fn write_feature(out: &mut String, f: &Feature, cols: &[&str]) {
+/// Writes one feature of `layer` as GeoJSON (CRS84) into `out`.
+pub fn write_feature(out: &mut String, f: &Feature, layer: &Layer) {
     let _ = write!(out, "{{\"type\":\"Feature\",\"id\":{},\"geometry\":", f.fid);
     match &f.geometry {
         Some(g) => write_geometry(out, g),
         None => out.push_str("null"),
     }
     out.push_str(",\"properties\":{");
-    for (n, (c, v)) in cols.iter().zip(&f.values).enumerate() {
+    for (n, (c, v)) in layer.def.columns.iter().zip(&f.values).enumerate() {
         if n > 0 {
             out.push(',');
         }
-        out.push_str(&serde_json::Value::String(c.to_string()).to_string());
+        out.push_str(&serde_json::Value::String(c.name.clone()).to_string());
         out.push(':');
-        out.push_str(&value_json(v).to_string());
+        out.push_str(&value_json(v, c.class()).to_string());
     }
     out.push_str("}}");
 }
 
-/// A property value as JSON.
-pub fn value_json(v: &Value) -> serde_json::Value {
+/// A property value as JSON (BOOLEAN columns as true/false, as GeoPackage means them).
+pub fn value_json(v: &Value, class: ValueClass) -> serde_json::Value {
     match v {
         Value::Null => serde_json::Value::Null,
+        Value::Integer(i) if class == ValueClass::Boolean => json!(*i != 0),
         Value::Integer(i) => json!(i),
         Value::Real(r) => json!(r),
         Value::Text(t) => json!(t),

@@ -1,6 +1,7 @@
 //! The HTTP server: axum router, shared state, absolute links.
 
 pub mod features;
+pub mod ogc;
 pub mod problem;
 pub mod tiles;
 pub mod watch;
@@ -113,7 +114,12 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(health))
-        .route("/collections", get(features::collections))
+        .route("/", get(ogc::landing))
+        .route("/conformance", get(ogc::conformance))
+        .route("/api", get(ogc::api))
+        .route("/collections", get(ogc::collections))
+        .route("/collections/{id}", get(ogc::collection))
+        .route("/collections/{id}/items/{fid}", get(ogc::feature))
         .route("/collections/{id}/items", get(features::items))
         .route(
             "/collections/{id}/tiles/{tms}/tilejson.json",

@@ -1,0 +1,196 @@
+//! OGC API – Features Part 1 resources around the items: landing page, conformance,
+//! the OpenAPI document, collection metadata and single features.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value as Json, json};
+
+use super::AppState;
+use super::features::{DEFAULT_LIMIT, MAX_LIMIT, write_feature};
+use super::problem::Problem;
+use crate::index::Layer;
+
+/// CRS84, the default CRS of OGC API Features and GeoJSON.
+pub const CRS84: &str = "http://www.opengis.net/def/crs/OGC/1.3/CRS84";
+/// Media type of the OpenAPI document.
+pub const OPENAPI: &str = "application/vnd.oai.openapi+json;version=3.0";
+
+/// The conformance classes implemented (and only those).
+const CONFORMANCE: &[&str] = &[
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+];
+
+fn with_type(body: Json, media: &'static str) -> Response {
+    let mut r = body.to_string().into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    r
+}
+
+/// `GET /`.
+pub async fn landing(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let b = state.base_url(&headers);
+    with_type(
+        json!({
+            "title": "nordgeo",
+            "description": "Geodata of Ellrich, Heringen/Helme, Werther and Kyffhäuserland: OGC API Features and vector tiles",
+            "links": [
+                {"rel": "self", "type": "application/json", "title": "This document", "href": format!("{b}/")},
+                {"rel": "service-desc", "type": OPENAPI, "title": "The API definition", "href": format!("{b}/api")},
+                {"rel": "conformance", "type": "application/json", "title": "Conformance classes", "href": format!("{b}/conformance")},
+                {"rel": "data", "type": "application/json", "title": "Collections", "href": format!("{b}/collections")},
+                {"rel": "http://www.opengis.net/def/rel/ogc/1.0/data", "type": "application/json", "title": "Collections", "href": format!("{b}/collections")},
+            ],
+        }),
+        "application/json",
+    )
+}
+
+/// `GET /conformance`.
+pub async fn conformance() -> Response {
+    with_type(json!({ "conformsTo": CONFORMANCE }), "application/json")
+}
+
+/// Metadata of one collection, as listed in `/collections` and at `/collections/{id}`.
+pub fn collection_json(l: &Layer, b: &str) -> Json {
+    let id = &l.def.table;
+    json!({
+        "id": id,
+        "title": l.meta.title.clone().unwrap_or_else(|| id.clone()),
+        "description": l.meta.description.clone().unwrap_or_default(),
+        "itemType": "feature",
+        "crs": [CRS84],
+        "extent": {
+            "spatial": {"bbox": [l.extent_lonlat.unwrap_or([-180.0, -90.0, 180.0, 90.0])], "crs": CRS84},
+            "temporal": {"interval": [[null, null]]},
+        },
+        "links": [
+            {"rel": "self", "type": "application/json", "href": format!("{b}/collections/{id}")},
+            {"rel": "items", "type": "application/geo+json", "title": "Features", "href": format!("{b}/collections/{id}/items")},
+            {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector", "type": "application/json", "title": "Vector tiles (TileJSON)",
+             "href": format!("{b}/collections/{id}/tiles/WebMercatorQuad/tilejson.json")},
+        ],
+    })
+}
+
+/// `GET /collections`.
+pub async fn collections(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let b = state.base_url(&headers);
+    let cat = state.catalog();
+    let list: Vec<Json> = cat.layers.iter().map(|l| collection_json(l, &b)).collect();
+    with_type(
+        json!({
+            "links": [{"rel": "self", "type": "application/json", "href": format!("{b}/collections")}],
+            "collections": list,
+        }),
+        "application/json",
+    )
+}
+
+fn layer(state: &AppState, id: &str) -> Result<Arc<Layer>, Problem> {
+    state.catalog().get(id).cloned().ok_or_else(|| {
+        Problem::not_found(format!(
+            "there is no collection '{id}'; /collections lists them"
+        ))
+    })
+}
+
+/// `GET /collections/{id}`.
+pub async fn collection(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let l = layer(&state, &id)?;
+    Ok(with_type(
+        collection_json(&l, &state.base_url(&headers)),
+        "application/json",
+    ))
+}
+
+/// `GET /collections/{id}/items/{featureId}`.
+pub async fn feature(
+    State(state): State<Arc<AppState>>,
+    Path((id, fid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let l = layer(&state, &id)?;
+    let missing = || Problem::not_found(format!("collection '{id}' has no feature '{fid}'"));
+    let n: i64 = fid.parse().map_err(|_| missing())?;
+    let i = l
+        .features
+        .binary_search_by_key(&n, |f| f.fid)
+        .map_err(|_| missing())?;
+    let b = state.base_url(&headers);
+    let mut out = String::new();
+    write_feature(&mut out, &l.features[i], &l);
+    // Add the links a single feature must carry.
+    let mut v: Json = serde_json::from_str(&out).map_err(|e| Problem::internal(e.to_string()))?;
+    v["links"] = json!([
+        {"rel": "self", "type": "application/geo+json", "href": format!("{b}/collections/{id}/items/{n}")},
+        {"rel": "collection", "type": "application/json", "href": format!("{b}/collections/{id}")},
+    ]);
+    Ok(with_type(v, "application/geo+json"))
+}
+
+/// `GET /api`: the OpenAPI 3.0 document, generated from the collections so clients
+/// (QGIS, GDAL ≥ 3.7, owslib) find the page size and the parameters of every path.
+pub async fn api(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let b = state.base_url(&headers);
+    let cat = state.catalog();
+    let json_ok = |desc: &str, media: &str| json!({"200": {"description": desc, "content": {media: {"schema": {"type": "object"}}}}});
+    let mut paths = serde_json::Map::new();
+    paths.insert("/".into(), json!({"get": {"summary": "Landing page", "operationId": "getLandingPage", "responses": json_ok("Landing page", "application/json")}}));
+    paths.insert("/conformance".into(), json!({"get": {"summary": "Conformance classes", "operationId": "getConformance", "responses": json_ok("Conformance", "application/json")}}));
+    paths.insert("/collections".into(), json!({"get": {"summary": "Collections", "operationId": "getCollections", "responses": json_ok("Collections", "application/json")}}));
+    for l in &cat.layers {
+        let id = &l.def.table;
+        let not_found = json!({"description": "Not found", "content": {"application/problem+json": {"schema": {"type": "object"}}}});
+        paths.insert(
+            format!("/collections/{id}"),
+            json!({"get": {
+            "summary": format!("Metadata of {id}"), "operationId": format!("describe_{id}"),
+            "responses": json_ok("Collection", "application/json")}}),
+        );
+        paths.insert(format!("/collections/{id}/items"), json!({"get": {
+            "summary": format!("Features of {id}"), "operationId": format!("getFeatures_{id}"),
+            "parameters": [
+                {"$ref": "#/components/parameters/limit"},
+                {"$ref": "#/components/parameters/offset"},
+                {"$ref": "#/components/parameters/bbox"},
+            ],
+            "responses": {
+                "200": {"description": "Features", "content": {"application/geo+json": {"schema": {"type": "object"}}}},
+                "400": {"description": "Invalid parameter", "content": {"application/problem+json": {"schema": {"type": "object"}}}},
+                "404": not_found.clone(),
+            }}}));
+        paths.insert(format!("/collections/{id}/items/{{featureId}}"), json!({"get": {
+            "summary": format!("One feature of {id}"), "operationId": format!("getFeature_{id}"),
+            "parameters": [{"name": "featureId", "in": "path", "required": true, "schema": {"type": "integer"}}],
+            "responses": {
+                "200": {"description": "Feature", "content": {"application/geo+json": {"schema": {"type": "object"}}}},
+                "404": not_found,
+            }}}));
+    }
+    let doc = json!({
+        "openapi": "3.0.3",
+        "info": {"title": "nordgeo", "version": env!("CARGO_PKG_VERSION"), "description": "OGC API Features and vector tiles"},
+        "servers": [{"url": b}],
+        "paths": paths,
+        "components": {"parameters": {
+            "limit": {"name": "limit", "in": "query", "required": false, "style": "form", "explode": false,
+                      "description": "Features per page; larger values are clamped to the maximum",
+                      "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
+            "offset": {"name": "offset", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0, "default": 0}},
+            "bbox": {"name": "bbox", "in": "query", "required": false, "style": "form", "explode": false,
+                     "description": "minLon,minLat,maxLon,maxLat (CRS84), or 6 numbers with heights",
+                     "schema": {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}},
+        }},
+    });
+    with_type(doc, OPENAPI)
+}
