@@ -169,3 +169,69 @@ fn gdal_oapif_driver_reads_every_collection() {
         assert_eq!(a, b, "{layer}: ogr2ogr copied every feature");
     }
 }
+
+/// Property filters: `name=value` over HTTP and GDAL's `-where` return what a local
+/// filter over the store returns.
+#[test]
+fn property_filters_match_a_local_filter() {
+    if !clients_available() {
+        return;
+    }
+    let (_dir, store) = sample_store();
+    let srv = serve(&store, &[]);
+    let conn = rusqlite::Connection::open(&store).unwrap();
+    let want: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM trails WHERE difficulty = 'hard'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(want > 0);
+    let v = get(
+        &format!(
+            "{}/collections/trails/items?difficulty=hard&limit=1000",
+            srv.base
+        ),
+        &[],
+    )
+    .json();
+    assert_eq!(v["numberMatched"].as_i64(), Some(want));
+    assert!(
+        v["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["properties"]["difficulty"] == "hard")
+    );
+    let fee: i64 = conn
+        .query_row("SELECT count(*) FROM parking WHERE fee = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let v = get(
+        &format!("{}/collections/parking/items?fee=true&limit=1000", srv.base),
+        &[],
+    )
+    .json();
+    assert_eq!(v["numberMatched"].as_i64(), Some(fee));
+
+    let o = Command::new("ogrinfo")
+        .args([
+            "-ro",
+            "-q",
+            "-where",
+            "difficulty = 'hard'",
+            &format!("OAPIF:{}", srv.base),
+            "trails",
+        ])
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let got = t
+        .lines()
+        .filter(|l| l.starts_with("OGRFeature(trails):"))
+        .count() as i64;
+    assert_eq!(got, want, "{t}");
+}

@@ -66,11 +66,25 @@ pub async fn items(
             ))
         })?
         .clone();
-    for k in params.keys() {
-        if !["bbox", "limit", "offset", "f"].contains(&k.as_str()) {
-            return Err(Problem::bad_request(format!(
-                "unknown query parameter '{k}'"
-            )));
+    let mut filters = Vec::new();
+    for (k, v) in &params {
+        if ["bbox", "limit", "offset", "f"].contains(&k.as_str()) {
+            continue;
+        }
+        match layer.def.columns.iter().position(|c| &c.name == k) {
+            Some(col) => filters.push((col, v.clone())),
+            None => {
+                return Err(Problem::bad_request(format!(
+                    "unknown query parameter '{k}': use bbox, limit, offset or a property of '{id}' ({})",
+                    layer
+                        .def
+                        .columns
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
         }
     }
     let limit = match params.get("limit") {
@@ -93,7 +107,7 @@ pub async fn items(
     let bbox = params.get("bbox").map(|s| parse_bbox(s)).transpose()?;
     let base = state.base_url(&headers);
     let body = tokio::task::spawn_blocking(move || {
-        render_items(&layer, bbox, limit, offset, &base, &params)
+        render_items(&layer, bbox, &filters, limit, offset, &base, &params)
     })
     .await
     .map_err(|e| Problem::internal(e.to_string()))?;
@@ -103,6 +117,22 @@ pub async fn items(
         HeaderValue::from_static("application/geo+json"),
     );
     Ok(res)
+}
+
+/// `name=value` on a property: the value as the column's type would read it.
+fn equals(v: &Value, class: ValueClass, want: &str) -> bool {
+    match v {
+        Value::Null | Value::Blob(_) => false,
+        Value::Text(t) => t == want,
+        Value::Integer(i) if class == ValueClass::Boolean => {
+            matches!(
+                (want.to_ascii_lowercase().as_str(), *i != 0),
+                ("true" | "1", true) | ("false" | "0", false)
+            )
+        }
+        Value::Integer(i) => want.trim().parse::<i64>().is_ok_and(|w| w == *i),
+        Value::Real(r) => want.trim().parse::<f64>().is_ok_and(|w| w == *r),
+    }
 }
 
 fn matching(layer: &Layer, bbox: Option<[f64; 4]>) -> Vec<usize> {
@@ -128,12 +158,24 @@ fn matching(layer: &Layer, bbox: Option<[f64; 4]>) -> Vec<usize> {
 fn render_items(
     layer: &Layer,
     bbox: Option<[f64; 4]>,
+    filters: &[(usize, String)],
     limit: usize,
     offset: usize,
     base: &str,
     params: &HashMap<String, String>,
 ) -> String {
-    let hits = matching(layer, bbox);
+    let mut hits = matching(layer, bbox);
+    if !filters.is_empty() {
+        hits.retain(|&i| {
+            filters.iter().all(|(col, want)| {
+                equals(
+                    &layer.features[i].values[*col],
+                    layer.def.columns[*col].class(),
+                    want,
+                )
+            })
+        });
+    }
     let page: Vec<usize> = hits.iter().copied().skip(offset).take(limit).collect();
     let id = &layer.def.table;
     let link = |off: usize| {

@@ -138,6 +138,29 @@ pub async fn feature(
     Ok(with_type(v, "application/geo+json"))
 }
 
+/// The items parameters: paging, bbox, and every property as `name=value` (GDAL pushes
+/// attribute filters down only for properties listed here).
+fn items_parameters(l: &Layer) -> Json {
+    let mut p = vec![
+        json!({"$ref": "#/components/parameters/limit"}),
+        json!({"$ref": "#/components/parameters/offset"}),
+        json!({"$ref": "#/components/parameters/bbox"}),
+    ];
+    for c in &l.def.columns {
+        use crate::store::layer::ValueClass;
+        let ty = match c.class() {
+            ValueClass::Integer => "integer",
+            ValueClass::Real => "number",
+            ValueClass::Boolean => "boolean",
+            _ => "string",
+        };
+        p.push(json!({"name": c.name, "in": "query", "required": false, "style": "form", "explode": false,
+                      "description": format!("Only features whose {} equals this value", c.name),
+                      "schema": {"type": ty}}));
+    }
+    Json::Array(p)
+}
+
 /// `GET /api`: the OpenAPI 3.0 document, generated from the collections so clients
 /// (QGIS, GDAL ≥ 3.7, owslib) find the page size and the parameters of every path.
 pub async fn api(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -159,11 +182,7 @@ pub async fn api(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
         );
         paths.insert(format!("/collections/{id}/items"), json!({"get": {
             "summary": format!("Features of {id}"), "operationId": format!("getFeatures_{id}"),
-            "parameters": [
-                {"$ref": "#/components/parameters/limit"},
-                {"$ref": "#/components/parameters/offset"},
-                {"$ref": "#/components/parameters/bbox"},
-            ],
+            "parameters": items_parameters(l),
             "responses": {
                 "200": {"description": "Features", "content": {"application/geo+json": {"schema": {"type": "object"}}}},
                 "400": {"description": "Invalid parameter", "content": {"application/problem+json": {"schema": {"type": "object"}}}},
