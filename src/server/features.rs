@@ -347,15 +347,11 @@ fn write_geometry(out: &mut String, g: &Geometry<f64>) {
             out.push('}');
             return;
         }
-        other => {
-            let g: Geometry<f64> = match other {
-                Geometry::Rect(r) => r.to_polygon().into(),
-                Geometry::Triangle(t) => t.to_polygon().into(),
-                Geometry::Line(l) => geo::LineString(vec![l.start, l.end]).into(),
-                _ => unreachable!("handled above"),
-            };
-            write_geometry(out, &g);
-            return;
+        // geo's helper types never come out of a GeoPackage; written as what they are.
+        Geometry::Rect(r) => return write_geometry(out, &r.to_polygon().into()),
+        Geometry::Triangle(t) => return write_geometry(out, &t.to_polygon().into()),
+        Geometry::Line(l) => {
+            return write_geometry(out, &geo::LineString(vec![l.start, l.end]).into());
         }
     }
     out.push('}');
