@@ -235,3 +235,105 @@ fn property_filters_match_a_local_filter() {
         .count() as i64;
     assert_eq!(got, want, "{t}");
 }
+
+/// Part 2: responses in the storage CRS match the stored coordinates to 1 mm, EPSG axis
+/// order is honoured, bbox-crs works, unsupported CRSs are refused.
+#[test]
+fn crs_and_bbox_crs() {
+    if !clients_available() {
+        return;
+    }
+    let (_dir, store) = sample_store();
+    let srv = serve(&store, &[]);
+    let conn = rusqlite::Connection::open(&store).unwrap();
+    nordgeo::store::functions::register(&conn).unwrap();
+    let (x, y): (f64, f64) = conn
+        .query_row(
+            "SELECT ST_MinX(geom), ST_MinY(geom) FROM parking WHERE fid = 3",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let epsg = |c: i32| format!("http://www.opengis.net/def/crs/EPSG/0/{c}");
+    let coords = |crs: &str| {
+        let r = get(
+            &format!("{}/collections/parking/items/3?crs={crs}", srv.base),
+            &[],
+        );
+        assert_eq!(r.status, 200, "{crs}");
+        assert_eq!(r.header("content-crs"), Some(format!("<{crs}>").as_str()));
+        let c = r.json()["geometry"]["coordinates"].clone();
+        (c[0].as_f64().unwrap(), c[1].as_f64().unwrap())
+    };
+    let (e, n) = coords(&epsg(25832));
+    assert!(
+        (e - x).abs() < 1e-3 && (n - y).abs() < 1e-3,
+        "({e}, {n}) vs stored ({x}, {y})"
+    );
+    // EPSG:4326 is latitude first; CRS84 longitude first.
+    let (lat, lon) = coords(&epsg(4326));
+    let (lon84, lat84) = coords("http://www.opengis.net/def/crs/OGC/1.3/CRS84");
+    assert!((lat - lat84).abs() < 1e-9 && (lon - lon84).abs() < 1e-9 && lat > 50.0);
+    // EPSG:31468 is northing first; values as PROJ computes them from the stored point.
+    let mut p = [(x, y)];
+    nordgeo::crs::transform(25832, 31468, &mut p).unwrap();
+    let (north, east) = coords(&epsg(31468));
+    assert!(
+        (east - p[0].0).abs() < 1e-3 && (north - p[0].1).abs() < 1e-3,
+        "({north}, {east}) vs PROJ {:?}",
+        p[0]
+    );
+
+    // bbox in EPSG:25832 around the stored point finds it.
+    let url = format!(
+        "{}/collections/parking/items?bbox={},{},{},{}&bbox-crs={}&crs={}",
+        srv.base,
+        x - 5.0,
+        y - 5.0,
+        x + 5.0,
+        y + 5.0,
+        epsg(25832),
+        epsg(25832)
+    );
+    let r = get(&url, &[]);
+    assert_eq!(
+        r.header("content-crs"),
+        Some(format!("<{}>", epsg(25832)).as_str())
+    );
+    let ids: Vec<i64> = r.json()["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_i64().unwrap())
+        .collect();
+    assert!(ids.contains(&3), "{ids:?}");
+
+    let col = get(&format!("{}/collections/parking", srv.base), &[]).json();
+    assert_eq!(col["storageCrs"], epsg(25832));
+    assert!(
+        col["crs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == &serde_json::json!(epsg(31468)))
+    );
+    for bad in [
+        "EPSG:999999",
+        "http://www.opengis.net/def/crs/EPSG/0/2154",
+        "nonsense",
+    ] {
+        let r = get(
+            &format!("{}/collections/parking/items?crs={bad}", srv.base),
+            &[],
+        );
+        assert_eq!(r.status, 400, "{bad}");
+        let r = get(
+            &format!(
+                "{}/collections/parking/items?bbox=1,2,3,4&bbox-crs={bad}",
+                srv.base
+            ),
+            &[],
+        );
+        assert_eq!(r.status, 400, "{bad}");
+    }
+}

@@ -12,8 +12,8 @@ use rusqlite::types::Value;
 use serde_json::json;
 
 use super::AppState;
+use super::crs_out::OutCrs;
 use super::problem::Problem;
-use crate::crs;
 use crate::index::{Feature, Layer};
 use crate::store::layer::ValueClass;
 
@@ -42,9 +42,9 @@ fn parse_bbox(s: &str) -> Result<[f64; 4], Problem> {
             )));
         }
     };
-    if b.iter().any(|v| !v.is_finite()) || b[1] > b[3] || b[1] < -90.0 || b[3] > 90.0 {
+    if b.iter().any(|v| !v.is_finite()) || b[1] > b[3] {
         return Err(Problem::bad_request(format!(
-            "bbox '{s}' is not a valid lon/lat box (minLat must not exceed maxLat, latitudes within ±90)"
+            "bbox '{s}' is not a valid box (finite numbers, the second not above the fourth)"
         )));
     }
     Ok(b)
@@ -68,7 +68,7 @@ pub async fn items(
         .clone();
     let mut filters = Vec::new();
     for (k, v) in &params {
-        if ["bbox", "limit", "offset", "f"].contains(&k.as_str()) {
+        if ["bbox", "bbox-crs", "crs", "limit", "offset", "f"].contains(&k.as_str()) {
             continue;
         }
         match layer.def.columns.iter().position(|c| &c.name == k) {
@@ -104,18 +104,36 @@ pub async fn items(
             Problem::bad_request(format!("offset '{s}' must be a whole number of at least 0"))
         })?,
     };
-    let bbox = params.get("bbox").map(|s| parse_bbox(s)).transpose()?;
+    let out_crs = match params.get("crs") {
+        Some(c) => OutCrs::parse(c, layer.def.srs_id)?,
+        None => OutCrs::crs84(),
+    };
+    let bbox_crs = match params.get("bbox-crs") {
+        Some(c) => OutCrs::parse(c, layer.def.srs_id)?,
+        None => OutCrs::crs84(),
+    };
+    let bbox = match params.get("bbox") {
+        Some(s) => Some(bbox_crs.bbox_to_mercator(parse_bbox(s)?)?),
+        None => None,
+    };
     let base = state.base_url(&headers);
+    let content_crs = format!("<{}>", out_crs.uri);
     let body = tokio::task::spawn_blocking(move || {
-        render_items(&layer, bbox, &filters, limit, offset, &base, &params)
+        render_items(
+            &layer, bbox, &filters, limit, offset, &base, &params, &out_crs,
+        )
     })
     .await
     .map_err(|e| Problem::internal(e.to_string()))?;
     let mut res = body.into_response();
-    res.headers_mut().insert(
+    let h = res.headers_mut();
+    h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/geo+json"),
     );
+    if let Ok(v) = HeaderValue::from_str(&content_crs) {
+        h.insert("content-crs", v);
+    }
     Ok(res)
 }
 
@@ -135,16 +153,15 @@ fn equals(v: &Value, class: ValueClass, want: &str) -> bool {
     }
 }
 
+/// Features whose geometry intersects a box in Web Mercator (a CRS84 box maps onto one
+/// exactly; a box in another CRS is taken as its Web Mercator envelope).
 fn matching(layer: &Layer, bbox: Option<[f64; 4]>) -> Vec<usize> {
     let Some(b) = bbox else {
         return (0..layer.features.len()).collect();
     };
-    // A lon/lat box is exactly a box in Web Mercator (both axes map monotonically).
-    let (x0, y0) = crs::lonlat_to_mercator(b[0], b[1]);
-    let (x1, y1) = crs::lonlat_to_mercator(b[2], b[3]);
-    let rect = Rect::new((x0, y0), (x1, y1));
+    let rect = Rect::new((b[0], b[1]), (b[2], b[3]));
     layer
-        .query([x0, y0, x1, y1])
+        .query(b)
         .into_iter()
         .filter(|&i| {
             layer.features[i]
@@ -163,6 +180,7 @@ fn render_items(
     offset: usize,
     base: &str,
     params: &HashMap<String, String>,
+    out_crs: &OutCrs,
 ) -> String {
     let mut hits = matching(layer, bbox);
     if !filters.is_empty() {
@@ -209,7 +227,7 @@ fn render_items(
         if n > 0 {
             out.push(',');
         }
-        write_feature(&mut out, &layer.features[i], layer);
+        write_feature(&mut out, &layer.features[i], layer, out_crs);
     }
     out.push_str("]}");
     out
@@ -242,11 +260,15 @@ fn encode(s: &str) -> String {
     out
 }
 
-/// Writes one feature of `layer` as GeoJSON (CRS84) into `out`.
-pub fn write_feature(out: &mut String, f: &Feature, layer: &Layer) {
+/// Writes one feature of `layer` as GeoJSON in `crs` into `out`.
+pub fn write_feature(out: &mut String, f: &Feature, layer: &Layer, crs: &OutCrs) {
     let _ = write!(out, "{{\"type\":\"Feature\",\"id\":{},\"geometry\":", f.fid);
-    match &f.geometry {
-        Some(g) => write_geometry(out, g),
+    match f.geometry.as_ref().map(|g| crs.convert(g)) {
+        Some(Ok(g)) => write_geometry(out, &g),
+        Some(Err(e)) => {
+            tracing::warn!(layer = %layer.def.table, fid = f.fid, error = %e, "geometry cannot be written in the requested CRS");
+            out.push_str("null");
+        }
         None => out.push_str("null"),
     }
     out.push_str(",\"properties\":{");
@@ -274,13 +296,7 @@ pub fn value_json(v: &Value, class: ValueClass) -> serde_json::Value {
 }
 
 fn write_coord(out: &mut String, c: geo::Coord<f64>) {
-    let (lon, lat) = crs::mercator_to_lonlat(c.x, c.y);
-    // 1e-9 degrees is about 0.1 mm: more digits are noise.
-    let _ = write!(out, "[{},{}]", round9(lon), round9(lat));
-}
-
-fn round9(v: f64) -> f64 {
-    (v * 1e9).round() / 1e9
+    let _ = write!(out, "[{},{}]", c.x, c.y);
 }
 
 fn write_ring(out: &mut String, cs: &[geo::Coord<f64>]) {

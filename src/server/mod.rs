@@ -1,5 +1,6 @@
 //! The HTTP server: axum router, shared state, absolute links.
 
+pub mod crs_out;
 pub mod features;
 pub mod ogc;
 pub mod problem;

@@ -3,18 +3,19 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 
 use super::AppState;
+use super::crs_out::{CRS84, OFFERED, OutCrs, epsg_uri};
 use super::features::{DEFAULT_LIMIT, MAX_LIMIT, write_feature};
 use super::problem::Problem;
 use crate::index::Layer;
 
-/// CRS84, the default CRS of OGC API Features and GeoJSON.
-pub const CRS84: &str = "http://www.opengis.net/def/crs/OGC/1.3/CRS84";
 /// Media type of the OpenAPI document.
 pub const OPENAPI: &str = "application/vnd.oai.openapi+json;version=3.0";
 
@@ -23,6 +24,7 @@ const CONFORMANCE: &[&str] = &[
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
 ];
 
 fn with_type(body: Json, media: &'static str) -> Response {
@@ -64,7 +66,8 @@ pub fn collection_json(l: &Layer, b: &str) -> Json {
         "title": l.meta.title.clone().unwrap_or_else(|| id.clone()),
         "description": l.meta.description.clone().unwrap_or_default(),
         "itemType": "feature",
-        "crs": [CRS84],
+        "crs": offered_crs(l),
+        "storageCrs": epsg_uri(l.def.srs_id),
         "extent": {
             "spatial": {"bbox": [l.extent_lonlat.unwrap_or([-180.0, -90.0, 180.0, 90.0])], "crs": CRS84},
             "temporal": {"interval": [[null, null]]},
@@ -76,6 +79,16 @@ pub fn collection_json(l: &Layer, b: &str) -> Json {
              "href": format!("{b}/collections/{id}/tiles/WebMercatorQuad/tilejson.json")},
         ],
     })
+}
+
+/// The CRSs a collection can be read in: CRS84, the usual ones, and its storage CRS.
+fn offered_crs(l: &Layer) -> Vec<String> {
+    let mut v = vec![CRS84.to_string()];
+    v.extend(OFFERED.iter().map(|c| epsg_uri(*c)));
+    if !OFFERED.contains(&l.def.srs_id) {
+        v.push(epsg_uri(l.def.srs_id));
+    }
+    v
 }
 
 /// `GET /collections`.
@@ -117,9 +130,19 @@ pub async fn collection(
 pub async fn feature(
     State(state): State<Arc<AppState>>,
     Path((id, fid)): Path<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let l = layer(&state, &id)?;
+    if let Some(k) = params.keys().find(|k| !["crs", "f"].contains(&k.as_str())) {
+        return Err(Problem::bad_request(format!(
+            "unknown query parameter '{k}'; a feature accepts crs and f"
+        )));
+    }
+    let out_crs = match params.get("crs") {
+        Some(c) => OutCrs::parse(c, l.def.srs_id)?,
+        None => OutCrs::crs84(),
+    };
     let missing = || Problem::not_found(format!("collection '{id}' has no feature '{fid}'"));
     let n: i64 = fid.parse().map_err(|_| missing())?;
     let i = l
@@ -128,14 +151,18 @@ pub async fn feature(
         .map_err(|_| missing())?;
     let b = state.base_url(&headers);
     let mut out = String::new();
-    write_feature(&mut out, &l.features[i], &l);
+    write_feature(&mut out, &l.features[i], &l, &out_crs);
     // Add the links a single feature must carry.
     let mut v: Json = serde_json::from_str(&out).map_err(|e| Problem::internal(e.to_string()))?;
     v["links"] = json!([
         {"rel": "self", "type": "application/geo+json", "href": format!("{b}/collections/{id}/items/{n}")},
         {"rel": "collection", "type": "application/json", "href": format!("{b}/collections/{id}")},
     ]);
-    Ok(with_type(v, "application/geo+json"))
+    let mut r = with_type(v, "application/geo+json");
+    if let Ok(h) = HeaderValue::from_str(&format!("<{}>", out_crs.uri)) {
+        r.headers_mut().insert("content-crs", h);
+    }
+    Ok(r)
 }
 
 /// The items parameters: paging, bbox, and every property as `name=value` (GDAL pushes
@@ -145,6 +172,8 @@ fn items_parameters(l: &Layer) -> Json {
         json!({"$ref": "#/components/parameters/limit"}),
         json!({"$ref": "#/components/parameters/offset"}),
         json!({"$ref": "#/components/parameters/bbox"}),
+        json!({"$ref": "#/components/parameters/bbox-crs"}),
+        json!({"$ref": "#/components/parameters/crs"}),
     ];
     for c in &l.def.columns {
         use crate::store::layer::ValueClass;
@@ -190,7 +219,8 @@ pub async fn api(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
             }}}));
         paths.insert(format!("/collections/{id}/items/{{featureId}}"), json!({"get": {
             "summary": format!("One feature of {id}"), "operationId": format!("getFeature_{id}"),
-            "parameters": [{"name": "featureId", "in": "path", "required": true, "schema": {"type": "integer"}}],
+            "parameters": [{"name": "featureId", "in": "path", "required": true, "schema": {"type": "integer"}},
+                           {"$ref": "#/components/parameters/crs"}],
             "responses": {
                 "200": {"description": "Feature", "content": {"application/geo+json": {"schema": {"type": "object"}}}},
                 "404": not_found,
@@ -209,6 +239,10 @@ pub async fn api(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
             "bbox": {"name": "bbox", "in": "query", "required": false, "style": "form", "explode": false,
                      "description": "minLon,minLat,maxLon,maxLat (CRS84), or 6 numbers with heights",
                      "schema": {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}},
+            "bbox-crs": {"name": "bbox-crs", "in": "query", "required": false, "description": "CRS of bbox (a URI from the collection's crs list)",
+                         "schema": {"type": "string", "format": "uri"}},
+            "crs": {"name": "crs", "in": "query", "required": false, "description": "CRS of the response (a URI from the collection's crs list)",
+                    "schema": {"type": "string", "format": "uri"}},
         }},
     });
     with_type(doc, OPENAPI)
