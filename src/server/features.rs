@@ -120,7 +120,16 @@ pub async fn items(
     let content_crs = format!("<{}>", out_crs.uri);
     let body = tokio::task::spawn_blocking(move || {
         render_items(
-            &layer, bbox, &filters, limit, offset, &base, &params, &out_crs,
+            &layer,
+            &ItemsQuery {
+                bbox,
+                filters,
+                limit,
+                offset,
+                crs: out_crs,
+            },
+            &base,
+            &params,
         )
     })
     .await
@@ -172,17 +181,32 @@ fn matching(layer: &Layer, bbox: Option<[f64; 4]>) -> Vec<usize> {
         .collect()
 }
 
-fn render_items(
-    layer: &Layer,
+/// An items request after parsing.
+struct ItemsQuery {
+    /// Web Mercator box.
     bbox: Option<[f64; 4]>,
-    filters: &[(usize, String)],
+    /// (column, value) equality filters.
+    filters: Vec<(usize, String)>,
     limit: usize,
     offset: usize,
+    crs: OutCrs,
+}
+
+fn render_items(
+    layer: &Layer,
+    q: &ItemsQuery,
     base: &str,
     params: &HashMap<String, String>,
-    out_crs: &OutCrs,
 ) -> String {
-    let mut hits = matching(layer, bbox);
+    let ItemsQuery {
+        bbox,
+        filters,
+        limit,
+        offset,
+        crs: out_crs,
+    } = q;
+    let (limit, offset) = (*limit, *offset);
+    let mut hits = matching(layer, *bbox);
     if !filters.is_empty() {
         hits.retain(|&i| {
             filters.iter().all(|(col, want)| {
