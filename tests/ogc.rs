@@ -337,3 +337,73 @@ fn crs_and_bbox_crs() {
         assert_eq!(r.status, 400, "{bad}");
     }
 }
+
+/// pyogrio (GDAL 3.12) reads collections in their storage CRS (it sends `crs` and
+/// `bbox-crs` from `storageCrs`) and pages with limit=1000: coordinates equal the store's
+/// to 1 mm, every feature exactly once.
+#[test]
+fn pyogrio_reads_in_the_storage_crs() {
+    if !clients_available() {
+        return;
+    }
+    let (_dir, store) = sample_store();
+    let srv = serve(&store, &[]);
+    let script = r#"
+import json, struct, sys
+import pyogrio.raw as raw
+url = sys.argv[1]
+out = {}
+meta, fids, geom, _ = raw.read("OAPIF:" + url, layer="parking", return_fids=True)
+out["crs"] = meta["crs"]
+# WKB point: byte order, type, x, y
+out["parking"] = {str(int(f)): list(struct.unpack("<dd", g[5:21])) for f, g in zip(fids, geom)}
+meta, fids, geom, _ = raw.read("OAPIF:" + url, layer="parcels", return_fids=True)
+out["parcels"] = [int(f) for f in fids]
+print(json.dumps(out))
+"#;
+    let o = Command::new(venv_python())
+        .args(["-c", script, &srv.base])
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim())
+        .unwrap_or_else(|e| panic!("{e}: {t}"));
+    assert_eq!(v["crs"], "EPSG:25832");
+    let conn = rusqlite::Connection::open(&store).unwrap();
+    nordgeo::store::functions::register(&conn).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT fid, ST_MinX(geom), ST_MinY(geom) FROM parking")
+        .unwrap();
+    let rows: Vec<(i64, f64, f64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), v["parking"].as_object().unwrap().len());
+    for (fid, x, y) in rows {
+        let p = &v["parking"][fid.to_string()];
+        let (px, py) = (p[0].as_f64().unwrap(), p[1].as_f64().unwrap());
+        assert!(
+            (px - x).abs() < 1e-3 && (py - y).abs() < 1e-3,
+            "fid {fid}: ({px}, {py}) vs stored ({x}, {y})"
+        );
+    }
+    let mut parcels: Vec<i64> = v["parcels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_i64().unwrap())
+        .collect();
+    let n = parcels.len();
+    parcels.sort();
+    parcels.dedup();
+    let want: i64 = conn
+        .query_row("SELECT count(*) FROM parcels", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        (n as i64, parcels.len() as i64),
+        (want, want),
+        "every parcel exactly once"
+    );
+}
