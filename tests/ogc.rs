@@ -6,16 +6,6 @@ use std::process::Command;
 
 use common::*;
 
-fn sample_store() -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store.gpkg");
-    ok(nordgeo(
-        &store,
-        &["import", root().join("data/sample.gpkg").to_str().unwrap()],
-    ));
-    (dir, store)
-}
-
 #[test]
 fn landing_conformance_api_collection_and_feature() {
     if !clients_available() {

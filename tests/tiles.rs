@@ -10,16 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn sample_store() -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store.gpkg");
-    ok(nordgeo(
-        &store,
-        &["import", root().join("data/sample.gpkg").to_str().unwrap()],
-    ));
-    (dir, store)
-}
-
 /// z/y/x of the tile containing lon/lat at zoom z.
 fn tile_of(lon: f64, lat: f64, z: u32) -> (u32, u32, u32) {
     let n = 2f64.powi(z as i32);

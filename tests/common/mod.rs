@@ -76,6 +76,17 @@ pub fn manifest() -> Vec<serde_json::Value> {
     serde_json::from_str(&text).expect("manifest is JSON")
 }
 
+/// A fresh store made from the bundled sample data (kept alive by the returned dir).
+pub fn sample_store() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store.gpkg");
+    ok(nordgeo(
+        &store,
+        &["import", root().join("data/sample.gpkg").to_str().unwrap()],
+    ));
+    (dir, store)
+}
+
 /// Runs nordgeo with a store and arguments.
 pub fn nordgeo(store: &Path, args: &[&str]) -> Output {
     nordgeo_env(store, args, &[])
