@@ -15,6 +15,17 @@ fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
 }
 
+/// A new store with every layer of a fixture imported.
+fn imported(file: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tmp();
+    let store = dir.path().join("store.gpkg");
+    ok(nordgeo(
+        &store,
+        &["import", fixture(file).to_str().unwrap()],
+    ));
+    (dir, store)
+}
+
 fn fixture(name: &str) -> PathBuf {
     fixtures().join(name)
 }
@@ -154,15 +165,7 @@ fn append_reprojects_to_the_layer_crs_like_cs2cs() {
     if !clients_available() {
         return;
     }
-    let dir = tmp();
-    let store = dir.path().join("store.gpkg");
-    ok(nordgeo(
-        &store,
-        &[
-            "import",
-            fixture("good_gdal36_25832.gpkg").to_str().unwrap(),
-        ],
-    ));
+    let (_dir, store) = imported("good_gdal36_25832.gpkg");
     for src in ["good_pyogrio_31468.gpkg", "good_gdal36_4326.gpkg"] {
         for e in entries(src) {
             let layer = e["layer"].as_str().unwrap();
@@ -215,15 +218,7 @@ fn bad_inputs_are_rejected_and_change_nothing() {
     if !clients_available() {
         return;
     }
-    let dir = tmp();
-    let store = dir.path().join("store.gpkg");
-    ok(nordgeo(
-        &store,
-        &[
-            "import",
-            fixture("good_gdal36_25832.gpkg").to_str().unwrap(),
-        ],
-    ));
+    let (dir, store) = imported("good_gdal36_25832.gpkg");
     let f = |n: &str| fixture(n).to_str().unwrap().to_string();
     let missing = dir.path().join("missing.gpkg");
     let mut cases: Vec<(&str, Vec<String>, &str)> = vec![
@@ -565,15 +560,7 @@ fn export_writes_a_valid_geopackage_gdal_reads() {
     if !clients_available() {
         return;
     }
-    let dir = tmp();
-    let store = dir.path().join("store.gpkg");
-    ok(nordgeo(
-        &store,
-        &[
-            "import",
-            fixture("good_pyogrio_31468.gpkg").to_str().unwrap(),
-        ],
-    ));
+    let (dir, store) = imported("good_pyogrio_31468.gpkg");
     for e in entries("good_pyogrio_31468.gpkg") {
         let layer = e["layer"].as_str().unwrap();
         let out = dir.path().join(format!("{layer}.gpkg"));
@@ -674,15 +661,7 @@ fn ogrinfo_spatial_filter_matches_brute_force() {
     if !clients_available() {
         return;
     }
-    let dir = tmp();
-    let store = dir.path().join("store.gpkg");
-    ok(nordgeo(
-        &store,
-        &[
-            "import",
-            fixture("good_pyogrio_25832.gpkg").to_str().unwrap(),
-        ],
-    ));
+    let (_dir, store) = imported("good_pyogrio_25832.gpkg");
     let boxes = [
         [615000.0, 5700000.0, 630000.0, 5716000.0],
         [620000.0, 5705000.0, 640000.0, 5712000.0],
