@@ -100,8 +100,7 @@ fn good_fixtures_import_exactly_and_validate() {
             &store,
             &["import", fixture(file).to_str().unwrap()],
         ));
-        let (valid, out) = validate(&store);
-        assert!(valid, "{file}: store fails the validator:\n{out}");
+        assert_valid(&store);
         let info = ogrinfo_counts(&store);
         for e in entries(file) {
             let layer = e["layer"].as_str().unwrap();
@@ -208,8 +207,7 @@ fn append_reprojects_to_the_layer_crs_like_cs2cs() {
             }
         }
     }
-    let (valid, out) = validate(&store);
-    assert!(valid, "{out}");
+    assert_valid(&store);
 }
 
 /// Every bad input ends with a specific message, a non-zero exit, and the store unchanged.
@@ -461,8 +459,7 @@ fn bad_inputs_are_rejected_and_change_nothing() {
     assert_eq!(checksum(&store), before, "disk full changed the store");
     n += 1;
     assert!(n >= 15);
-    let (valid, out) = validate(&store);
-    assert!(valid, "{out}");
+    assert_valid(&store);
 }
 
 #[test]
@@ -551,8 +548,7 @@ fn scoped_replace_history_and_rollback_restore_exact_rows() {
         &["rollback", "points", "--to", &second.to_string()],
     ));
     assert_eq!(rows(&store, "points"), after);
-    let (valid, out) = validate(&store);
-    assert!(valid, "{out}");
+    assert_valid(&store);
 }
 
 #[test]
@@ -565,8 +561,7 @@ fn export_writes_a_valid_geopackage_gdal_reads() {
         let layer = e["layer"].as_str().unwrap();
         let out = dir.path().join(format!("{layer}.gpkg"));
         ok(nordgeo(&store, &["export", layer, out.to_str().unwrap()]));
-        let (valid, msg) = validate(&out);
-        assert!(valid, "export of {layer} is invalid:\n{msg}");
+        assert_valid(&out);
         let info = ogrinfo_counts(&out);
         assert!(
             info.contains(&format!("Feature Count: {}", e["count"])),
@@ -611,8 +606,7 @@ fn repair_closes_rings_and_refuses_to_split_into_a_polygon_layer() {
         ],
     ));
     assert!(out.contains("repaired"), "{out}");
-    let (valid, msg) = validate(&store);
-    assert!(valid, "{msg}");
+    assert_valid(&store);
     // A bow-tie becomes two polygons, which a POLYGON layer cannot hold: say so.
     let o = nordgeo(
         &store,

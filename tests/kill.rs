@@ -25,17 +25,18 @@ fn sigkill_during_a_300k_parcel_import_keeps_the_old_content() {
     ));
     let before = checksum(&store);
 
+    let replace = [
+        "import",
+        big.to_str().unwrap(),
+        "--layer",
+        "parcels",
+        "--mode",
+        "replace",
+    ];
     let mut child = Command::new(bin())
         .arg("--store")
         .arg(&store)
-        .args([
-            "import",
-            big.to_str().unwrap(),
-            "--layer",
-            "parcels",
-            "--mode",
-            "replace",
-        ])
+        .args(replace)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -73,19 +74,8 @@ fn sigkill_during_a_300k_parcel_import_keeps_the_old_content() {
         .unwrap();
     assert_eq!(check, "ok");
     drop(conn);
-    let (valid, out) = validate(&store);
-    assert!(valid, "{out}");
+    assert_valid(&store);
     // And the store still takes the import afterwards.
-    let out = ok(nordgeo(
-        &store,
-        &[
-            "import",
-            big.to_str().unwrap(),
-            "--layer",
-            "parcels",
-            "--mode",
-            "replace",
-        ],
-    ));
+    let out = ok(nordgeo(&store, &replace));
     assert!(out.contains("300000 features"), "{out}");
 }

@@ -146,8 +146,7 @@ fn gdal_oapif_driver_reads_every_collection() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    let (valid, msg) = validate(&out);
-    assert!(valid, "{msg}");
+    assert_valid(&out);
     let copy = rusqlite::Connection::open(&out).unwrap();
     for layer in ["parking", "childcare"] {
         let a: i64 = conn

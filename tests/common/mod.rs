@@ -131,6 +131,16 @@ pub fn validate(path: &Path) -> (bool, String) {
     (o.status.success(), text(&o))
 }
 
+/// Asserts that the GeoPackage validator accepts a file.
+pub fn assert_valid(path: &Path) {
+    let (valid, out) = validate(path);
+    assert!(
+        valid,
+        "{} fails the GeoPackage validator:\n{out}",
+        path.display()
+    );
+}
+
 /// A checksum of the whole logical content of an SQLite file (every table, every row).
 pub fn checksum(path: &Path) -> String {
     use std::hash::{DefaultHasher, Hash, Hasher};
