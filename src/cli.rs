@@ -47,6 +47,9 @@ enum Command {
         /// Tile cache size in megabytes (0 turns the cache off).
         #[arg(long, env = "NORDGEO_CACHE_MB", default_value_t = 256)]
         cache_mb: usize,
+        /// Folder with styles/, examples/portal-widget/ and web/node_modules/ (MapLibre).
+        #[arg(long, env = "NORDGEO_FILES", default_value = ".")]
+        files: PathBuf,
     },
     /// Import a GeoPackage (all or nothing; replaced features stay in the history).
     Import {
@@ -167,7 +170,8 @@ fn run(cli: Cli) -> Result<(), String> {
             public_url,
             sample,
             cache_mb,
-        } => serve(&store_path, bind, public_url, &sample, cache_mb),
+            files,
+        } => serve(&store_path, bind, public_url, &sample, cache_mb, files),
         Command::Import {
             file,
             layer,
@@ -340,6 +344,7 @@ fn serve(
     public_url: Option<String>,
     sample: &Path,
     cache_mb: usize,
+    files: PathBuf,
 ) -> Result<(), String> {
     if !store_path.exists() {
         if !sample.exists() {
@@ -382,6 +387,7 @@ fn serve(
         bind,
         public_url,
         cache_bytes: cache_mb * 1024 * 1024,
+        files,
     };
     let state = Arc::new(server::AppState::new(config, catalog));
     server::watch::spawn(state.clone(), store_path.to_path_buf());

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod crs;
 pub mod export;
+pub mod filter;
 pub mod generate;
 pub mod geom;
 pub mod import;

@@ -14,6 +14,7 @@ use crate::store::layer::q;
 use crate::store::{LayerDef, LayerMeta, Store, StoreError};
 
 pub mod dict;
+pub mod nearest;
 
 /// Errors while loading snapshots.
 #[derive(Debug, thiserror::Error)]

@@ -111,6 +111,36 @@ impl OutCrs {
         Ok(g)
     }
 
+    /// A geometry given in this CRS (its axis order) in Web Mercator.
+    pub fn to_mercator(&self, mut g: Geometry<f64>) -> Result<Geometry<f64>, CrsError> {
+        let swap = self.north_first();
+        let mut xy = Vec::new();
+        for_each_coord_mut(&mut g, &mut |c| {
+            xy.push(if swap { (c.y, c.x) } else { (c.x, c.y) })
+        });
+        if self.degrees() {
+            if let Some(&(lon, lat)) = xy.iter().find(|(x, y)| y.abs() > 90.0 || x.abs() > 180.0) {
+                return Err(CrsError::Transform {
+                    from: self.epsg.unwrap_or(crs::WGS84),
+                    to: crs::WEB_MERCATOR,
+                    msg: format!("{lon} {lat} is not a longitude/latitude pair"),
+                });
+            }
+            for p in &mut xy {
+                *p = crs::lonlat_to_mercator(p.0, p.1);
+            }
+        } else {
+            crs::transform(self.epsg.unwrap_or(crs::WGS84), crs::WEB_MERCATOR, &mut xy)?;
+        }
+        let mut it = xy.into_iter();
+        for_each_coord_mut(&mut g, &mut |c| {
+            if let Some((x, y)) = it.next() {
+                *c = Coord { x, y };
+            }
+        });
+        Ok(g)
+    }
+
     /// A bbox given in this CRS (its axis order) as an envelope in Web Mercator.
     pub fn bbox_to_mercator(&self, b: [f64; 4]) -> Result<Bbox, Problem> {
         let b = if self.north_first() {

@@ -1,10 +1,13 @@
-//! GeoJSON feature access: collections and items with `bbox`, `limit` and `offset`.
+//! `/collections/{id}/items`: parameters → a selection on the in-memory index (bbox,
+//! CQL2 filter, property equality, datetime, nearest, sorting) → a GeoJSON page that is
+//! streamed out in chunks, or an HTML table.
 
-use std::collections::HashMap;
+use std::cmp::Ordering;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use geo::{Geometry, Intersects, Rect};
@@ -13,25 +16,70 @@ use serde_json::json;
 
 use super::AppState;
 use super::crs_out::OutCrs;
+use super::geojson::write_feature;
+use super::html;
+use super::params::{Format, Params};
 use super::problem::Problem;
-use crate::index::{Feature, Layer};
-use crate::store::layer::ValueClass;
+use crate::filter::{self, CmpOp, FilterError, Lang, Pred, Schema, bind::Kind};
+use crate::geom::Bbox;
+use crate::index::{Layer, nearest::Near};
 
 /// Default page size.
 pub const DEFAULT_LIMIT: usize = 10;
 /// Largest page size; larger requests are clamped.
 pub const MAX_LIMIT: usize = 10_000;
 
-fn parse_bbox(s: &str) -> Result<[f64; 4], Problem> {
-    let nums: Vec<f64> = s
-        .split(',')
-        .map(|p| p.trim().parse::<f64>())
-        .collect::<Result<_, _>>()
-        .map_err(|_| {
+/// Parameters of the items resource besides `f` and the properties.
+pub const ITEMS_PARAMS: &[&str] = &[
+    "bbox",
+    "bbox-crs",
+    "crs",
+    "limit",
+    "offset",
+    "datetime",
+    "filter",
+    "filter-lang",
+    "filter-crs",
+    "sortby",
+    "near",
+    "near-crs",
+    "max-distance",
+];
+
+/// Size of the pieces a page is streamed in.
+const CHUNK: usize = 64 * 1024;
+
+/// An items request after parsing and binding.
+pub struct ItemsQuery {
+    /// `bbox`, as a Web Mercator box.
+    pub bbox: Option<Bbox>,
+    /// Filter, property equality and datetime, all in one predicate.
+    pub pred: Option<Pred>,
+    /// Sort keys: (column, descending); column `None` is the feature id.
+    pub sort: Vec<(Option<usize>, bool)>,
+    /// Nearest-first search.
+    pub near: Option<Near>,
+    /// Page size.
+    pub limit: usize,
+    /// Features skipped.
+    pub offset: usize,
+    /// Output CRS.
+    pub crs: OutCrs,
+}
+
+fn numbers(s: &str, what: &str, example: &str) -> Result<Vec<f64>, Problem> {
+    s.split(',')
+        .map(|p| p.trim().parse::<f64>().ok().filter(|v| v.is_finite()))
+        .collect::<Option<Vec<f64>>>()
+        .ok_or_else(|| {
             Problem::bad_request(format!(
-                "bbox '{s}' is not a list of numbers; expected minLon,minLat,maxLon,maxLat"
+                "{what} '{s}' is not a list of finite numbers; expected {example}"
             ))
-        })?;
+        })
+}
+
+fn parse_bbox(s: &str) -> Result<[f64; 4], Problem> {
+    let nums = numbers(s, "bbox", "minLon,minLat,maxLon,maxLat")?;
     let b = match nums.as_slice() {
         [a, b, c, d] => [*a, *b, *c, *d],
         [a, b, _, c, d, _] => [*a, *b, *c, *d],
@@ -42,40 +90,166 @@ fn parse_bbox(s: &str) -> Result<[f64; 4], Problem> {
             )));
         }
     };
-    if b.iter().any(|v| !v.is_finite()) || b[1] > b[3] {
+    if b[1] > b[3] {
         return Err(Problem::bad_request(format!(
-            "bbox '{s}' is not a valid box (finite numbers, the second not above the fourth)"
+            "bbox '{s}': the second number (south) is above the fourth (north)"
         )));
     }
     Ok(b)
 }
 
-/// `GET /collections/{id}/items`.
-pub async fn items(
-    State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Result<Response, Problem> {
-    let cat = state.catalog();
-    let layer = cat
-        .get(&id)
+fn filter_problem(e: FilterError) -> Problem {
+    Problem::bad_request(format!("filter: {e}"))
+}
+
+/// `name=value`: the value as the column's type reads it; a value that type cannot
+/// hold matches nothing (it is a valid question with an empty answer).
+fn equality(layer: &Layer, col: usize, want: &str) -> Pred {
+    use filter::bind::{Lit, Operand, column_kind};
+    let c = &layer.def.columns[col];
+    let Some(kind) = column_kind(c) else {
+        return Pred::Const(false);
+    };
+    let lit = match kind {
+        Kind::Str => Some(Lit::Str(want.to_string())),
+        Kind::Num => want.trim().parse().ok().map(Lit::Num),
+        Kind::Bool => match want.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" => Some(Lit::Bool(true)),
+            "false" | "0" => Some(Lit::Bool(false)),
+            _ => None,
+        },
+        Kind::Time => filter::time::parse_instant(want).map(Lit::Time),
+    };
+    match lit {
+        Some(l) => Pred::Cmp(CmpOp::Eq, Operand::Col(col, kind), Operand::Lit(l)),
+        None => Pred::Const(false),
+    }
+}
+
+fn datetime(layer: &Layer, s: &str) -> Result<Pred, Problem> {
+    use filter::bind::{Lit, Operand, column_kind};
+    let (i, c) = layer
+        .def
+        .columns
+        .iter()
+        .enumerate()
+        .find(|(_, c)| column_kind(c) == Some(Kind::Time))
         .ok_or_else(|| {
-            Problem::not_found(format!(
-                "there is no collection '{id}'; /collections lists them"
+            Problem::bad_request(format!(
+                "datetime: collection '{}' has no date or time property to filter on",
+                layer.def.table
             ))
-        })?
-        .clone();
-    let mut filters = Vec::new();
-    for (k, v) in &params {
-        if ["bbox", "bbox-crs", "crs", "limit", "offset", "f"].contains(&k.as_str()) {
+        })?;
+    let (lo, hi) = filter::time::parse_interval(s).map_err(Problem::bad_request)?;
+    tracing::debug!(property = %c.name, "datetime filter");
+    let col = Operand::Col(i, Kind::Time);
+    let mut v = Vec::new();
+    if let Some(lo) = lo {
+        v.push(Pred::Cmp(
+            CmpOp::Ge,
+            col.clone(),
+            Operand::Lit(Lit::Time(lo)),
+        ));
+    }
+    if let Some(hi) = hi {
+        v.push(Pred::Cmp(CmpOp::Le, col, Operand::Lit(Lit::Time(hi))));
+    }
+    Ok(Pred::And(v))
+}
+
+fn sortby(layer: &Layer, s: &str) -> Result<Vec<(Option<usize>, bool)>, Problem> {
+    s.split(',')
+        .map(|k| {
+            let k = k.trim();
+            let (name, desc) = match k.strip_prefix('-') {
+                Some(n) => (n, true),
+                None => (k.strip_prefix('+').unwrap_or(k), false),
+            };
+            let name = name.trim();
+            if name == "id" || layer.def.fid_column.as_deref() == Some(name) {
+                return Ok((None, desc));
+            }
+            layer
+                .def
+                .columns
+                .iter()
+                .position(|c| c.name == name)
+                .map(|i| (Some(i), desc))
+                .ok_or_else(|| {
+                    Problem::bad_request(format!(
+                        "sortby: '{name}' is not a property of '{}'; sort by one of: id, {} (prefix - for descending)",
+                        layer.def.table,
+                        layer.def.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ))
+                })
+        })
+        .collect()
+}
+
+fn near(layer: &Layer, p: &Params) -> Result<Option<Near>, Problem> {
+    let Some(s) = p.get("near") else {
+        for k in ["near-crs", "max-distance"] {
+            if p.get(k).is_some() {
+                return Err(Problem::bad_request(format!(
+                    "{k} only applies together with near=LON,LAT"
+                )));
+            }
+        }
+        return Ok(None);
+    };
+    let crs = match p.get("near-crs") {
+        Some(c) => OutCrs::parse(c, layer.def.srs_id)?,
+        None => OutCrs::crs84(),
+    };
+    let xy = match numbers(s, "near", "LON,LAT")?.as_slice() {
+        [x, y] | [x, y, _] => [*x, *y],
+        v => {
+            return Err(Problem::bad_request(format!(
+                "near takes 2 numbers (LON,LAT in near-crs), got {}",
+                v.len()
+            )));
+        }
+    };
+    let pt = crs
+        .to_mercator(Geometry::Point(geo::Point::new(xy[0], xy[1])))
+        .map_err(|e| Problem::bad_request(format!("near '{s}': {e}")))?;
+    let Geometry::Point(pt) = pt else {
+        return Err(Problem::internal("a point stayed a point"));
+    };
+    let max_metres = match p.get("max-distance") {
+        None => None,
+        Some(m) => Some(
+            m.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| {
+                    Problem::bad_request(format!(
+                        "max-distance '{m}' must be a distance in metres, 0 or more"
+                    ))
+                })?,
+        ),
+    };
+    Ok(Some(Near {
+        point: [pt.x(), pt.y()],
+        max_metres,
+    }))
+}
+
+/// Reads and checks every parameter of an items request.
+pub fn parse_query(layer: &Layer, p: &Params) -> Result<ItemsQuery, Problem> {
+    let id = &layer.def.table;
+    let mut preds = Vec::new();
+    for (k, v) in p.pairs() {
+        if k == "f" || ITEMS_PARAMS.contains(&k.as_str()) {
             continue;
         }
         match layer.def.columns.iter().position(|c| &c.name == k) {
-            Some(col) => filters.push((col, v.clone())),
+            Some(col) => preds.push(equality(layer, col, v)),
             None => {
                 return Err(Problem::bad_request(format!(
-                    "unknown query parameter '{k}': use bbox, limit, offset or a property of '{id}' ({})",
+                    "unknown query parameter '{k}': use {} or a property of '{id}' ({})",
+                    ITEMS_PARAMS.join(", "),
                     layer
                         .def
                         .columns
@@ -87,181 +261,244 @@ pub async fn items(
             }
         }
     }
-    let limit = match params.get("limit") {
+    let limit = match p.get("limit") {
         None => DEFAULT_LIMIT,
         Some(s) => s
-            .parse::<usize>()
+            .trim()
+            .parse::<u64>()
             .ok()
             .filter(|&n| n >= 1)
             .ok_or_else(|| {
                 Problem::bad_request(format!("limit '{s}' must be a whole number of at least 1"))
             })?
-            .min(MAX_LIMIT),
+            .min(MAX_LIMIT as u64) as usize,
     };
-    let offset = match params.get("offset") {
+    let offset = match p.get("offset") {
         None => 0,
-        Some(s) => s.parse::<usize>().map_err(|_| {
+        Some(s) => s.trim().parse::<usize>().map_err(|_| {
             Problem::bad_request(format!("offset '{s}' must be a whole number of at least 0"))
         })?,
     };
-    let out_crs = match params.get("crs") {
-        Some(c) => OutCrs::parse(c, layer.def.srs_id)?,
+    let srs = layer.def.srs_id;
+    let crs = match p.get("crs") {
+        Some(c) => OutCrs::parse(c, srs)?,
         None => OutCrs::crs84(),
     };
-    let bbox_crs = match params.get("bbox-crs") {
-        Some(c) => OutCrs::parse(c, layer.def.srs_id)?,
+    let bbox_crs = match p.get("bbox-crs") {
+        Some(c) => OutCrs::parse(c, srs)?,
         None => OutCrs::crs84(),
     };
-    let bbox = match params.get("bbox") {
+    let bbox = match p.get("bbox") {
         Some(s) => Some(bbox_crs.bbox_to_mercator(parse_bbox(s)?)?),
         None => None,
     };
-    let base = state.base_url(&headers);
-    let content_crs = format!("<{}>", out_crs.uri);
-    let body = tokio::task::spawn_blocking(move || {
-        render_items(
-            &layer,
-            &ItemsQuery {
-                bbox,
-                filters,
-                limit,
-                offset,
-                crs: out_crs,
-            },
-            &base,
-            &params,
-        )
-    })
-    .await
-    .map_err(|e| Problem::internal(e.to_string()))?;
-    let mut res = body.into_response();
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/geo+json"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&content_crs) {
-        h.insert("content-crs", v);
+    if let Some(dt) = p.get("datetime") {
+        preds.push(datetime(layer, dt)?);
     }
-    Ok(res)
-}
-
-/// `name=value` on a property: the value as the column's type would read it.
-fn equals(v: &Value, class: ValueClass, want: &str) -> bool {
-    match v {
-        Value::Null | Value::Blob(_) => false,
-        Value::Text(t) => t == want,
-        Value::Integer(i) if class == ValueClass::Boolean => {
-            matches!(
-                (want.to_ascii_lowercase().as_str(), *i != 0),
-                ("true" | "1", true) | ("false" | "0", false)
-            )
+    if let Some(text) = p.get("filter") {
+        let lang =
+            Lang::parse(p.get("filter-lang").unwrap_or("cql2-text")).map_err(filter_problem)?;
+        let filter_crs = match p.get("filter-crs") {
+            Some(c) => OutCrs::parse(c, srs)?,
+            None => OutCrs::crs84(),
+        };
+        let expr = filter::parse(text, lang).map_err(filter_problem)?;
+        let to_index = |g: Geometry<f64>| filter_crs.to_mercator(g).map_err(|e| e.to_string());
+        let schema = Schema {
+            collection: id,
+            columns: &layer.def.columns,
+            geom_column: &layer.def.geom_column,
+            to_index: &to_index,
+        };
+        preds.push(schema.bind(&expr).map_err(filter_problem)?);
+    } else {
+        for k in ["filter-lang", "filter-crs"] {
+            if p.get(k).is_some() {
+                return Err(Problem::bad_request(format!(
+                    "{k} only applies together with filter"
+                )));
+            }
         }
-        Value::Integer(i) => want.trim().parse::<i64>().is_ok_and(|w| w == *i),
-        Value::Real(r) => want.trim().parse::<f64>().is_ok_and(|w| w == *r),
     }
-}
-
-/// Features whose geometry intersects a box in Web Mercator (a CRS84 box maps onto one
-/// exactly; a box in another CRS is taken as its Web Mercator envelope).
-fn matching(layer: &Layer, bbox: Option<[f64; 4]>) -> Vec<usize> {
-    let Some(b) = bbox else {
-        return (0..layer.features.len()).collect();
+    let near = near(layer, p)?;
+    let sort = match p.get("sortby") {
+        Some(_) if near.is_some() => {
+            return Err(Problem::bad_request(
+                "sortby cannot be combined with near: near sorts by distance",
+            ));
+        }
+        Some(s) => sortby(layer, s)?,
+        None => Vec::new(),
     };
-    let rect = Rect::new((b[0], b[1]), (b[2], b[3]));
-    layer
-        .query(b)
-        .into_iter()
-        .filter(|&i| {
-            layer.features[i]
-                .geometry
-                .as_ref()
-                .is_some_and(|g| g.intersects(&rect))
-        })
-        .collect()
-}
-
-/// An items request after parsing.
-struct ItemsQuery {
-    /// Web Mercator box.
-    bbox: Option<[f64; 4]>,
-    /// (column, value) equality filters.
-    filters: Vec<(usize, String)>,
-    limit: usize,
-    offset: usize,
-    crs: OutCrs,
-}
-
-fn render_items(
-    layer: &Layer,
-    q: &ItemsQuery,
-    base: &str,
-    params: &HashMap<String, String>,
-) -> String {
-    let ItemsQuery {
+    let pred = match preds.len() {
+        0 => None,
+        1 => preds.pop(),
+        _ => Some(Pred::And(preds)),
+    };
+    Ok(ItemsQuery {
         bbox,
-        filters,
+        pred,
+        sort,
+        near,
         limit,
         offset,
-        crs: out_crs,
-    } = q;
-    let (limit, offset) = (*limit, *offset);
-    let mut hits = matching(layer, *bbox);
-    if !filters.is_empty() {
-        hits.retain(|&i| {
-            filters.iter().all(|(col, want)| {
-                equals(
-                    &layer.features[i].values[*col],
-                    layer.def.columns[*col].class(),
-                    want,
-                )
-            })
-        });
-    }
-    let page: Vec<usize> = hits.iter().copied().skip(offset).take(limit).collect();
-    let id = &layer.def.table;
-    let link = |off: usize| {
-        let mut q = url_query(
-            params,
-            &[("offset", off.to_string()), ("limit", limit.to_string())],
-        );
-        q.insert(0, '?');
-        format!("{base}/collections/{id}/items{q}")
-    };
-    let mut links =
-        vec![json!({"rel": "self", "type": "application/geo+json", "href": link(offset)})];
-    if offset + page.len() < hits.len() {
-        links.push(
-            json!({"rel": "next", "type": "application/geo+json", "href": link(offset + limit)}),
-        );
-    }
-    if offset > 0 {
-        links.push(json!({"rel": "prev", "type": "application/geo+json", "href": link(offset.saturating_sub(limit))}));
-    }
-    let mut out = String::with_capacity(256 + page.len() * 256);
-    out.push_str("{\"type\":\"FeatureCollection\",\"numberMatched\":");
-    let _ = write!(
-        out,
-        "{},\"numberReturned\":{},\"links\":{},\"features\":[",
-        hits.len(),
-        page.len(),
-        serde_json::Value::Array(links)
-    );
-    for (n, &i) in page.iter().enumerate() {
-        if n > 0 {
-            out.push(',');
-        }
-        write_feature(&mut out, &layer.features[i], layer, out_crs);
-    }
-    out.push_str("]}");
-    out
+        crs,
+    })
 }
 
-fn url_query(params: &HashMap<String, String>, set: &[(&str, String)]) -> String {
-    let mut pairs: Vec<(String, String)> = params
+/// What an items request selected.
+pub struct Selection {
+    /// `numberMatched`.
+    pub matched: usize,
+    /// Feature indices of the page, in order.
+    pub page: Vec<usize>,
+    /// Distances in metres when the request was a `near` search.
+    pub distances: Option<Vec<f64>>,
+}
+
+fn intersect(a: Bbox, b: Bbox) -> Bbox {
+    [
+        a[0].max(b[0]),
+        a[1].max(b[1]),
+        a[2].min(b[2]),
+        a[3].min(b[3]),
+    ]
+}
+
+fn cmp_values(a: &Value, b: &Value) -> Ordering {
+    use Value::*;
+    match (a, b) {
+        (Null, Null) => Ordering::Equal,
+        // NULL sorts last ascending, first descending (as PostgreSQL does).
+        (Null, _) => Ordering::Greater,
+        (_, Null) => Ordering::Less,
+        (Integer(x), Integer(y)) => x.cmp(y),
+        (Integer(x), Real(y)) => (*x as f64).total_cmp(y),
+        (Real(x), Integer(y)) => x.total_cmp(&(*y as f64)),
+        (Real(x), Real(y)) => x.total_cmp(y),
+        (Text(x), Text(y)) => x.cmp(y),
+        (Blob(x), Blob(y)) => x.cmp(y),
+        // Mixed storage classes order as SQLite orders them.
+        _ => rank(a).cmp(&rank(b)),
+    }
+}
+
+fn rank(v: &Value) -> u8 {
+    match v {
+        Value::Null => 0,
+        Value::Integer(_) | Value::Real(_) => 1,
+        Value::Text(_) => 2,
+        Value::Blob(_) => 3,
+    }
+}
+
+/// Runs the query on the index.
+pub fn select(layer: &Layer, q: &ItemsQuery) -> Selection {
+    let mut window = q.bbox;
+    if let Some(b) = q.pred.as_ref().and_then(Pred::search_box) {
+        window = Some(window.map_or(b, |w| intersect(w, b)));
+    }
+    let empty_window = window.is_some_and(|w| w[0] > w[2] || w[1] > w[3]);
+    let rect = q.bbox.map(|b| Rect::new((b[0], b[1]), (b[2], b[3])));
+    let keep = |i: usize| {
+        let f = &layer.features[i];
+        rect.is_none_or(|r| f.geometry.as_ref().is_some_and(|g| g.intersects(&r)))
+            && q.pred
+                .as_ref()
+                .is_none_or(|p| p.matches(&f.values, f.geometry.as_ref()))
+    };
+    let candidates: Vec<usize> = match window {
+        _ if empty_window => Vec::new(),
+        Some(w) => layer.query(w),
+        None => (0..layer.features.len()).collect(),
+    };
+    let end = q.offset.saturating_add(q.limit);
+    if let Some(near) = &q.near {
+        let in_window = |i: usize| window.is_none() || candidates.binary_search(&i).is_ok();
+        let accept = |i: usize| !empty_window && in_window(i) && keep(i);
+        let (found, matched) = if near.max_metres.is_some() {
+            let all = layer.nearest(near, None, accept);
+            let n = all.len();
+            (all, n)
+        } else {
+            let matched = candidates
+                .iter()
+                .filter(|&&i| layer.features[i].geometry.is_some() && keep(i))
+                .count();
+            (layer.nearest(near, Some(end), accept), matched)
+        };
+        let page: Vec<(usize, f64)> = found.into_iter().skip(q.offset).take(q.limit).collect();
+        return Selection {
+            matched,
+            distances: Some(page.iter().map(|p| p.1).collect()),
+            page: page.into_iter().map(|p| p.0).collect(),
+        };
+    }
+    let mut hits: Vec<usize> = candidates.into_iter().filter(|&i| keep(i)).collect();
+    if !q.sort.is_empty() {
+        let key = |i: usize, col: Option<usize>| match col {
+            Some(c) => layer.features[i].values[c].clone(),
+            None => Value::Integer(layer.features[i].fid),
+        };
+        hits.sort_by(|&a, &b| {
+            for &(col, desc) in &q.sort {
+                let o = cmp_values(&key(a, col), &key(b, col));
+                let o = if desc { o.reverse() } else { o };
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            a.cmp(&b)
+        });
+    }
+    let matched = hits.len();
+    let page = hits
+        .get(q.offset.min(matched)..end.min(matched))
+        .unwrap_or_default()
+        .to_vec();
+    Selection {
+        matched,
+        page,
+        distances: None,
+    }
+}
+
+/// Self/next/prev/alternate links of a page.
+pub fn page_links(
+    base: &str,
+    id: &str,
+    p: &Params,
+    q: &ItemsQuery,
+    sel: &Selection,
+) -> Vec<serde_json::Value> {
+    let link = |off: usize, f: Option<&str>| {
+        let mut set = vec![("offset", off.to_string()), ("limit", q.limit.to_string())];
+        if let Some(f) = f {
+            set.push(("f", f.to_string()));
+        }
+        format!("{base}/collections/{id}/items?{}", url_query(p, &set))
+    };
+    let mut links = vec![
+        json!({"rel": "self", "type": "application/geo+json", "title": "This page", "href": link(q.offset, None)}),
+        json!({"rel": "alternate", "type": "text/html", "title": "This page as HTML", "href": link(q.offset, Some("html"))}),
+        json!({"rel": "collection", "type": "application/json", "title": "The collection", "href": format!("{base}/collections/{id}")}),
+    ];
+    if q.offset.saturating_add(sel.page.len()) < sel.matched {
+        links.push(json!({"rel": "next", "type": "application/geo+json", "title": "Next page", "href": link(q.offset + q.limit, None)}));
+    }
+    if q.offset > 0 {
+        links.push(json!({"rel": "prev", "type": "application/geo+json", "title": "Previous page", "href": link(q.offset.saturating_sub(q.limit), None)}));
+    }
+    links
+}
+
+/// The query string of `p` with `set` replacing or adding parameters.
+pub fn url_query(p: &Params, set: &[(&str, String)]) -> String {
+    let mut pairs: Vec<(String, String)> = p
+        .pairs()
         .iter()
         .filter(|(k, _)| !set.iter().any(|(s, _)| s == k))
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .cloned()
         .collect();
     pairs.sort();
     pairs.extend(set.iter().map(|(k, v)| (k.to_string(), v.clone())));
@@ -272,7 +509,8 @@ fn url_query(params: &HashMap<String, String>, set: &[(&str, String)]) -> String
         .join("&")
 }
 
-fn encode(s: &str) -> String {
+/// Percent-encodes a query component (commas stay readable).
+pub fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~,".contains(&b) {
@@ -284,115 +522,77 @@ fn encode(s: &str) -> String {
     out
 }
 
-/// Writes one feature of `layer` as GeoJSON in `crs` into `out`.
-pub fn write_feature(out: &mut String, f: &Feature, layer: &Layer, crs: &OutCrs) {
-    let _ = write!(out, "{{\"type\":\"Feature\",\"id\":{},\"geometry\":", f.fid);
-    match f.geometry.as_ref().map(|g| crs.convert(g)) {
-        Some(Ok(g)) => write_geometry(out, &g),
-        Some(Err(e)) => {
-            tracing::warn!(layer = %layer.def.table, fid = f.fid, error = %e, "geometry cannot be written in the requested CRS");
-            out.push_str("null");
-        }
-        None => out.push_str("null"),
-    }
-    out.push_str(",\"properties\":{");
-    for (n, (c, v)) in layer.def.columns.iter().zip(&f.values).enumerate() {
-        if n > 0 {
-            out.push(',');
-        }
-        out.push_str(&serde_json::Value::String(c.name.clone()).to_string());
-        out.push(':');
-        out.push_str(&value_json(v, c.class()).to_string());
-    }
-    out.push_str("}}");
+/// Looks up a collection or answers 404.
+pub fn find_layer(state: &AppState, id: &str) -> Result<Arc<Layer>, Problem> {
+    state.catalog().get(id).cloned().ok_or_else(|| {
+        Problem::not_found(format!(
+            "there is no collection '{id}'; /collections lists them"
+        ))
+    })
 }
 
-/// A property value as JSON (BOOLEAN columns as true/false, as GeoPackage means them).
-pub fn value_json(v: &Value, class: ValueClass) -> serde_json::Value {
-    match v {
-        Value::Null => serde_json::Value::Null,
-        Value::Integer(i) if class == ValueClass::Boolean => json!(*i != 0),
-        Value::Integer(i) => json!(i),
-        Value::Real(r) => json!(r),
-        Value::Text(t) => json!(t),
-        Value::Blob(b) => json!(format!("<{} bytes>", b.len())),
+/// `GET /collections/{id}/items`.
+pub async fn items(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let layer = find_layer(&state, &id)?;
+    let params = Params::parse(raw.as_deref())?;
+    let format = Format::negotiate(&params, &headers)?;
+    let q = parse_query(&layer, &params)?;
+    let base = state.base_url(&headers);
+    let content_crs = format!("<{}>", q.crs.uri);
+    if format == Format::Html {
+        let page = tokio::task::spawn_blocking(move || {
+            let sel = select(&layer, &q);
+            let links = page_links(&base, &layer.def.table, &params, &q, &sel);
+            html::items(&base, &layer, &q, &sel, &links)
+        })
+        .await
+        .map_err(|e| Problem::internal(e.to_string()))?;
+        return Ok(page);
     }
-}
-
-fn write_coord(out: &mut String, c: geo::Coord<f64>) {
-    let _ = write!(out, "[{},{}]", c.x, c.y);
-}
-
-fn write_ring(out: &mut String, cs: &[geo::Coord<f64>]) {
-    out.push('[');
-    for (i, c) in cs.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    tokio::task::spawn_blocking(move || {
+        let sel = select(&layer, &q);
+        let links = page_links(&base, &layer.def.table, &params, &q, &sel);
+        let mut out = String::with_capacity(CHUNK + 8192);
+        let _ = write!(
+            out,
+            "{{\"type\":\"FeatureCollection\",\"numberMatched\":{},\"numberReturned\":{},\"links\":{},\"features\":[",
+            sel.matched,
+            sel.page.len(),
+            serde_json::Value::Array(links)
+        );
+        for (n, &i) in sel.page.iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            write_feature(&mut out, &layer.features[i], &layer, &q.crs);
+            if out.len() >= CHUNK {
+                let chunk = std::mem::replace(&mut out, String::with_capacity(CHUNK + 8192));
+                if tx.blocking_send(Bytes::from(chunk)).is_err() {
+                    return; // the client went away
+                }
+            }
         }
-        write_coord(out, *c);
+        out.push_str("]}");
+        let _ = tx.blocking_send(Bytes::from(out));
+    });
+    let stream = futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|c| c.map(Ok::<_, std::convert::Infallible>))
+    });
+    let mut res = Body::from_stream(stream).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/geo+json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&content_crs) {
+        h.insert("content-crs", v);
     }
-    out.push(']');
-}
-
-fn write_polygon(out: &mut String, p: &geo::Polygon<f64>) {
-    out.push('[');
-    write_ring(out, &p.exterior().0);
-    for r in p.interiors() {
-        out.push(',');
-        write_ring(out, &r.0);
-    }
-    out.push(']');
-}
-
-fn write_list<T>(out: &mut String, items: &[T], mut f: impl FnMut(&mut String, &T)) {
-    out.push('[');
-    for (i, it) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        f(out, it);
-    }
-    out.push(']');
-}
-
-fn write_geometry(out: &mut String, g: &Geometry<f64>) {
-    match g {
-        Geometry::Point(p) => {
-            out.push_str("{\"type\":\"Point\",\"coordinates\":");
-            write_coord(out, p.0);
-        }
-        Geometry::LineString(l) => {
-            out.push_str("{\"type\":\"LineString\",\"coordinates\":");
-            write_ring(out, &l.0);
-        }
-        Geometry::Polygon(p) => {
-            out.push_str("{\"type\":\"Polygon\",\"coordinates\":");
-            write_polygon(out, p);
-        }
-        Geometry::MultiPoint(m) => {
-            out.push_str("{\"type\":\"MultiPoint\",\"coordinates\":");
-            write_list(out, &m.0, |o, p| write_coord(o, p.0));
-        }
-        Geometry::MultiLineString(m) => {
-            out.push_str("{\"type\":\"MultiLineString\",\"coordinates\":");
-            write_list(out, &m.0, |o, l| write_ring(o, &l.0));
-        }
-        Geometry::MultiPolygon(m) => {
-            out.push_str("{\"type\":\"MultiPolygon\",\"coordinates\":");
-            write_list(out, &m.0, write_polygon);
-        }
-        Geometry::GeometryCollection(c) => {
-            out.push_str("{\"type\":\"GeometryCollection\",\"geometries\":");
-            write_list(out, &c.0, write_geometry);
-            out.push('}');
-            return;
-        }
-        // geo's helper types never come out of a GeoPackage; written as what they are.
-        Geometry::Rect(r) => return write_geometry(out, &r.to_polygon().into()),
-        Geometry::Triangle(t) => return write_geometry(out, &t.to_polygon().into()),
-        Geometry::Line(l) => {
-            return write_geometry(out, &geo::LineString(vec![l.start, l.end]).into());
-        }
-    }
-    out.push('}');
+    Ok(res)
 }

@@ -1,8 +1,12 @@
 //! The HTTP server: axum router, shared state, absolute links.
 
+pub mod assets;
 pub mod crs_out;
 pub mod features;
+pub mod geojson;
+pub mod html;
 pub mod ogc;
+pub mod params;
 pub mod problem;
 pub mod tiles;
 pub mod watch;
@@ -29,6 +33,8 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// Tile cache size in bytes (0 turns it off).
     pub cache_bytes: usize,
+    /// Folder with the files served as they are (styles, the widget, MapLibre).
+    pub files: std::path::PathBuf,
 }
 
 /// Shared state of all handlers.
@@ -122,6 +128,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/collections/{id}", get(ogc::collection))
         .route("/collections/{id}/items/{fid}", get(ogc::feature))
         .route("/collections/{id}/items", get(features::items))
+        .route("/collections/{id}/queryables", get(ogc::queryables))
+        .route("/collections/{id}/sortables", get(ogc::sortables))
+        .route("/assets/maplibre-gl/{file}", get(assets::maplibre))
         .route(
             "/collections/{id}/tiles/{tms}/tilejson.json",
             get(tiles::collection_tilejson),

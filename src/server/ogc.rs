@@ -3,28 +3,37 @@
 
 use std::sync::Arc;
 
-use std::collections::HashMap;
-
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 
 use super::AppState;
 use super::crs_out::{CRS84, OFFERED, OutCrs, epsg_uri};
-use super::features::{DEFAULT_LIMIT, MAX_LIMIT, write_feature};
+use super::features::{DEFAULT_LIMIT, ITEMS_PARAMS, MAX_LIMIT, find_layer};
+use super::geojson::write_feature;
+use super::html;
+use super::params::{Format, Params};
 use super::problem::Problem;
+use crate::filter::bind::{Kind, column_kind};
+use crate::geom::GeometryKind;
 use crate::index::Layer;
 
 /// Media type of the OpenAPI document.
 pub const OPENAPI: &str = "application/vnd.oai.openapi+json;version=3.0";
 
-/// The conformance classes implemented (and only those).
+/// Relation type of a collection's queryables.
+const REL_QUERYABLES: &str = "http://www.opengis.net/def/rel/ogc/1.0/queryables";
+
+/// The conformance classes implemented (and only those), besides CQL2's.
 const CONFORMANCE: &[&str] = &[
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    // Part 8 (draft): sortby with + / - prefixes, and /sortables.
+    "http://www.opengis.net/spec/ogcapi-features-8/1.0/conf/sorting",
 ];
 
 fn with_type(body: Json, media: &'static str) -> Response {
@@ -34,33 +43,92 @@ fn with_type(body: Json, media: &'static str) -> Response {
     r
 }
 
+/// Parameters and format of a metadata request that takes no parameters but `f`.
+fn plain(raw: Option<String>, headers: &HeaderMap, what: &str) -> Result<Format, Problem> {
+    let p = Params::parse(raw.as_deref())?;
+    p.only(&[], what)?;
+    Format::negotiate(&p, headers)
+}
+
 /// `GET /`.
-pub async fn landing(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub async fn landing(
+    State(state): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let format = plain(raw, &headers, "the landing page")?;
     let b = state.base_url(&headers);
-    with_type(
-        json!({
-            "title": "nordgeo",
-            "description": "Geodata of Ellrich, Heringen/Helme, Werther and Kyffhäuserland: OGC API Features and vector tiles",
-            "links": [
-                {"rel": "self", "type": "application/json", "title": "This document", "href": format!("{b}/")},
-                {"rel": "service-desc", "type": OPENAPI, "title": "The API definition", "href": format!("{b}/api")},
-                {"rel": "conformance", "type": "application/json", "title": "Conformance classes", "href": format!("{b}/conformance")},
-                {"rel": "data", "type": "application/json", "title": "Collections", "href": format!("{b}/collections")},
-                {"rel": "http://www.opengis.net/def/rel/ogc/1.0/data", "type": "application/json", "title": "Collections", "href": format!("{b}/collections")},
-            ],
-        }),
-        "application/json",
-    )
+    let doc = json!({
+        "title": "nordgeo",
+        "description": "Geodata of Ellrich, Heringen/Helme, Werther and Kyffhäuserland: OGC API Features and vector tiles",
+        "links": [
+            {"rel": "self", "type": "application/json", "title": "This document", "href": format!("{b}/")},
+            {"rel": "alternate", "type": "text/html", "title": "This document as HTML", "href": format!("{b}/?f=html")},
+            {"rel": "service-desc", "type": OPENAPI, "title": "The API definition", "href": format!("{b}/api")},
+            {"rel": "service-doc", "type": "text/html", "title": "The API documentation", "href": format!("{b}/api?f=html")},
+            {"rel": "conformance", "type": "application/json", "title": "Conformance classes", "href": format!("{b}/conformance")},
+            {"rel": "data", "type": "application/json", "title": "Collections", "href": format!("{b}/collections")},
+            {"rel": "http://www.opengis.net/def/rel/ogc/1.0/data", "type": "application/json", "title": "Collections", "href": format!("{b}/collections")},
+        ],
+    });
+    Ok(match format {
+        Format::Html => html::landing(&b, &doc),
+        Format::Json => with_type(doc, "application/json"),
+    })
 }
 
 /// `GET /conformance`.
-pub async fn conformance() -> Response {
-    with_type(json!({ "conformsTo": CONFORMANCE }), "application/json")
+pub async fn conformance(
+    State(state): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let format = plain(raw, &headers, "/conformance")?;
+    let all: Vec<&str> = CONFORMANCE
+        .iter()
+        .chain(crate::filter::CONFORMANCE)
+        .copied()
+        .collect();
+    let doc = json!({ "conformsTo": all });
+    Ok(match format {
+        Format::Html => html::conformance(&state.base_url(&headers), &doc),
+        Format::Json => with_type(doc, "application/json"),
+    })
+}
+
+/// The first date/time property and its range, as RFC 3339 texts.
+fn temporal(l: &Layer) -> Option<(String, Json)> {
+    let (col, c) = l
+        .def
+        .columns
+        .iter()
+        .enumerate()
+        .find(|(_, c)| column_kind(c) == Some(Kind::Time))?;
+    let mut range: Option<(f64, f64)> = None;
+    for f in &l.features {
+        if let rusqlite::types::Value::Text(t) = &f.values[col]
+            && let Some(v) = crate::filter::time::parse_instant(t)
+        {
+            range = Some(range.map_or((v, v), |(a, b)| (a.min(v), b.max(v))));
+        }
+    }
+    let fmt = crate::filter::time::format_timestamp;
+    let interval = match range {
+        Some((a, b)) => json!([[fmt(a), fmt(b)]]),
+        None => json!([[null, null]]),
+    };
+    Some((c.name.clone(), interval))
 }
 
 /// Metadata of one collection, as listed in `/collections` and at `/collections/{id}`.
 pub fn collection_json(l: &Layer, b: &str) -> Json {
     let id = &l.def.table;
+    let mut extent = json!({
+        "spatial": {"bbox": [l.extent_lonlat.unwrap_or([-180.0, -90.0, 180.0, 90.0])], "crs": CRS84},
+    });
+    if let Some((_, interval)) = temporal(l) {
+        extent["temporal"] = json!({"interval": interval, "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"});
+    }
     json!({
         "id": id,
         "title": l.meta.title.clone().unwrap_or_else(|| id.clone()),
@@ -68,13 +136,14 @@ pub fn collection_json(l: &Layer, b: &str) -> Json {
         "itemType": "feature",
         "crs": offered_crs(l),
         "storageCrs": epsg_uri(l.def.srs_id),
-        "extent": {
-            "spatial": {"bbox": [l.extent_lonlat.unwrap_or([-180.0, -90.0, 180.0, 90.0])], "crs": CRS84},
-            "temporal": {"interval": [[null, null]]},
-        },
+        "extent": extent,
         "links": [
-            {"rel": "self", "type": "application/json", "href": format!("{b}/collections/{id}")},
+            {"rel": "self", "type": "application/json", "title": "This collection", "href": format!("{b}/collections/{id}")},
+            {"rel": "alternate", "type": "text/html", "title": "This collection as HTML", "href": format!("{b}/collections/{id}?f=html")},
             {"rel": "items", "type": "application/geo+json", "title": "Features", "href": format!("{b}/collections/{id}/items")},
+            {"rel": "items", "type": "text/html", "title": "Features as a table", "href": format!("{b}/collections/{id}/items?f=html")},
+            {"rel": REL_QUERYABLES, "type": "application/schema+json", "title": "Queryables", "href": format!("{b}/collections/{id}/queryables")},
+            {"rel": "http://www.opengis.net/def/rel/ogc/1.0/sortables", "type": "application/schema+json", "title": "Sortables", "href": format!("{b}/collections/{id}/sortables")},
             {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector", "type": "application/json", "title": "Vector tiles (TileJSON)",
              "href": format!("{b}/collections/{id}/tiles/WebMercatorQuad/tilejson.json")},
         ],
@@ -92,24 +161,25 @@ fn offered_crs(l: &Layer) -> Vec<String> {
 }
 
 /// `GET /collections`.
-pub async fn collections(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub async fn collections(
+    State(state): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let format = plain(raw, &headers, "/collections")?;
     let b = state.base_url(&headers);
     let cat = state.catalog();
     let list: Vec<Json> = cat.layers.iter().map(|l| collection_json(l, &b)).collect();
-    with_type(
-        json!({
-            "links": [{"rel": "self", "type": "application/json", "href": format!("{b}/collections")}],
-            "collections": list,
-        }),
-        "application/json",
-    )
-}
-
-fn layer(state: &AppState, id: &str) -> Result<Arc<Layer>, Problem> {
-    state.catalog().get(id).cloned().ok_or_else(|| {
-        Problem::not_found(format!(
-            "there is no collection '{id}'; /collections lists them"
-        ))
+    let doc = json!({
+        "links": [
+            {"rel": "self", "type": "application/json", "title": "This document", "href": format!("{b}/collections")},
+            {"rel": "alternate", "type": "text/html", "title": "This document as HTML", "href": format!("{b}/collections?f=html")},
+        ],
+        "collections": list,
+    });
+    Ok(match format {
+        Format::Html => html::collections(&b, &doc),
+        Format::Json => with_type(doc, "application/json"),
     })
 }
 
@@ -117,28 +187,30 @@ fn layer(state: &AppState, id: &str) -> Result<Arc<Layer>, Problem> {
 pub async fn collection(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let l = layer(&state, &id)?;
-    Ok(with_type(
-        collection_json(&l, &state.base_url(&headers)),
-        "application/json",
-    ))
+    let l = find_layer(&state, &id)?;
+    let format = plain(raw, &headers, "a collection")?;
+    let b = state.base_url(&headers);
+    let doc = collection_json(&l, &b);
+    Ok(match format {
+        Format::Html => html::collection(&b, &l, &doc),
+        Format::Json => with_type(doc, "application/json"),
+    })
 }
 
 /// `GET /collections/{id}/items/{featureId}`.
 pub async fn feature(
     State(state): State<Arc<AppState>>,
     Path((id, fid)): Path<(String, String)>,
-    Query(params): Query<HashMap<String, String>>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let l = layer(&state, &id)?;
-    if let Some(k) = params.keys().find(|k| !["crs", "f"].contains(&k.as_str())) {
-        return Err(Problem::bad_request(format!(
-            "unknown query parameter '{k}'; a feature accepts crs and f"
-        )));
-    }
+    let l = find_layer(&state, &id)?;
+    let params = Params::parse(raw.as_deref())?;
+    params.only(&["crs"], "a feature")?;
+    let format = Format::negotiate(&params, &headers)?;
     let out_crs = match params.get("crs") {
         Some(c) => OutCrs::parse(c, l.def.srs_id)?,
         None => OutCrs::crs84(),
@@ -150,13 +222,17 @@ pub async fn feature(
         .binary_search_by_key(&n, |f| f.fid)
         .map_err(|_| missing())?;
     let b = state.base_url(&headers);
+    if format == Format::Html {
+        return Ok(html::feature(&b, &l, i));
+    }
     let mut out = String::new();
     write_feature(&mut out, &l.features[i], &l, &out_crs);
     // Add the links a single feature must carry.
     let mut v: Json = serde_json::from_str(&out).map_err(|e| Problem::internal(e.to_string()))?;
     v["links"] = json!([
-        {"rel": "self", "type": "application/geo+json", "href": format!("{b}/collections/{id}/items/{n}")},
-        {"rel": "collection", "type": "application/json", "href": format!("{b}/collections/{id}")},
+        {"rel": "self", "type": "application/geo+json", "title": "This feature", "href": format!("{b}/collections/{id}/items/{n}")},
+        {"rel": "alternate", "type": "text/html", "title": "This feature as HTML", "href": format!("{b}/collections/{id}/items/{n}?f=html")},
+        {"rel": "collection", "type": "application/json", "title": "The collection", "href": format!("{b}/collections/{id}")},
     ]);
     let mut r = with_type(v, "application/geo+json");
     if let Ok(h) = HeaderValue::from_str(&format!("<{}>", out_crs.uri)) {
@@ -165,85 +241,206 @@ pub async fn feature(
     Ok(r)
 }
 
-/// The items parameters: paging, bbox, and every property as `name=value` (GDAL pushes
-/// attribute filters down only for properties listed here).
-fn items_parameters(l: &Layer) -> Json {
-    let mut p = vec![
-        json!({"$ref": "#/components/parameters/limit"}),
-        json!({"$ref": "#/components/parameters/offset"}),
-        json!({"$ref": "#/components/parameters/bbox"}),
-        json!({"$ref": "#/components/parameters/bbox-crs"}),
-        json!({"$ref": "#/components/parameters/crs"}),
-    ];
+/// JSON Schema of one property.
+fn property_schema(c: &crate::store::layer::Column) -> Json {
+    let mut s = match column_kind(c) {
+        Some(Kind::Num) if c.decl_type.to_ascii_uppercase().contains("INT") => {
+            json!({"type": "integer"})
+        }
+        Some(Kind::Num) => json!({"type": "number"}),
+        Some(Kind::Bool) => json!({"type": "boolean"}),
+        Some(Kind::Time) if c.decl_type.eq_ignore_ascii_case("DATE") => {
+            json!({"type": "string", "format": "date"})
+        }
+        Some(Kind::Time) => json!({"type": "string", "format": "date-time"}),
+        Some(Kind::Str) | None => json!({"type": "string"}),
+    };
+    s["title"] = json!(c.name);
+    s
+}
+
+fn geometry_format(kind: GeometryKind) -> &'static str {
+    match kind {
+        GeometryKind::Point => "geometry-point",
+        GeometryKind::MultiPoint => "geometry-multipoint",
+        GeometryKind::LineString => "geometry-linestring",
+        GeometryKind::MultiLineString => "geometry-multilinestring",
+        GeometryKind::Polygon => "geometry-polygon",
+        GeometryKind::MultiPolygon => "geometry-multipolygon",
+        GeometryKind::GeometryCollection => "geometry-geometrycollection",
+        GeometryKind::Geometry => "geometry-any",
+    }
+}
+
+/// The schema document behind `/queryables` (with the geometry) and `/sortables`.
+fn schema_doc(l: &Layer, b: &str, what: &str, with_geometry: bool) -> Json {
+    let id = &l.def.table;
+    let mut props = serde_json::Map::new();
+    if with_geometry {
+        props.insert(
+            l.def.geom_column.clone(),
+            json!({"title": "Geometry", "format": geometry_format(l.def.kind), "x-ogc-role": "primary-geometry"}),
+        );
+    } else {
+        props.insert(
+            "id".into(),
+            json!({"title": "Feature id", "type": "integer"}),
+        );
+    }
     for c in &l.def.columns {
-        use crate::store::layer::ValueClass;
-        let ty = match c.class() {
-            ValueClass::Integer => "integer",
-            ValueClass::Real => "number",
-            ValueClass::Boolean => "boolean",
-            _ => "string",
-        };
+        props.insert(c.name.clone(), property_schema(c));
+    }
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": format!("{b}/collections/{id}/{what}"),
+        "type": "object",
+        "title": l.meta.title.clone().unwrap_or_else(|| id.clone()),
+        "properties": props,
+        "additionalProperties": false,
+    })
+}
+
+async fn schema_resource(
+    state: Arc<AppState>,
+    id: String,
+    raw: Option<String>,
+    headers: HeaderMap,
+    what: &str,
+) -> Result<Response, Problem> {
+    let l = find_layer(&state, &id)?;
+    let format = plain(raw, &headers, what)?;
+    let b = state.base_url(&headers);
+    let doc = schema_doc(&l, &b, what, what == "queryables");
+    Ok(match format {
+        Format::Html => html::queryables(&b, &id, &doc),
+        Format::Json => with_type(doc, "application/schema+json"),
+    })
+}
+
+/// `GET /collections/{id}/queryables`: what `filter` and property parameters may use.
+pub async fn queryables(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    schema_resource(state, id, raw, headers, "queryables").await
+}
+
+/// `GET /collections/{id}/sortables`: what `sortby` may use.
+pub async fn sortables(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    schema_resource(state, id, raw, headers, "sortables").await
+}
+
+/// The items parameters: paging, bbox, Part 2/3 parameters, near, and every property as
+/// `name=value` (GDAL pushes attribute filters down only for properties listed here).
+fn items_parameters(l: &Layer) -> Json {
+    let mut p: Vec<Json> = ITEMS_PARAMS
+        .iter()
+        .chain(&["f"])
+        .map(|n| json!({"$ref": format!("#/components/parameters/{n}")}))
+        .collect();
+    for c in &l.def.columns {
+        let mut schema = property_schema(c);
+        if let Some(o) = schema.as_object_mut() {
+            o.remove("title");
+        }
         p.push(json!({"name": c.name, "in": "query", "required": false, "style": "form", "explode": false,
                       "description": format!("Only features whose {} equals this value", c.name),
-                      "schema": {"type": ty}}));
+                      "schema": schema}));
     }
     Json::Array(p)
 }
 
+fn query_param(name: &str, description: &str, schema: Json) -> Json {
+    json!({"name": name, "in": "query", "required": false, "style": "form", "explode": false,
+           "description": description, "schema": schema})
+}
+
 /// `GET /api`: the OpenAPI 3.0 document, generated from the collections so clients
 /// (QGIS, GDAL ≥ 3.7, owslib) find the page size and the parameters of every path.
-pub async fn api(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub async fn api(
+    State(state): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let format = plain(raw, &headers, "/api")?;
     let b = state.base_url(&headers);
     let cat = state.catalog();
-    let json_ok = |desc: &str, media: &str| json!({"200": {"description": desc, "content": {media: {"schema": {"type": "object"}}}}});
+    let f_ref = json!([{"$ref": "#/components/parameters/f"}]);
+    let json_ok = |desc: &str, media: &str| json!({"200": {"description": desc, "content": {media: {"schema": {"type": "object"}}, "text/html": {"schema": {"type": "string"}}}}});
+    let problem = |desc: &str| json!({"description": desc, "content": {"application/problem+json": {"schema": {"type": "object"}}}});
     let mut paths = serde_json::Map::new();
-    paths.insert("/".into(), json!({"get": {"summary": "Landing page", "operationId": "getLandingPage", "responses": json_ok("Landing page", "application/json")}}));
-    paths.insert("/conformance".into(), json!({"get": {"summary": "Conformance classes", "operationId": "getConformance", "responses": json_ok("Conformance", "application/json")}}));
-    paths.insert("/collections".into(), json!({"get": {"summary": "Collections", "operationId": "getCollections", "responses": json_ok("Collections", "application/json")}}));
+    paths.insert("/".into(), json!({"get": {"summary": "Landing page", "operationId": "getLandingPage", "parameters": f_ref, "responses": json_ok("Landing page", "application/json")}}));
+    paths.insert("/conformance".into(), json!({"get": {"summary": "Conformance classes", "operationId": "getConformance", "parameters": f_ref, "responses": json_ok("Conformance", "application/json")}}));
+    paths.insert("/api".into(), json!({"get": {"summary": "This API definition", "operationId": "getApi", "parameters": f_ref, "responses": json_ok("OpenAPI 3.0", OPENAPI)}}));
+    paths.insert("/collections".into(), json!({"get": {"summary": "Collections", "operationId": "getCollections", "parameters": f_ref, "responses": json_ok("Collections", "application/json")}}));
     for l in &cat.layers {
         let id = &l.def.table;
-        let not_found = json!({"description": "Not found", "content": {"application/problem+json": {"schema": {"type": "object"}}}});
         paths.insert(
             format!("/collections/{id}"),
             json!({"get": {
             "summary": format!("Metadata of {id}"), "operationId": format!("describe_{id}"),
-            "responses": json_ok("Collection", "application/json")}}),
+            "parameters": f_ref, "responses": json_ok("Collection", "application/json")}}),
         );
+        for what in ["queryables", "sortables"] {
+            paths.insert(format!("/collections/{id}/{what}"), json!({"get": {
+                "summary": format!("The {what} of {id}"), "operationId": format!("get_{what}_{id}"),
+                "parameters": f_ref, "responses": json_ok("JSON Schema", "application/schema+json")}}));
+        }
         paths.insert(format!("/collections/{id}/items"), json!({"get": {
             "summary": format!("Features of {id}"), "operationId": format!("getFeatures_{id}"),
             "parameters": items_parameters(l),
             "responses": {
-                "200": {"description": "Features", "content": {"application/geo+json": {"schema": {"type": "object"}}}},
-                "400": {"description": "Invalid parameter", "content": {"application/problem+json": {"schema": {"type": "object"}}}},
-                "404": not_found.clone(),
+                "200": {"description": "Features", "content": {"application/geo+json": {"schema": {"type": "object"}}, "text/html": {"schema": {"type": "string"}}}},
+                "400": problem("Invalid parameter"),
+                "404": problem("Not found"),
             }}}));
         paths.insert(format!("/collections/{id}/items/{{featureId}}"), json!({"get": {
             "summary": format!("One feature of {id}"), "operationId": format!("getFeature_{id}"),
             "parameters": [{"name": "featureId", "in": "path", "required": true, "schema": {"type": "integer"}},
-                           {"$ref": "#/components/parameters/crs"}],
+                           {"$ref": "#/components/parameters/crs"}, {"$ref": "#/components/parameters/f"}],
             "responses": {
-                "200": {"description": "Feature", "content": {"application/geo+json": {"schema": {"type": "object"}}}},
-                "404": not_found,
+                "200": {"description": "Feature", "content": {"application/geo+json": {"schema": {"type": "object"}}, "text/html": {"schema": {"type": "string"}}}},
+                "404": problem("Not found"),
             }}}));
     }
+    let uri = json!({"type": "string", "format": "uri"});
     let doc = json!({
         "openapi": "3.0.3",
         "info": {"title": "nordgeo", "version": env!("CARGO_PKG_VERSION"), "description": "OGC API Features and vector tiles"},
         "servers": [{"url": b}],
         "paths": paths,
         "components": {"parameters": {
-            "limit": {"name": "limit", "in": "query", "required": false, "style": "form", "explode": false,
-                      "description": "Features per page; larger values are clamped to the maximum",
-                      "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
-            "offset": {"name": "offset", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0, "default": 0}},
-            "bbox": {"name": "bbox", "in": "query", "required": false, "style": "form", "explode": false,
-                     "description": "minLon,minLat,maxLon,maxLat (CRS84), or 6 numbers with heights",
-                     "schema": {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}},
-            "bbox-crs": {"name": "bbox-crs", "in": "query", "required": false, "description": "CRS of bbox (a URI from the collection's crs list)",
-                         "schema": {"type": "string", "format": "uri"}},
-            "crs": {"name": "crs", "in": "query", "required": false, "description": "CRS of the response (a URI from the collection's crs list)",
-                    "schema": {"type": "string", "format": "uri"}},
+            "limit": query_param("limit", "Features per page; larger values are clamped to the maximum",
+                                 json!({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT})),
+            "offset": query_param("offset", "Features to skip (paging)", json!({"type": "integer", "minimum": 0, "default": 0})),
+            "bbox": query_param("bbox", "minLon,minLat,maxLon,maxLat (CRS84 unless bbox-crs), or 6 numbers with heights",
+                                json!({"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}})),
+            "bbox-crs": query_param("bbox-crs", "CRS of bbox (a URI from the collection's crs list)", uri.clone()),
+            "crs": query_param("crs", "CRS of the response (a URI from the collection's crs list)", uri.clone()),
+            "datetime": query_param("datetime", "An RFC 3339 date or timestamp, or an interval a/b with .. for an open end, on the collection's first date/time property",
+                                    json!({"type": "string"})),
+            "filter": query_param("filter", "A CQL2 expression over the queryables", json!({"type": "string"})),
+            "filter-lang": query_param("filter-lang", "Encoding of filter", json!({"type": "string", "enum": ["cql2-text", "cql2-json"], "default": "cql2-text"})),
+            "filter-crs": query_param("filter-crs", "CRS of geometry literals in filter", uri.clone()),
+            "sortby": query_param("sortby", "Comma-separated sortables, each optionally prefixed + (ascending) or - (descending)",
+                                  json!({"type": "array", "items": {"type": "string"}})),
+            "near": query_param("near", "LON,LAT (in near-crs): features nearest to this point first, with the R-tree",
+                                json!({"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number"}})),
+            "near-crs": query_param("near-crs", "CRS of near", uri),
+            "max-distance": query_param("max-distance", "With near: only features within this many metres",
+                                        json!({"type": "number", "minimum": 0})),
+            "f": query_param("f", "Representation: json (default) or html", json!({"type": "string", "enum": ["json", "html"]})),
         }},
     });
-    with_type(doc, OPENAPI)
+    Ok(match format {
+        Format::Html => html::api(&b, &doc),
+        Format::Json => with_type(doc, OPENAPI),
+    })
 }
