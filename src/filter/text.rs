@@ -146,9 +146,14 @@ fn tokenize(src: &str) -> Result<Lexer, FilterError> {
     Ok(Lexer { toks })
 }
 
+/// Deepest nesting of parentheses, NOT and functions: recursion must not exhaust the
+/// stack on a hostile filter.
+const MAX_DEPTH: usize = 100;
+
 struct Parser {
     toks: Vec<(Tok, usize)>,
     at: usize,
+    depth: usize,
 }
 
 /// Parses a cql2-text expression.
@@ -156,6 +161,7 @@ pub fn parse(src: &str) -> Result<Expr, FilterError> {
     let mut p = Parser {
         toks: tokenize(src)?.toks,
         at: 0,
+        depth: 0,
     };
     let e = p.or()?;
     match p.peek() {
@@ -223,7 +229,24 @@ impl Parser {
         }
     }
 
+    fn deeper(&mut self) -> Result<(), FilterError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.err(format!(
+                "the filter nests deeper than {MAX_DEPTH} levels; simplify it"
+            )));
+        }
+        Ok(())
+    }
+
     fn or(&mut self) -> Result<Expr, FilterError> {
+        self.deeper()?;
+        let e = self.or_terms();
+        self.depth -= 1;
+        e
+    }
+
+    fn or_terms(&mut self) -> Result<Expr, FilterError> {
         let mut terms = vec![self.and()?];
         while self.eat_keyword("OR") {
             terms.push(self.and()?);
@@ -249,7 +272,10 @@ impl Parser {
 
     fn not(&mut self) -> Result<Expr, FilterError> {
         if self.eat_keyword("NOT") {
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            self.deeper()?;
+            let inner = self.not();
+            self.depth -= 1;
+            return Ok(Expr::Not(Box::new(inner?)));
         }
         self.primary()
     }
@@ -376,7 +402,10 @@ impl Parser {
                     }
                     "CASEI" | "ACCENTI" => {
                         self.next();
-                        let inner = self.scalar()?;
+                        self.deeper()?;
+                        let inner = self.scalar();
+                        self.depth -= 1;
+                        let inner = inner?;
                         self.expect(Tok::RParen, "')'")?;
                         Ok(if upper == "CASEI" {
                             Scalar::Casei(Box::new(inner))
@@ -432,6 +461,13 @@ impl Parser {
     // --- geometry literals (WKT and BBOX) ---
 
     fn geometry(&mut self, kind: &str) -> Result<Geometry<f64>, FilterError> {
+        self.deeper()?;
+        let g = self.geometry_body(kind);
+        self.depth -= 1;
+        g
+    }
+
+    fn geometry_body(&mut self, kind: &str) -> Result<Geometry<f64>, FilterError> {
         if kind == "BBOX" {
             self.expect(Tok::LParen, "'(' after BBOX")?;
             let mut v = vec![self.number()?];
@@ -597,5 +633,9 @@ mod tests {
         assert!(parse("a ==").is_err());
         assert!(parse("FOO(a) = 1").is_err());
         assert!(parse("S_INTERSECTS(geom, POLYGON((0 0, 1 0, 1 1)))").is_err());
+        let deep = format!("{}a = 1{}", "(".repeat(5000), ")".repeat(5000));
+        assert!(parse(&deep).is_err());
+        assert!(parse(&format!("{}a = 1", "NOT ".repeat(5000))).is_err());
+        assert!(parse(&format!("{}a = 1{}", "(".repeat(50), ")".repeat(50))).is_ok());
     }
 }
