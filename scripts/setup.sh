@@ -29,11 +29,17 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating $VENV"
   python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c "import osgeo_utils, pyogrio, mapbox_vector_tile" 2>/dev/null; then
+if ! "$VENV/bin/python" -c "import osgeo_utils, pyogrio, mapbox_vector_tile, owslib" 2>/dev/null; then
   echo "setup: installing Python clients into $VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check pyogrio mapbox-vector-tile
+  "$VENV/bin/pip" install -q --disable-pip-version-check pyogrio mapbox-vector-tile owslib
   # gdal-utils' validator needs only sqlite3 from the standard library; its osgeo
   # bindings are not needed, hence --no-deps.
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps gdal-utils
+fi
+# MapLibre GL JS (served by nordgeo itself at /assets/maplibre-gl/), the style validator
+# and the browser-test driver, at the versions pinned in web/package-lock.json.
+if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+  echo "setup: installing web dependencies (npm ci in web/)"
+  (cd web && npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "setup: ok"

@@ -98,12 +98,8 @@ fn check(url: &str, expected: &[i64]) -> Option<String> {
     (!problems.is_empty()).then(|| problems.join(", "))
 }
 
-#[test]
-fn cql2_text_and_json_cases() {
-    if !clients_available() {
-        return;
-    }
-    let cases = cases();
+/// A store with the fixture's two layers, served.
+fn fixture_server() -> (tempfile::TempDir, Server) {
     let dir = tempfile::tempdir().unwrap();
     let gpkg = make_fixture(dir.path());
     let store = dir.path().join("store.gpkg");
@@ -114,6 +110,54 @@ fn cql2_text_and_json_cases() {
         ));
     }
     let srv = serve(&store, &[]);
+    (dir, srv)
+}
+
+/// `datetime` filters on the first date property (`opened`): instants, closed and
+/// half-open intervals; the temporal extent is reported; a collection without a date
+/// property refuses the parameter.
+#[test]
+fn datetime_on_the_date_property() {
+    if !clients_available() {
+        return;
+    }
+    let (_dir, srv) = fixture_server();
+    let items = format!("{}/collections/sites/items?limit=100", srv.base);
+    for (dt, want) in [
+        ("2021-05-01", vec![2, 15]),
+        ("2021-01-01/2021-12-31", vec![2, 6, 8, 15]),
+        ("../2015-12-31", vec![9, 13]),
+        ("2022-01-01/..", vec![7, 11]),
+        ("2021-05-01T00:00:00Z/2021-05-02T00:00:00Z", vec![2, 6, 15]),
+    ] {
+        assert_eq!(
+            check(&format!("{items}&datetime={}", encode(dt)), &want),
+            None,
+            "{dt}"
+        );
+    }
+    let c = get(&format!("{}/collections/sites", srv.base), &[]).json();
+    assert_eq!(
+        c["extent"]["temporal"]["interval"][0],
+        serde_json::json!(["2012-12-12T00:00:00Z", "2023-01-01T00:00:00Z"])
+    );
+    let r = get(
+        &format!("{}/collections/zones/items?datetime=2021-01-01", srv.base),
+        &[],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.json()["detail"].as_str().unwrap().contains("date"));
+    let r = get(&format!("{items}&datetime=2021-12-31/2021-01-01"), &[]);
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn cql2_text_and_json_cases() {
+    if !clients_available() {
+        return;
+    }
+    let cases = cases();
+    let (_dir, srv) = fixture_server();
 
     let mut failures = Vec::new();
     let mut requests = 0;

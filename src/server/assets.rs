@@ -13,7 +13,7 @@ use super::problem::Problem;
 /// Content type by file name.
 fn media_type(name: &str) -> &'static str {
     match name.rsplit('.').next() {
-        Some("js") => "text/javascript; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
         Some("css") => "text/css; charset=utf-8",
         Some("html") => "text/html; charset=utf-8",
         Some("json" | "map") => "application/json",

@@ -175,15 +175,17 @@ fn map_preview(base: &str, layer: &Layer, feature: Option<(String, Bbox)>) -> St
         .or(layer.extent_lonlat)
         .map(|b| format!("[[{},{}],[{},{}]]", b[0], b[1], b[2], b[3]))
         .unwrap_or_else(|| "[[10.5,51.3],[11.2,51.7]]".into());
+    // MapLibre 6 is an ES module; its worker is found next to it on this server.
     format!(
         "<link rel=\"stylesheet\" href=\"{b}/assets/maplibre-gl/maplibre-gl.css\">\
 <div id=\"map\" class=\"map\" role=\"img\" aria-label=\"Kartenvorschau {i}\"></div>\
-<script src=\"{b}/assets/maplibre-gl/maplibre-gl.js\"></script><script>\
-(function(){{if(!window.maplibregl){{document.getElementById('map').textContent='Kartenbibliothek nicht installiert (scripts/setup.sh).';return;}}\
-var map=new maplibregl.Map({{container:'map',style:{{version:8,sources:{{d:{source}}},layers:[\
+<script type=\"module\">\
+import * as maplibregl from '{b}/assets/maplibre-gl/maplibre-gl.mjs';\
+const map=new maplibregl.Map({{container:'map',style:{{version:8,sources:{{d:{source}}},layers:[\
 {{id:'bg',type:'background',paint:{{'background-color':'#eef0ea'}}}},\
 {{id:'d',type:'{kind}',source:'d'{source_layer},paint:{paint}}}]}},bounds:{bounds},fitBoundsOptions:{{padding:20,maxZoom:16}}}});\
-map.addControl(new maplibregl.NavigationControl());}})();</script>",
+map.addControl(new maplibregl.NavigationControl());\
+window.nordgeoMap=map;</script>",
         b = esc(base),
         i = esc(id),
     )
