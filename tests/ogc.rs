@@ -99,7 +99,7 @@ fn landing_conformance_api_collection_and_feature() {
 }
 
 /// `ogrinfo -so -al OAPIF:` (GDAL 3.6) lists every collection with its exact count, and
-/// `ogr2ogr` copies every feature into a valid GeoPackage.
+/// `ogr2ogr` copies every feature of every collection into a valid GeoPackage.
 #[test]
 fn gdal_oapif_driver_reads_every_collection() {
     if !clients_available() {
@@ -140,15 +140,19 @@ fn gdal_oapif_driver_reads_every_collection() {
             "GPKG",
             out.to_str().unwrap(),
             &format!("OAPIF:{}", srv.base),
-            "parking",
-            "childcare",
         ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     assert_valid(&out);
     let copy = rusqlite::Connection::open(&out).unwrap();
-    for layer in ["parking", "childcare"] {
+    for layer in [
+        "municipalities",
+        "parcels",
+        "trails",
+        "parking",
+        "childcare",
+    ] {
         let a: i64 = conn
             .query_row(&format!("SELECT count(*) FROM {layer}"), [], |r| r.get(0))
             .unwrap();
