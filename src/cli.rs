@@ -50,6 +50,13 @@ enum Command {
         /// Folder with styles/, examples/portal-widget/ and web/node_modules/ (MapLibre).
         #[arg(long, env = "NORDGEO_FILES", default_value = ".")]
         files: PathBuf,
+        /// Folder with the fonts map labels are rendered from (Debian: fonts-dejavu-core).
+        #[arg(
+            long,
+            env = "NORDGEO_FONTS",
+            default_value = "/usr/share/fonts/truetype/dejavu"
+        )]
+        fonts: PathBuf,
     },
     /// Import a GeoPackage (all or nothing; replaced features stay in the history).
     Import {
@@ -171,7 +178,15 @@ fn run(cli: Cli) -> Result<(), String> {
             sample,
             cache_mb,
             files,
-        } => serve(&store_path, bind, public_url, &sample, cache_mb, files),
+            fonts,
+        } => serve(
+            &store_path,
+            bind,
+            public_url,
+            &sample,
+            cache_mb,
+            (files, fonts),
+        ),
         Command::Import {
             file,
             layer,
@@ -344,7 +359,7 @@ fn serve(
     public_url: Option<String>,
     sample: &Path,
     cache_mb: usize,
-    files: PathBuf,
+    (files, fonts): (PathBuf, PathBuf),
 ) -> Result<(), String> {
     if !store_path.exists() {
         if !sample.exists() {
@@ -388,6 +403,7 @@ fn serve(
         public_url,
         cache_bytes: cache_mb * 1024 * 1024,
         files,
+        fonts,
     };
     let state = Arc::new(server::AppState::new(config, catalog));
     server::watch::spawn(state.clone(), store_path.to_path_buf());

@@ -10,6 +10,7 @@ pub mod export;
 pub mod filter;
 pub mod generate;
 pub mod geom;
+pub mod glyphs;
 pub mod import;
 pub mod index;
 pub mod server;

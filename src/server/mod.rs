@@ -7,8 +7,10 @@ pub mod geojson;
 pub mod html;
 pub mod ogc;
 pub mod params;
+pub mod portal;
 pub mod problem;
 pub mod tiles;
+pub mod tilesets;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -35,6 +37,8 @@ pub struct ServerConfig {
     pub cache_bytes: usize,
     /// Folder with the files served as they are (styles, the widget, MapLibre).
     pub files: std::path::PathBuf,
+    /// Folder with the TrueType/OpenType fonts labels are rendered from.
+    pub fonts: std::path::PathBuf,
 }
 
 /// Shared state of all handlers.
@@ -48,6 +52,8 @@ pub struct AppState {
     pub render_slots: Arc<tokio::sync::Semaphore>,
     /// Tile encoding settings.
     pub tile_options: TileOptions,
+    /// Label glyphs.
+    pub glyphs: crate::glyphs::Glyphs,
 }
 
 impl AppState {
@@ -56,6 +62,7 @@ impl AppState {
         let tile_options = TileOptions::default();
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         AppState {
+            glyphs: crate::glyphs::Glyphs::scan(&config.fonts),
             cache: TileCache::new(config.cache_bytes, tile_options.buffer, tile_options.extent),
             config,
             catalog: RwLock::new(Arc::new(catalog)),
@@ -131,6 +138,21 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/collections/{id}/queryables", get(ogc::queryables))
         .route("/collections/{id}/sortables", get(ogc::sortables))
         .route("/assets/maplibre-gl/{file}", get(assets::maplibre))
+        .route("/tileMatrixSets", get(tilesets::matrix_sets))
+        .route("/tileMatrixSets/{tms}", get(tilesets::matrix_set))
+        .route("/tiles", get(tilesets::dataset_list))
+        .route("/tiles/{tms}", get(tilesets::dataset_tileset))
+        .route("/collections/{id}/tiles", get(tilesets::collection_list))
+        .route(
+            "/collections/{id}/tiles/{tms}",
+            get(tilesets::collection_tileset),
+        )
+        .route("/styles", get(portal::styles))
+        .route("/styles/{id}", get(portal::style))
+        .route("/fonts", get(portal::fonts))
+        .route("/fonts/{fontstack}/{range}", get(portal::glyphs))
+        .route("/map", get(portal::map_page))
+        .route("/map/{file}", get(portal::map_file))
         .route(
             "/collections/{id}/tiles/{tms}/tilejson.json",
             get(tiles::collection_tilejson),

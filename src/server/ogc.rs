@@ -69,6 +69,10 @@ pub async fn landing(
             {"rel": "conformance", "type": "application/json", "title": "Conformance classes", "href": format!("{b}/conformance")},
             {"rel": "data", "type": "application/json", "title": "Collections", "href": format!("{b}/collections")},
             {"rel": "http://www.opengis.net/def/rel/ogc/1.0/data", "type": "application/json", "title": "Collections", "href": format!("{b}/collections")},
+            {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector", "type": "application/json", "title": "Vector tilesets", "href": format!("{b}/tiles")},
+            {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes", "type": "application/json", "title": "Tile matrix sets", "href": format!("{b}/tileMatrixSets")},
+            {"rel": "describedby", "type": "application/json", "title": "TileJSON of all layers", "href": format!("{b}/tiles/WebMercatorQuad/tilejson.json")},
+            {"rel": "stylesheet", "type": "application/json", "title": "Map styles", "href": format!("{b}/styles")},
         ],
     });
     Ok(match format {
@@ -87,6 +91,7 @@ pub async fn conformance(
     let all: Vec<&str> = CONFORMANCE
         .iter()
         .chain(crate::filter::CONFORMANCE)
+        .chain(super::tilesets::CONFORMANCE)
         .copied()
         .collect();
     let doc = json!({ "conformsTo": all });
@@ -144,7 +149,9 @@ pub fn collection_json(l: &Layer, b: &str) -> Json {
             {"rel": "items", "type": "text/html", "title": "Features as a table", "href": format!("{b}/collections/{id}/items?f=html")},
             {"rel": REL_QUERYABLES, "type": "application/schema+json", "title": "Queryables", "href": format!("{b}/collections/{id}/queryables")},
             {"rel": "http://www.opengis.net/def/rel/ogc/1.0/sortables", "type": "application/schema+json", "title": "Sortables", "href": format!("{b}/collections/{id}/sortables")},
-            {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector", "type": "application/json", "title": "Vector tiles (TileJSON)",
+            {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector", "type": "application/json", "title": "Vector tilesets",
+             "href": format!("{b}/collections/{id}/tiles")},
+            {"rel": "describedby", "type": "application/json", "title": "Vector tiles (TileJSON)",
              "href": format!("{b}/collections/{id}/tiles/WebMercatorQuad/tilejson.json")},
         ],
     })
@@ -409,6 +416,55 @@ pub async fn api(
                 "200": {"description": "Feature", "content": {"application/geo+json": {"schema": {"type": "object"}}, "text/html": {"schema": {"type": "string"}}}},
                 "404": problem("Not found"),
             }}}));
+    }
+    let tile_params = |prefix: &str| {
+        let mut p = vec![
+            json!({"name": "tileMatrixSetId", "in": "path", "required": true, "schema": {"type": "string", "enum": ["WebMercatorQuad"]}}),
+            json!({"name": "tileMatrix", "in": "path", "required": true, "schema": {"type": "string"}}),
+            json!({"name": "tileRow", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}}),
+            json!({"name": "tileCol", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}}),
+        ];
+        if prefix.is_empty() {
+            p.push(query_param(
+                "collections",
+                "Only these collections (comma-separated ids)",
+                json!({"type": "array", "items": {"type": "string"}}),
+            ));
+        }
+        Json::Array(p)
+    };
+    let tile_ok = json!({
+        "200": {"description": "A Mapbox Vector Tile", "content": {"application/vnd.mapbox-vector-tile": {"schema": {"type": "string", "format": "binary"}}}},
+        "204": {"description": "No feature in this tile"},
+        "404": problem("Outside the tile matrix or unknown"),
+    });
+    paths.insert("/tileMatrixSets".into(), json!({"get": {"summary": "Tile matrix sets", "operationId": "getTileMatrixSetsList", "responses": json_ok("Tile matrix sets", "application/json")}}));
+    paths.insert("/tileMatrixSets/{tileMatrixSetId}".into(), json!({"get": {"summary": "A tile matrix set", "operationId": "getTileMatrixSet",
+        "parameters": [{"name": "tileMatrixSetId", "in": "path", "required": true, "schema": {"type": "string", "enum": ["WebMercatorQuad"]}}],
+        "responses": json_ok("The definition", "application/json")}}));
+    let mut tile_paths = vec![String::new()];
+    tile_paths.extend(
+        cat.layers
+            .iter()
+            .map(|l| format!("/collections/{}", l.def.table)),
+    );
+    for prefix in tile_paths {
+        let op = if prefix.is_empty() {
+            "dataset".to_string()
+        } else {
+            prefix.trim_start_matches("/collections/").to_string()
+        };
+        paths.insert(format!("{prefix}/tiles"), json!({"get": {"summary": "Vector tilesets", "operationId": format!("getTileSetsList_{op}"),
+            "responses": json_ok("Tilesets", "application/json")}}));
+        paths.insert(format!("{prefix}/tiles/{{tileMatrixSetId}}"), json!({"get": {"summary": "Tileset metadata", "operationId": format!("getTileSet_{op}"),
+            "parameters": [{"name": "tileMatrixSetId", "in": "path", "required": true, "schema": {"type": "string", "enum": ["WebMercatorQuad"]}}],
+            "responses": json_ok("Tileset", "application/json")}}));
+        paths.insert(
+            format!("{prefix}/tiles/{{tileMatrixSetId}}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}"),
+            json!({"get": {
+            "summary": "A vector tile", "operationId": format!("getTile_{op}"),
+            "parameters": tile_params(&prefix), "responses": tile_ok.clone()}}),
+        );
     }
     let uri = json!({"type": "string", "format": "uri"});
     let doc = json!({

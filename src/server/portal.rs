@@ -1,0 +1,174 @@
+//! What the citizens' portal loads besides tiles: MapLibre styles with this server's
+//! URLs, label glyphs, and the embeddable map widget. All from nordgeo itself.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value as Json, json};
+
+use super::AppState;
+use super::assets;
+use super::problem::Problem;
+use crate::glyphs::GlyphError;
+
+/// Style files name this server as `nordgeo://`; it becomes the public base URL.
+const PLACEHOLDER: &str = "nordgeo://";
+
+fn styles_dir(state: &AppState) -> std::path::PathBuf {
+    state.config.files.join("styles")
+}
+
+/// Replaces the placeholder in every string of a style.
+fn rewrite(v: &mut Json, base: &str) {
+    match v {
+        Json::String(s) if s.contains(PLACEHOLDER) => {
+            *s = s.replace(PLACEHOLDER, &format!("{base}/"))
+        }
+        Json::Array(a) => a.iter_mut().for_each(|x| rewrite(x, base)),
+        Json::Object(o) => o.values_mut().for_each(|x| rewrite(x, base)),
+        _ => {}
+    }
+}
+
+fn read_style(state: &AppState, id: &str) -> Result<Json, Problem> {
+    let ok = !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let path = styles_dir(state).join(format!("{id}.json"));
+    if !ok || !path.is_file() {
+        return Err(Problem::not_found(format!(
+            "there is no style '{id}'; /styles lists them"
+        )));
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Problem::internal(format!("cannot read {}: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Problem::internal(format!("{} is not valid JSON: {e}", path.display())))
+}
+
+fn json_response(v: &Json, cache: &'static str) -> Response {
+    let mut r = v.to_string().into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    r
+}
+
+/// `GET /styles`: the MapLibre styles in `styles/`.
+pub async fn styles(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let base = state.base_url(&headers);
+    let mut ids: Vec<String> = std::fs::read_dir(styles_dir(&state))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".json").map(str::to_string)
+        })
+        .collect();
+    ids.sort();
+    let list: Vec<Json> = ids
+        .iter()
+        .filter_map(|id| {
+            let style = read_style(&state, id).ok()?;
+            Some(json!({
+                "id": id,
+                "title": style["name"].as_str().unwrap_or(id),
+                "links": [{"rel": "stylesheet", "type": "application/vnd.mapbox.style+json",
+                           "href": format!("{base}/styles/{id}")}],
+            }))
+        })
+        .collect();
+    json_response(
+        &json!({"styles": list, "links": [{"rel": "self", "type": "application/json", "href": format!("{base}/styles")}]}),
+        "public, no-cache",
+    )
+}
+
+/// `GET /styles/{id}`: a style with its sources, glyphs and sprite on this server.
+pub async fn style(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let id = id.strip_suffix(".json").unwrap_or(&id);
+    let mut style = read_style(&state, id)?;
+    rewrite(&mut style, &state.base_url(&headers));
+    Ok(json_response(&style, "public, no-cache"))
+}
+
+/// `GET /fonts`: the font names usable in a style's `text-font`.
+pub async fn fonts(State(state): State<Arc<AppState>>) -> Response {
+    json_response(&json!(state.glyphs.names()), "public, no-cache")
+}
+
+/// `GET /fonts/{fontstack}/{range}.pbf`.
+pub async fn glyphs(
+    State(state): State<Arc<AppState>>,
+    Path((stack, range)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let range = range.strip_suffix(".pbf").unwrap_or(&range).to_string();
+    let st = state.clone();
+    let pbf = tokio::task::spawn_blocking(move || st.glyphs.range(&stack, &range))
+        .await
+        .map_err(|e| Problem::internal(e.to_string()))?
+        .map_err(|e| match e {
+            GlyphError::UnknownFont { .. } => Problem::not_found(e.to_string()),
+            GlyphError::BadRange(_) => Problem::bad_request(e.to_string()),
+            GlyphError::Render { .. } => Problem::internal(e.to_string()),
+        })?;
+    let mut r = (*pbf).clone().into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-protobuf"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    );
+    Ok(r)
+}
+
+fn widget_dir(state: &AppState) -> std::path::PathBuf {
+    state.config.files.join("examples/portal-widget")
+}
+
+/// `GET /map`: the portal widget's demo page.
+pub async fn map_page(State(state): State<Arc<AppState>>) -> Result<Response, Problem> {
+    assets::file(widget_dir(&state), "index.html").await
+}
+
+/// `GET /map/{file}`: the widget's script and stylesheet.
+pub async fn map_file(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Response, Problem> {
+    assets::file(widget_dir(&state), &name).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_become_the_base_url() {
+        let mut s = json!({"sources": {"n": {"url": "nordgeo://tiles/WebMercatorQuad/tilejson.json"}},
+                           "glyphs": "nordgeo://fonts/{fontstack}/{range}.pbf", "layers": [{"id": "x"}]});
+        rewrite(&mut s, "https://geo.example.org");
+        assert_eq!(
+            s["sources"]["n"]["url"],
+            "https://geo.example.org/tiles/WebMercatorQuad/tilejson.json"
+        );
+        assert_eq!(
+            s["glyphs"],
+            "https://geo.example.org/fonts/{fontstack}/{range}.pbf"
+        );
+    }
+}
