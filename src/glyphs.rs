@@ -41,10 +41,13 @@ pub enum GlyphError {
     },
 }
 
+/// Rendered ranges by (font stack, first code point).
+type RangeCache = Mutex<HashMap<(String, u32), Arc<Vec<u8>>>>;
+
 /// The installed fonts and the ranges rendered so far.
 pub struct Glyphs {
     fonts: BTreeMap<String, PathBuf>,
-    cache: Mutex<HashMap<(String, u32), Arc<Vec<u8>>>>,
+    cache: RangeCache,
 }
 
 impl Glyphs {
