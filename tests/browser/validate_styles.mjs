@@ -25,6 +25,9 @@ if (files.length === 0) {
     process.exit(1);
 }
 
+// Style files name the server nordgeo://; a style as served (NORDGEO_BASE set) names it.
+const PREFIX = process.env.NORDGEO_BASE ? `${process.env.NORDGEO_BASE}/` : 'nordgeo://';
+
 // Fonts nordgeo serves (/fonts/{fontstack}/{range}.pbf); any other text-font would 404.
 const FONT_STACKS = new Set(['DejaVu Sans Book', 'DejaVu Sans Bold']);
 
@@ -73,10 +76,10 @@ for (const file of files) {
         }
         for (const [id, src] of Object.entries(style.sources || {})) {
             for (const u of [src.url, typeof src.data === "string" ? src.data : null, ...(src.tiles || [])].filter(Boolean)) {
-                if (!u.startsWith('nordgeo://')) errors.push(`sources.${id}: "${u}" does not start with nordgeo:// (the server rewrites that prefix to its public URL)`);
+                if (!u.startsWith(PREFIX)) errors.push(`sources.${id}: "${u}" does not start with ${PREFIX} (the server rewrites nordgeo:// to its public URL)`);
             }
         }
-        if (style.glyphs && !style.glyphs.startsWith('nordgeo://')) errors.push(`glyphs: "${style.glyphs}" does not start with nordgeo://`);
+        if (style.glyphs && !style.glyphs.startsWith(PREFIX)) errors.push(`glyphs: "${style.glyphs}" does not start with ${PREFIX}`);
     }
     if (errors.length) {
         failed++;
