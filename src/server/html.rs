@@ -49,7 +49,7 @@ pub fn page(base: &str, title: &str, crumbs: &[(&str, String)], body: &str) -> R
     }
     let html = format!(
         "<!DOCTYPE html><html lang=\"de\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{t} – nordgeo</title>\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><link rel=\"icon\" href=\"data:,\"><title>{t} – nordgeo</title>\
 <style>{STYLE}</style></head><body><header><a href=\"{b}/\">nordgeo</a> · Geodaten Ellrich, Heringen/Helme, Werther, Kyffhäuserland</header>\
 <nav class=\"crumbs\">{nav}</nav><main><h1>{t}</h1>{body}</main></body></html>",
         t = esc(title),

@@ -61,7 +61,10 @@ export function servePage(html) {
         server.on('error', reject);
         server.listen(0, '127.0.0.1', () => {
             const {port} = server.address();
-            resolve({url: `http://127.0.0.1:${port}/`, close: () => new Promise((r) => server.close(r))});
+            resolve({url: `http://127.0.0.1:${port}/`, close: () => new Promise((r) => {
+                server.close(() => r());
+                server.closeAllConnections(); // Chromium keeps its connection alive
+            })});
         });
     });
 }

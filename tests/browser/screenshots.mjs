@@ -3,8 +3,9 @@
 //   node tests/browser/screenshots.mjs BASE_URL OUT_DIR
 //
 // z10-region.png (the whole area: the widget fits the TileJSON bounds), z14-village.png
-// (Ellrich: trails, parking, a Kita, the settlement), z17-parcels.png (parcels with
-// outlines, land use and numbers). Exits 1 when a map does not load or logs an error.
+// (Heringen: trails of every difficulty, five parking sites, a Kita, the settlement),
+// z17-parcels.png (Ellrich: parcels with outlines, land use and numbers, a trail, a
+// parking site). Exits 1 when a map does not load or logs an error.
 import fs from 'node:fs';
 import path from 'node:path';
 import {embedHtml, launch, servePage, waitForWidget, watchPage} from './lib.mjs';
@@ -19,7 +20,7 @@ fs.mkdirSync(OUT_DIR, {recursive: true});
 
 const SHOTS = [
     {file: 'z10-region.png', attrs: ''},
-    {file: 'z14-village.png', attrs: 'data-center="10.6700,51.5790" data-zoom="14"'},
+    {file: 'z14-village.png', attrs: 'data-center="10.8780,51.4510" data-zoom="14"'},
     {file: 'z17-parcels.png', attrs: 'data-center="10.6703,51.5797" data-zoom="17" data-controls="collapsed"'}
 ];
 

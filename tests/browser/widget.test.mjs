@@ -268,6 +268,26 @@ async function run() {
         const foreignC = foreignRequests(logC.requests, [BASE_ORIGIN]);
         t.ok('(c) all requests went to nordgeo', foreignC.length === 0, foreignC.slice(0, 5).join(', '));
         await pageC.close();
+
+        // ---------------- (e) the HTML collection page's map preview ----------------
+        const pageE = await browser.newPage();
+        await pageE.setViewport({width: 1024, height: 768});
+        const logE = watchPage(pageE);
+        await t.step('(e) /collections/parking?f=html previews the layer on a map', async () => {
+            await pageE.goto(`${BASE}/collections/parking?f=html`, {waitUntil: 'load'});
+            await pageE.waitForFunction(() => window.nordgeoMap && window.nordgeoMap.loaded(), {timeout: 60000, polling: 100});
+            const n = await pageE.evaluate(() => new Promise((resolve) => {
+                const m = window.nordgeoMap;
+                const count = () => resolve(m.querySourceFeatures('d', {sourceLayer: 'parking'}).length);
+                if (m.areTilesLoaded() && !m.isMoving()) count(); else m.once('idle', count);
+            }));
+            if (!(n > 0)) throw new Error('no parking feature in the preview');
+            return `${n} features`;
+        });
+        errorChecks(logE, '(e)');
+        const foreignE = foreignRequests(logE.requests, [BASE_ORIGIN]);
+        t.ok('(e) all requests went to nordgeo', foreignE.length === 0, foreignE.slice(0, 5).join(', '));
+        await pageE.close();
     } finally {
         await browser.close();
     }
