@@ -6,25 +6,11 @@
 
 mod common;
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
 use common::*;
 use serde_json::Value;
-
-/// Percent-encodes everything but RFC 3986 unreserved characters (UTF-8 bytes as %XX).
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
 
 /// The fixture GeoPackage, written into `dir` by the fixture script.
 fn make_fixture(dir: &Path) -> std::path::PathBuf {

@@ -7,25 +7,11 @@
 
 mod common;
 
-use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use common::*;
-
-/// Percent-encodes everything but RFC 3986 unreserved characters (UTF-8 bytes as %XX).
-fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
 
 /// One bad request: the raw path and query, the accepted statuses, and what the detail
 /// must mention: one of the `|`-separated lower-case words (checked for 400 and 404).
@@ -52,9 +38,9 @@ const DEEP: &[u16] = &[200, 400];
 fn cases() -> Vec<Case> {
     let pk = "/collections/parking/items";
     let pc = "/collections/parcels/items";
-    let f = |cql: &str| format!("{pk}?filter={}", enc(cql));
-    let fj = |json: &str| format!("{pk}?filter-lang=cql2-json&filter={}", enc(json));
-    let epsg = |code: &str| enc(&format!("http://www.opengis.net/def/crs/EPSG/0/{code}"));
+    let f = |cql: &str| format!("{pk}?filter={}", encode(cql));
+    let fj = |json: &str| format!("{pk}?filter-lang=cql2-json&filter={}", encode(json));
+    let epsg = |code: &str| encode(&format!("http://www.opengis.net/def/crs/EPSG/0/{code}"));
     // TRUE inside n parentheses (sent raw: parentheses are legal in a query).
     let nested = |n: usize| format!("{}TRUE{}", "(".repeat(n), ")".repeat(n));
     // true inside n cql2-json "not" operations.
@@ -84,7 +70,7 @@ fn cases() -> Vec<Case> {
         ),
         // filter-lang, cql2-text syntax and semantics
         case(
-            format!("{pk}?filter-lang=ecql&filter={}", enc("name = 'x'")),
+            format!("{pk}?filter-lang=ecql&filter={}", encode("name = 'x'")),
             BAD,
             "filter",
         ),
@@ -187,7 +173,7 @@ fn cases() -> Vec<Case> {
         case(
             format!(
                 "{pc}?filter-lang=cql2-json&filter={}",
-                enc(&not_json(2_000))
+                encode(&not_json(2_000))
             ),
             TOO_LONG,
             "filter|long|deep|depth|nest|json",
@@ -198,7 +184,7 @@ fn cases() -> Vec<Case> {
         case(
             format!(
                 "{pc}?filter-lang=cql2-json&filter={}",
-                enc(&not_json(1_000))
+                encode(&not_json(1_000))
             ),
             DEEP,
             "filter|deep|depth|nest|json",
@@ -211,7 +197,7 @@ fn cases() -> Vec<Case> {
         case(
             format!(
                 "{pc}?filter={}",
-                enc(&format!("{}TRUE", "NOT ".repeat(10_000)))
+                encode(&format!("{}TRUE", "NOT ".repeat(10_000)))
             ),
             DEEP,
             "filter|deep|depth|nest",
@@ -319,14 +305,14 @@ fn bad_requests_are_problems_and_change_nothing() {
 
     // Valid filters that merely look like SQL injection: 200 and nothing matches.
     for target in [
-        format!("/collections/parking/items?name={}", enc("x' OR 1=1--")),
+        format!("/collections/parking/items?name={}", encode("x' OR 1=1--")),
         format!(
             "/collections/parking/items?filter={}",
-            enc("name = 'x'' OR ''1''=''1'")
+            encode("name = 'x'' OR ''1''=''1'")
         ),
         format!(
             "/collections/parking/items?filter-lang=cql2-json&filter={}",
-            enc(r#"{"op":"=","args":[{"property":"name"},"x' OR 1=1--"]}"#)
+            encode(r#"{"op":"=","args":[{"property":"name"},"x' OR 1=1--"]}"#)
         ),
     ] {
         let r = get(&format!("{}{target}", srv.base), &[]);

@@ -171,22 +171,7 @@ impl Schema<'_> {
                     return Err(meaning("CASEI and ACCENTI apply to text only"));
                 }
                 let case = matches!(s, Scalar::Casei(_));
-                match inner {
-                    Operand::Fold {
-                        inner,
-                        case: c,
-                        accents: a,
-                    } => Operand::Fold {
-                        inner,
-                        case: c || case,
-                        accents: a || !case,
-                    },
-                    other => Operand::Fold {
-                        inner: Box::new(other),
-                        case,
-                        accents: !case,
-                    },
-                }
+                folded(inner, case, !case)
             }
             Scalar::Geometry(_) => {
                 return Err(meaning(
@@ -253,22 +238,10 @@ impl Schema<'_> {
                     _ => return Err(meaning("the LIKE pattern must be a text literal")),
                 };
                 let pattern = fold(&pattern, case, accents);
-                let x = match x {
-                    Operand::Fold {
-                        inner,
-                        case: c,
-                        accents: a,
-                    } => Operand::Fold {
-                        inner,
-                        case: c || case,
-                        accents: a || accents,
-                    },
-                    other if case || accents => Operand::Fold {
-                        inner: Box::new(other),
-                        case,
-                        accents,
-                    },
-                    other => other,
+                let x = if case || accents {
+                    folded(x, case, accents)
+                } else {
+                    x
                 };
                 Pred::Like(x, like::compile(&pattern))
             }
@@ -333,6 +306,26 @@ impl Schema<'_> {
         };
         let g = (self.to_index)(lit.clone()).map_err(meaning)?;
         Ok(Pred::Spatial(op, Arc::new(g)))
+    }
+}
+
+/// `o` folded as well for case and/or accents.
+fn folded(o: Operand, case: bool, accents: bool) -> Operand {
+    match o {
+        Operand::Fold {
+            inner,
+            case: c,
+            accents: a,
+        } => Operand::Fold {
+            inner,
+            case: c || case,
+            accents: a || accents,
+        },
+        other => Operand::Fold {
+            inner: Box::new(other),
+            case,
+            accents,
+        },
     }
 }
 

@@ -172,6 +172,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// A JSON body with its media type.
+pub fn json_body(body: &serde_json::Value, media: &'static str) -> Response {
+    let mut r = axum::response::IntoResponse::into_response(body.to_string());
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    r
+}
+
 /// Public data: any origin may read it (portal widgets on the municipalities' sites).
 async fn cors(mut res: Response) -> Response {
     let h = res.headers_mut();

@@ -4,17 +4,17 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
 use serde_json::{Value as Json, json};
 
-use super::AppState;
 use super::crs_out::{CRS84, OFFERED, OutCrs, epsg_uri};
 use super::features::{DEFAULT_LIMIT, ITEMS_PARAMS, MAX_LIMIT, find_layer};
 use super::geojson::write_feature;
 use super::html;
 use super::params::{Format, Params};
 use super::problem::Problem;
+use super::{AppState, json_body};
 use crate::filter::bind::{Kind, column_kind};
 use crate::geom::GeometryKind;
 use crate::index::Layer;
@@ -35,13 +35,6 @@ const CONFORMANCE: &[&str] = &[
     // Part 8 (draft): sortby with + / - prefixes, and /sortables.
     "http://www.opengis.net/spec/ogcapi-features-8/1.0/conf/sorting",
 ];
-
-fn with_type(body: Json, media: &'static str) -> Response {
-    let mut r = body.to_string().into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
-    r
-}
 
 /// Parameters and format of a metadata request that takes no parameters but `f`.
 fn plain(raw: Option<String>, headers: &HeaderMap, what: &str) -> Result<Format, Problem> {
@@ -77,7 +70,7 @@ pub async fn landing(
     });
     Ok(match format {
         Format::Html => html::landing(&b, &doc),
-        Format::Json => with_type(doc, "application/json"),
+        Format::Json => json_body(&doc, "application/json"),
     })
 }
 
@@ -97,7 +90,7 @@ pub async fn conformance(
     let doc = json!({ "conformsTo": all });
     Ok(match format {
         Format::Html => html::conformance(&state.base_url(&headers), &doc),
-        Format::Json => with_type(doc, "application/json"),
+        Format::Json => json_body(&doc, "application/json"),
     })
 }
 
@@ -186,7 +179,7 @@ pub async fn collections(
     });
     Ok(match format {
         Format::Html => html::collections(&b, &doc),
-        Format::Json => with_type(doc, "application/json"),
+        Format::Json => json_body(&doc, "application/json"),
     })
 }
 
@@ -203,7 +196,7 @@ pub async fn collection(
     let doc = collection_json(&l, &b);
     Ok(match format {
         Format::Html => html::collection(&b, &l, &doc),
-        Format::Json => with_type(doc, "application/json"),
+        Format::Json => json_body(&doc, "application/json"),
     })
 }
 
@@ -241,7 +234,7 @@ pub async fn feature(
         {"rel": "alternate", "type": "text/html", "title": "This feature as HTML", "href": format!("{b}/collections/{id}/items/{n}?f=html")},
         {"rel": "collection", "type": "application/json", "title": "The collection", "href": format!("{b}/collections/{id}")},
     ]);
-    let mut r = with_type(v, "application/geo+json");
+    let mut r = json_body(&v, "application/geo+json");
     if let Ok(h) = HeaderValue::from_str(&format!("<{}>", out_crs.uri)) {
         r.headers_mut().insert("content-crs", h);
     }
@@ -320,7 +313,7 @@ async fn schema_resource(
     let doc = schema_doc(&l, &b, what, what == "queryables");
     Ok(match format {
         Format::Html => html::queryables(&b, &id, &doc),
-        Format::Json => with_type(doc, "application/schema+json"),
+        Format::Json => json_body(&doc, "application/schema+json"),
     })
 }
 
@@ -497,6 +490,6 @@ pub async fn api(
     });
     Ok(match format {
         Format::Html => html::api(&b, &doc),
-        Format::Json => with_type(doc, OPENAPI),
+        Format::Json => json_body(&doc, OPENAPI),
     })
 }

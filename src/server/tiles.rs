@@ -365,7 +365,10 @@ pub async fn dataset_tilejson(
         .map(|c| format!("?collections={c}"))
         .unwrap_or_default();
     let url = format!("{base}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}{query}");
-    Ok(json_response(tilejson(&base, &layers, url, "nordgeo")))
+    Ok(super::json_body(
+        &tilejson(&base, &layers, url, "nordgeo"),
+        "application/json",
+    ))
 }
 
 /// `GET /collections/{id}/tiles/{tms}/tilejson.json`.
@@ -381,14 +384,8 @@ pub async fn collection_tilejson(
         .get(&id)
         .ok_or_else(|| Problem::not_found(format!("there is no collection '{id}'")))?;
     let url = format!("{base}/collections/{id}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}");
-    Ok(json_response(tilejson(&base, &[layer], url, &id)))
-}
-
-fn json_response(v: serde_json::Value) -> Response {
-    let mut r = v.to_string().into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
+    Ok(super::json_body(
+        &tilejson(&base, &[layer], url, &id),
+        "application/json",
+    ))
 }

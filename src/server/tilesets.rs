@@ -4,11 +4,15 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use serde_json::{Value as Json, json};
 
-use super::AppState;
+use super::{AppState, json_body};
+
+fn json(v: Json) -> Response {
+    json_body(&v, "application/json")
+}
 use super::problem::Problem;
 use crate::geom::GeometryKind;
 use crate::index::Layer;
@@ -34,15 +38,6 @@ const MAX_MATRIX: u32 = 24;
 
 /// Half the extent of Web Mercator in metres (π × 6,378,137).
 const ORIGIN: f64 = 20_037_508.342_789_244;
-
-fn json_response(v: Json) -> Response {
-    let mut r = v.to_string().into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
-}
 
 fn check(tms: &str) -> Result<(), Problem> {
     if tms == "WebMercatorQuad" {
@@ -87,7 +82,7 @@ pub fn web_mercator_quad() -> Json {
 /// `GET /tileMatrixSets`.
 pub async fn matrix_sets(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let b = state.base_url(&headers);
-    json_response(json!({
+    json(json!({
         "tileMatrixSets": [{
             "id": "WebMercatorQuad",
             "title": "Google Maps Compatible for the World",
@@ -102,7 +97,7 @@ pub async fn matrix_sets(State(state): State<Arc<AppState>>, headers: HeaderMap)
 /// `GET /tileMatrixSets/{id}`.
 pub async fn matrix_set(Path(tms): Path<String>) -> Result<Response, Problem> {
     check(&tms)?;
-    Ok(json_response(web_mercator_quad()))
+    Ok(json(web_mercator_quad()))
 }
 
 fn dimension(kind: GeometryKind) -> Option<u8> {
@@ -199,7 +194,7 @@ pub async fn dataset_list(State(state): State<Arc<AppState>>, headers: HeaderMap
     let cat = state.catalog();
     let all: Vec<&Arc<Layer>> = cat.layers.iter().collect();
     let full = tileset(&b, "", "nordgeo", &all);
-    json_response(json!({
+    json(json!({
         "tilesets": [summary(&full)],
         "links": [{"rel": "self", "type": "application/json", "href": format!("{b}/tiles")}],
     }))
@@ -215,7 +210,7 @@ pub async fn dataset_tileset(
     let b = state.base_url(&headers);
     let cat = state.catalog();
     let all: Vec<&Arc<Layer>> = cat.layers.iter().collect();
-    Ok(json_response(tileset(&b, "", "nordgeo", &all)))
+    Ok(json(tileset(&b, "", "nordgeo", &all)))
 }
 
 /// `GET /collections/{id}/tiles`.
@@ -227,7 +222,7 @@ pub async fn collection_list(
     let l = find(&state, &id)?;
     let b = state.base_url(&headers);
     let full = tileset(&b, &format!("/collections/{id}"), &id, &[&l]);
-    Ok(json_response(json!({
+    Ok(json(json!({
         "tilesets": [summary(&full)],
         "links": [{"rel": "self", "type": "application/json", "href": format!("{b}/collections/{id}/tiles")}],
     })))
@@ -242,10 +237,5 @@ pub async fn collection_tileset(
     check(&tms)?;
     let l = find(&state, &id)?;
     let b = state.base_url(&headers);
-    Ok(json_response(tileset(
-        &b,
-        &format!("/collections/{id}"),
-        &id,
-        &[&l],
-    )))
+    Ok(json(tileset(&b, &format!("/collections/{id}"), &id, &[&l])))
 }

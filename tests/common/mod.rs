@@ -241,6 +241,19 @@ impl Response {
     }
 }
 
+/// Percent-encodes everything but RFC 3986 unreserved characters (UTF-8 bytes as %XX).
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// GET `url` (absolute, http://127.0.0.1:PORT/...) with extra headers.
 pub fn get(url: &str, headers: &[(&str, &str)]) -> Response {
     request("GET", url, headers, b"")
