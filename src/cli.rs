@@ -57,6 +57,12 @@ enum Command {
             default_value = "/usr/share/fonts/truetype/dejavu"
         )]
         fonts: PathBuf,
+        /// Refuse PUT, PATCH and DELETE that do not send If-Match (428).
+        #[arg(long, env = "NORDGEO_REQUIRE_IF_MATCH")]
+        require_if_match: bool,
+        /// Largest GeoPackage accepted by POST /collections/{id}/import, in megabytes.
+        #[arg(long, env = "NORDGEO_MAX_UPLOAD_MB", default_value_t = 512)]
+        max_upload_mb: usize,
     },
     /// Import a GeoPackage (all or nothing; replaced features stay in the history).
     Import {
@@ -125,6 +131,37 @@ enum Command {
         #[arg(long, env = "NORDGEO_ACTOR")]
         actor: Option<String>,
     },
+    /// Manage access tokens (editing, restricted collections).
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: TokenCmd,
+    },
+    /// Change a layer's settings: restricted, internal properties, municipality column.
+    SetLayer {
+        /// Layer name.
+        layer: String,
+        /// Readable only with a token for it.
+        #[arg(long)]
+        restricted: Option<bool>,
+        /// Properties hidden from anyone without a token for the layer (comma-separated;
+        /// empty for none).
+        #[arg(long)]
+        internal: Option<String>,
+        /// The column naming each feature's municipality (maintainers edit only theirs).
+        #[arg(long)]
+        municipality_column: Option<String>,
+        /// Human title.
+        #[arg(long)]
+        title: Option<String>,
+    },
+    /// Delete history rows of changes older than a duration (e.g. 365d); the change log
+    /// itself stays. The only way data is ever removed for good.
+    Vacuum {
+        /// Age, e.g. 365d or 720h, or a date.
+        #[arg(long)]
+        older_than: String,
+    },
     /// Generate the synthetic region dataset (sample data and benchmarks).
     Generate {
         /// Output GeoPackage.
@@ -138,11 +175,124 @@ enum Command {
     },
 }
 
+/// `nordgeo token ...`.
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Create a token and print it (once; only its hash is stored).
+    Create {
+        /// Unique name, recorded as the author of every change made with it.
+        #[arg(long)]
+        name: String,
+        /// The municipality whose features it may change.
+        #[arg(long)]
+        municipality: Option<String>,
+        /// The collections it covers (comma-separated; default all).
+        #[arg(long)]
+        collections: Option<String>,
+        /// maintainer or admin.
+        #[arg(long, default_value = "maintainer")]
+        role: String,
+        /// Expiry: a date/time or a duration such as 90d.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by name.
+    Revoke {
+        /// Token name.
+        name: String,
+    },
+}
+
 fn parse_epsg(s: &str) -> Result<i32, String> {
     let code = s.trim().to_ascii_uppercase();
     let code = code.strip_prefix("EPSG:").unwrap_or(&code);
     code.parse::<i32>()
         .map_err(|_| format!("'{s}' is not an EPSG code like EPSG:25832"))
+}
+
+fn token(store_path: &Path, cmd: TokenCmd) -> Result<(), String> {
+    let store = Store::open(store_path).map_err(|e| e.to_string())?;
+    let conn = store.conn();
+    match cmd {
+        TokenCmd::Create {
+            name,
+            municipality,
+            collections,
+            role,
+            expires,
+        } => {
+            let role = crate::auth::Role::parse(&role).map_err(|e| e.to_string())?;
+            let collections: Option<Vec<String>> = collections.map(|c| {
+                c.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            });
+            if let Some(list) = &collections {
+                let layers = store.layers().map_err(|e| e.to_string())?;
+                if let Some(bad) = list.iter().find(|c| !layers.iter().any(|l| &l.table == *c)) {
+                    return Err(format!("the store has no collection '{bad}'"));
+                }
+            }
+            let expires = expires
+                .map(|e| crate::auth::parse_expiry(&e))
+                .transpose()
+                .map_err(|e| e.to_string())?;
+            let secret = crate::auth::create(
+                conn,
+                &name,
+                role,
+                municipality.as_deref(),
+                collections.as_deref(),
+                expires.as_deref(),
+            )
+            .map_err(|e| e.to_string())?;
+            eprintln!("token '{name}' created; it is shown only now, keep it safe:");
+            println!("{secret}");
+            Ok(())
+        }
+        TokenCmd::List { json } => {
+            let list: Vec<crate::auth::Token> = crate::auth::load(conn)
+                .map_err(|e| store.err(e).to_string())?
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).unwrap_or_default()
+                );
+            } else {
+                for t in list {
+                    println!(
+                        "{:24} {:10} municipality={:16} collections={:24} expires={} {}",
+                        t.name,
+                        format!("{:?}", t.role).to_lowercase(),
+                        t.municipality.as_deref().unwrap_or("-"),
+                        t.collections
+                            .map(|c| c.join(","))
+                            .unwrap_or_else(|| "all".into()),
+                        t.expires.as_deref().unwrap_or("never"),
+                        t.revoked
+                            .map(|r| format!("REVOKED {r}"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            Ok(())
+        }
+        TokenCmd::Revoke { name } => {
+            crate::auth::revoke(conn, &name).map_err(|e| e.to_string())?;
+            println!("token '{name}' revoked");
+            Ok(())
+        }
+    }
 }
 
 fn actor(given: Option<String>) -> String {
@@ -179,13 +329,23 @@ fn run(cli: Cli) -> Result<(), String> {
             cache_mb,
             files,
             fonts,
+            require_if_match,
+            max_upload_mb,
         } => serve(
             &store_path,
             bind,
             public_url,
             &sample,
-            cache_mb,
-            (files, fonts),
+            server::ServerConfig {
+                bind,
+                public_url: None,
+                cache_bytes: cache_mb * 1024 * 1024,
+                files,
+                fonts,
+                store: store_path.clone(),
+                require_if_match,
+                max_upload_bytes: max_upload_mb * 1024 * 1024,
+            },
         ),
         Command::Import {
             file,
@@ -309,6 +469,66 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::Token { cmd } => token(&store_path, cmd),
+        Command::SetLayer {
+            layer,
+            restricted,
+            internal,
+            municipality_column,
+            title,
+        } => {
+            let store = Store::open(&store_path).map_err(|e| e.to_string())?;
+            let def = store.layer(&layer).map_err(|e| e.to_string())?;
+            let mut meta = store.meta(&layer).map_err(|e| e.to_string())?;
+            let known = |c: &str| def.columns.iter().any(|x| x.name == c);
+            if let Some(r) = restricted {
+                meta.restricted = r;
+            }
+            if let Some(list) = internal {
+                let names: Vec<String> = list
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                if let Some(bad) = names.iter().find(|n| !known(n)) {
+                    return Err(format!("layer '{layer}' has no property '{bad}'"));
+                }
+                meta.internal_properties = names;
+            }
+            if let Some(c) = municipality_column {
+                if !known(&c) {
+                    return Err(format!("layer '{layer}' has no property '{c}'"));
+                }
+                meta.municipality_column = Some(c);
+            }
+            if let Some(t) = title {
+                meta.title = Some(t);
+            }
+            crate::store::write_meta(store.conn(), &layer, &meta)
+                .map_err(|e| store.err(e).to_string())?;
+            // The watcher of a running server reloads layers whose signature changes.
+            store
+                .conn()
+                .execute(
+                    "UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE table_name = ?1",
+                    [&layer],
+                )
+                .map_err(|e| store.err(e).to_string())?;
+            println!(
+                "layer '{layer}': restricted={}, internal properties=[{}], municipality column={}",
+                meta.restricted,
+                meta.internal_properties.join(", "),
+                meta.municipality_column.as_deref().unwrap_or("none")
+            );
+            Ok(())
+        }
+        Command::Vacuum { older_than } => {
+            let cutoff = crate::auth::parse_cutoff(&older_than).map_err(|e| e.to_string())?;
+            let store = Store::open(&store_path).map_err(|e| e.to_string())?;
+            let n = history::vacuum(store.conn(), &cutoff).map_err(|e| store.err(e).to_string())?;
+            println!("removed {n} history rows of changes made before {cutoff}");
+            Ok(())
+        }
         Command::Generate { out, scale, seed } => {
             let summary =
                 crate::generate::generate(&out, scale, seed).map_err(|e| e.to_string())?;
@@ -358,8 +578,7 @@ fn serve(
     bind: SocketAddr,
     public_url: Option<String>,
     sample: &Path,
-    cache_mb: usize,
-    (files, fonts): (PathBuf, PathBuf),
+    config: server::ServerConfig,
 ) -> Result<(), String> {
     if !store_path.exists() {
         if !sample.exists() {
@@ -399,13 +618,11 @@ fn serve(
         "indexes loaded"
     );
     let config = server::ServerConfig {
-        bind,
         public_url,
-        cache_bytes: cache_mb * 1024 * 1024,
-        files,
-        fonts,
+        ..config
     };
     let state = Arc::new(server::AppState::new(config, catalog));
+    state.set_tokens(server::watch::token_table(&store));
     server::watch::spawn(state.clone(), store_path.to_path_buf());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -4,8 +4,10 @@
 //! query on an in-memory snapshot) -> `geom`/`crs` (geometry work) -> encoding.
 //! Writes go `import` -> `store` (one SQLite transaction with history).
 
+pub mod auth;
 pub mod cli;
 pub mod crs;
+pub mod edit;
 pub mod export;
 pub mod filter;
 pub mod generate;

@@ -17,6 +17,8 @@ pub struct Schema<'a> {
     pub collection: &'a str,
     /// Attribute columns.
     pub columns: &'a [Column],
+    /// Which columns the caller may see; the others do not exist for the filter.
+    pub visible: &'a [bool],
     /// Name of the geometry property (`geometry` is accepted too).
     pub geom_column: &'a str,
     /// Moves a literal geometry from the filter CRS into the index CRS (EPSG:3857).
@@ -121,15 +123,23 @@ impl Schema<'_> {
     fn queryables(&self) -> String {
         self.columns
             .iter()
-            .map(|c| c.name.as_str())
+            .zip(self.visible)
+            .filter(|(_, v)| **v)
+            .map(|(c, _)| c.name.as_str())
             .chain(std::iter::once(self.geom_column))
             .collect::<Vec<_>>()
             .join(", ")
     }
 
+    fn has(&self, name: &str) -> bool {
+        self.columns
+            .iter()
+            .zip(self.visible)
+            .any(|(c, v)| *v && c.name == name)
+    }
+
     fn is_geometry(&self, name: &str) -> bool {
-        name == self.geom_column
-            || (name == "geometry" && !self.columns.iter().any(|c| c.name == name))
+        name == self.geom_column || (name == "geometry" && !self.has(name))
     }
 
     fn column(&self, name: &str) -> Result<Operand, FilterError> {
@@ -142,7 +152,7 @@ impl Schema<'_> {
             .columns
             .iter()
             .enumerate()
-            .find(|(_, c)| c.name == name)
+            .find(|(i, c)| c.name == name && self.visible.get(*i) == Some(&true))
             .ok_or_else(|| {
                 meaning(format!(
                     "unknown property '{name}' in the filter; the queryables of '{}' are: {}",
@@ -288,7 +298,7 @@ impl Schema<'_> {
                 ));
             }
             (Scalar::Property(p), _) | (_, Scalar::Property(p)) if !self.is_geometry(p) => {
-                if self.columns.iter().any(|c| &c.name == p) {
+                if self.has(p) {
                     return Err(meaning(format!(
                         "'{p}' is not a geometry; the geometry of '{}' is '{}'",
                         self.collection, self.geom_column

@@ -1,6 +1,6 @@
 //! cql2-json: `{"op": …, "args": […]}` objects into the same syntax tree as cql2-text.
 
-use geo::{Coord, Geometry, LineString, MultiLineString, MultiPoint, MultiPolygon, Point, Polygon};
+use geo::Geometry;
 use serde_json::Value;
 
 use super::{CmpOp, Expr, FilterError, Scalar, SpatialOp, time};
@@ -164,64 +164,9 @@ fn bbox(v: &Value) -> Result<Geometry<f64>, FilterError> {
     Ok(Geometry::Polygon(geo::Rect::new(a, b).to_polygon()))
 }
 
-fn coord(v: &Value) -> Result<Coord<f64>, FilterError> {
-    match v.as_array().map(|a| a.as_slice()) {
-        Some([x, y, ..]) => match (x.as_f64(), y.as_f64()) {
-            (Some(x), Some(y)) if x.is_finite() && y.is_finite() => Ok(Coord { x, y }),
-            _ => Err(bad(format!("position {v} must hold numbers"))),
-        },
-        _ => Err(bad(format!("position {v} must be [x, y] or [x, y, z]"))),
-    }
-}
-
-fn list<T>(v: &Value, f: impl Fn(&Value) -> Result<T, FilterError>) -> Result<Vec<T>, FilterError> {
-    v.as_array()
-        .ok_or_else(|| bad(format!("expected an array of positions, got {v}")))?
-        .iter()
-        .map(f)
-        .collect()
-}
-
-fn line(v: &Value) -> Result<LineString<f64>, FilterError> {
-    list(v, coord).map(LineString)
-}
-
-fn polygon(v: &Value) -> Result<Polygon<f64>, FilterError> {
-    let mut rings = list(v, line)?;
-    if rings.is_empty()
-        || rings
-            .iter()
-            .any(|r| r.0.len() < 4 || r.0.first() != r.0.last())
-    {
-        return Err(bad(
-            "a polygon ring needs at least 4 positions and must end where it starts",
-        ));
-    }
-    let exterior = rings.remove(0);
-    Ok(Polygon::new(exterior, rings))
-}
-
 /// A GeoJSON geometry object.
 fn geometry(v: &Value) -> Result<Geometry<f64>, FilterError> {
-    let t = v.get("type").and_then(Value::as_str).unwrap_or_default();
-    let c = || {
-        v.get("coordinates")
-            .ok_or_else(|| bad(format!("{t} needs \"coordinates\"")))
-    };
-    Ok(match t {
-        "Point" => Point(coord(c()?)?).into(),
-        "LineString" => line(c()?)?.into(),
-        "Polygon" => polygon(c()?)?.into(),
-        "MultiPoint" => MultiPoint(list(c()?, |p| coord(p).map(Point))?).into(),
-        "MultiLineString" => MultiLineString(list(c()?, line)?).into(),
-        "MultiPolygon" => MultiPolygon(list(c()?, polygon)?).into(),
-        "GeometryCollection" => Geometry::GeometryCollection(geo::GeometryCollection(list(
-            v.get("geometries")
-                .ok_or_else(|| bad("GeometryCollection needs \"geometries\""))?,
-            geometry,
-        )?)),
-        other => return Err(bad(format!("'{other}' is not a GeoJSON geometry type"))),
-    })
+    crate::geom::geojson::parse(v).map_err(FilterError::Json)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! (coordinates are never rewritten), report *why* a blob is bad instead of panicking or
 //! guessing, and compute the envelope geozero leaves to the caller.
 
+pub mod geojson;
 pub mod gpkg;
 pub mod wkb;
 

@@ -252,16 +252,28 @@ pub fn for_each_coord_mut(g: &mut Geometry<f64>, f: &mut impl FnMut(&mut Coord<f
     }
 }
 
-/// Loads one layer's snapshot from the store.
-pub fn load_layer(store: &Store, def: LayerDef) -> Result<Layer, IndexError> {
-    let meta = store.meta(&def.table)?;
-    let mut cols = vec![
-        q(def.fid_column.as_deref().unwrap_or("fid")),
-        q(&def.geom_column),
-    ];
+/// Reads features of a layer in fid order (all, or those with the given fids),
+/// geometries transformed to EPSG:3857.
+pub fn read_features(
+    store: &Store,
+    def: &LayerDef,
+    fids: Option<&[i64]>,
+) -> Result<Vec<Feature>, IndexError> {
+    let fid_col = q(def.fid_column.as_deref().unwrap_or("fid"));
+    let mut cols = vec![fid_col.clone(), q(&def.geom_column)];
     cols.extend(def.columns.iter().map(|c| q(&c.name)));
+    let filter = match fids {
+        Some(list) => format!(
+            " WHERE {fid_col} IN ({})",
+            list.iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        None => String::new(),
+    };
     let sql = format!(
-        "SELECT {} FROM {} ORDER BY 1",
+        "SELECT {} FROM {}{filter} ORDER BY 1",
         cols.join(", "),
         q(&def.table)
     );
@@ -290,10 +302,79 @@ pub fn load_layer(store: &Store, def: LayerDef) -> Result<Layer, IndexError> {
     }
     drop(rows);
     drop(stmt);
-    to_mercator(&def, &mut features).map_err(|source| IndexError::Crs {
+    to_mercator(def, &mut features).map_err(|source| IndexError::Crs {
         layer: def.table.clone(),
         source,
     })?;
+    Ok(features)
+}
+
+/// Loads one layer's snapshot from the store.
+pub fn load_layer(store: &Store, def: LayerDef) -> Result<Layer, IndexError> {
+    let meta = store.meta(&def.table)?;
+    let features = read_features(store, &def, None)?;
+    Ok(build(def, meta, features))
+}
+
+impl Layer {
+    /// A new snapshot with features replaced or added (`changed`, in EPSG:3857) and
+    /// removed (`removed` fids): what an edit needs, without reading the whole layer.
+    pub fn with_changes(&self, changed: Vec<Feature>, removed: &[i64]) -> Layer {
+        let mut features = self.features.clone();
+        features.retain(|f| removed.binary_search(&f.fid).is_err());
+        for f in changed {
+            match features.binary_search_by_key(&f.fid, |x| x.fid) {
+                Ok(i) => features[i] = f,
+                Err(i) => features.insert(i, f),
+            }
+        }
+        build(self.def.clone(), self.meta.clone(), features)
+    }
+}
+
+/// A strong validator of one feature's content (fid, values and geometry).
+pub fn etag(f: &Feature) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(f.fid.to_le_bytes());
+    for v in &f.values {
+        match v {
+            Value::Null => h.update([0u8]),
+            Value::Integer(i) => {
+                h.update([1u8]);
+                h.update(i.to_le_bytes());
+            }
+            Value::Real(r) => {
+                h.update([2u8]);
+                h.update(r.to_bits().to_le_bytes());
+            }
+            Value::Text(t) => {
+                h.update([3u8]);
+                h.update((t.len() as u64).to_le_bytes());
+                h.update(t.as_bytes());
+            }
+            Value::Blob(b) => {
+                h.update([4u8]);
+                h.update((b.len() as u64).to_le_bytes());
+                h.update(b);
+            }
+        }
+    }
+    if let Some(g) = &f.geometry {
+        h.update(crate::geom::wkb::encode(g));
+    }
+    let d = h.finalize();
+    format!(
+        "\"{}\"",
+        d[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+/// Builds the indexes of a snapshot over features in EPSG:3857, fid order.
+fn build(def: LayerDef, meta: LayerMeta, features: Vec<Feature>) -> Layer {
     let bboxes: Vec<Option<Bbox>> = features
         .iter()
         .map(|f| f.geometry.as_ref().and_then(bbox_of))
@@ -330,7 +411,7 @@ pub fn load_layer(store: &Store, def: LayerDef) -> Result<Layer, IndexError> {
         .iter()
         .map(|f| f.geometry.as_ref().and_then(line_importance))
         .collect();
-    Ok(Layer {
+    Layer {
         rules: crate::tiles::LayerRules::new(&def, &meta),
         def,
         meta,
@@ -341,7 +422,7 @@ pub fn load_layer(store: &Store, def: LayerDef) -> Result<Layer, IndexError> {
         importance,
         tree,
         coarse,
-    })
+    }
 }
 
 /// Douglas–Peucker importance of every vertex of a line geometry: the squared distance

@@ -68,7 +68,8 @@ impl OutCrs {
         }
     }
 
-    fn north_first(&self) -> bool {
+    /// Whether the first axis is latitude or northing.
+    pub fn north_first(&self) -> bool {
         self.epsg.is_some_and(|c| NORTH_FIRST.contains(&c))
     }
 

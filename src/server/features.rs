@@ -15,6 +15,7 @@ use rusqlite::types::Value;
 use serde_json::json;
 
 use super::AppState;
+use super::access::{caller, readable, visible};
 use super::crs_out::OutCrs;
 use super::geojson::write_feature;
 use super::html;
@@ -126,14 +127,14 @@ fn equality(layer: &Layer, col: usize, want: &str) -> Pred {
     }
 }
 
-fn datetime(layer: &Layer, s: &str) -> Result<Pred, Problem> {
+fn datetime(layer: &Layer, visible: &[bool], s: &str) -> Result<Pred, Problem> {
     use filter::bind::{Lit, Operand, column_kind};
     let (i, c) = layer
         .def
         .columns
         .iter()
         .enumerate()
-        .find(|(_, c)| column_kind(c) == Some(Kind::Time))
+        .find(|(i, c)| visible[*i] && column_kind(c) == Some(Kind::Time))
         .ok_or_else(|| {
             Problem::bad_request(format!(
                 "datetime: collection '{}' has no date or time property to filter on",
@@ -157,7 +158,7 @@ fn datetime(layer: &Layer, s: &str) -> Result<Pred, Problem> {
     Ok(Pred::And(v))
 }
 
-fn sortby(layer: &Layer, s: &str) -> Result<Vec<(Option<usize>, bool)>, Problem> {
+fn sortby(layer: &Layer, visible: &[bool], s: &str) -> Result<Vec<(Option<usize>, bool)>, Problem> {
     s.split(',')
         .map(|k| {
             let k = k.trim();
@@ -173,13 +174,14 @@ fn sortby(layer: &Layer, s: &str) -> Result<Vec<(Option<usize>, bool)>, Problem>
                 .def
                 .columns
                 .iter()
-                .position(|c| c.name == name)
+                .enumerate()
+                .position(|(i, c)| visible[i] && c.name == name)
                 .map(|i| (Some(i), desc))
                 .ok_or_else(|| {
                     Problem::bad_request(format!(
                         "sortby: '{name}' is not a property of '{}'; sort by one of: id, {} (prefix - for descending)",
                         layer.def.table,
-                        layer.def.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                        names(layer, visible)
                     ))
                 })
         })
@@ -237,26 +239,41 @@ fn near(layer: &Layer, p: &Params) -> Result<Option<Near>, Problem> {
 }
 
 /// Reads and checks every parameter of an items request.
-pub fn parse_query(layer: &Layer, p: &Params) -> Result<ItemsQuery, Problem> {
+/// The names of the visible properties, for messages.
+fn names(layer: &Layer, visible: &[bool]) -> String {
+    layer
+        .def
+        .columns
+        .iter()
+        .zip(visible)
+        .filter(|(_, v)| **v)
+        .map(|(c, _)| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads and checks every parameter of an items request; only `visible` properties
+/// exist for it.
+pub fn parse_query(layer: &Layer, p: &Params, visible: &[bool]) -> Result<ItemsQuery, Problem> {
     let id = &layer.def.table;
     let mut preds = Vec::new();
     for (k, v) in p.pairs() {
         if k == "f" || ITEMS_PARAMS.contains(&k.as_str()) {
             continue;
         }
-        match layer.def.columns.iter().position(|c| &c.name == k) {
+        match layer
+            .def
+            .columns
+            .iter()
+            .enumerate()
+            .position(|(i, c)| visible[i] && &c.name == k)
+        {
             Some(col) => preds.push(equality(layer, col, v)),
             None => {
                 return Err(Problem::bad_request(format!(
                     "unknown query parameter '{k}': use {} or a property of '{id}' ({})",
                     ITEMS_PARAMS.join(", "),
-                    layer
-                        .def
-                        .columns
-                        .iter()
-                        .map(|c| c.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    names(layer, visible)
                 )));
             }
         }
@@ -293,7 +310,7 @@ pub fn parse_query(layer: &Layer, p: &Params) -> Result<ItemsQuery, Problem> {
         None => None,
     };
     if let Some(dt) = p.get("datetime") {
-        preds.push(datetime(layer, dt)?);
+        preds.push(datetime(layer, visible, dt)?);
     }
     if let Some(text) = p.get("filter") {
         let lang =
@@ -307,6 +324,7 @@ pub fn parse_query(layer: &Layer, p: &Params) -> Result<ItemsQuery, Problem> {
         let schema = Schema {
             collection: id,
             columns: &layer.def.columns,
+            visible,
             geom_column: &layer.def.geom_column,
             to_index: &to_index,
         };
@@ -327,7 +345,7 @@ pub fn parse_query(layer: &Layer, p: &Params) -> Result<ItemsQuery, Problem> {
                 "sortby cannot be combined with near: near sorts by distance",
             ));
         }
-        Some(s) => sortby(layer, s)?,
+        Some(s) => sortby(layer, visible, s)?,
         None => Vec::new(),
     };
     let pred = match preds.len() {
@@ -522,15 +540,6 @@ pub fn encode(s: &str) -> String {
     out
 }
 
-/// Looks up a collection or answers 404.
-pub fn find_layer(state: &AppState, id: &str) -> Result<Arc<Layer>, Problem> {
-    state.catalog().get(id).cloned().ok_or_else(|| {
-        Problem::not_found(format!(
-            "there is no collection '{id}'; /collections lists them"
-        ))
-    })
-}
-
 /// `GET /collections/{id}/items`.
 pub async fn items(
     State(state): State<Arc<AppState>>,
@@ -538,17 +547,19 @@ pub async fn items(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let layer = find_layer(&state, &id)?;
+    let who = caller(&state, &headers)?;
+    let layer = readable(&state, &who, &id)?;
+    let visible = visible(&who, &layer);
     let params = Params::parse(raw.as_deref())?;
     let format = Format::negotiate(&params, &headers)?;
-    let q = parse_query(&layer, &params)?;
+    let q = parse_query(&layer, &params, &visible)?;
     let base = state.base_url(&headers);
     let content_crs = format!("<{}>", q.crs.uri);
     if format == Format::Html {
         let page = tokio::task::spawn_blocking(move || {
             let sel = select(&layer, &q);
             let links = page_links(&base, &layer.def.table, &params, &q, &sel);
-            html::items(&base, &layer, &q, &sel, &links)
+            html::items(&base, &layer, &q, &sel, &links, &visible)
         })
         .await
         .map_err(|e| Problem::internal(e.to_string()))?;
@@ -570,7 +581,7 @@ pub async fn items(
             if n > 0 {
                 out.push(',');
             }
-            write_feature(&mut out, &layer.features[i], &layer, &q.crs);
+            write_feature(&mut out, &layer.features[i], &layer, &q.crs, &visible);
             if out.len() >= CHUNK {
                 let chunk = std::mem::replace(&mut out, String::with_capacity(CHUNK + 8192));
                 if tx.blocking_send(Bytes::from(chunk)).is_err() {

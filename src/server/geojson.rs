@@ -12,7 +12,8 @@ use crate::index::{Feature, Layer};
 use crate::store::layer::ValueClass;
 
 /// Writes one feature of `layer` as GeoJSON in `crs` into `out`.
-pub fn write_feature(out: &mut String, f: &Feature, layer: &Layer, crs: &OutCrs) {
+/// Only columns marked in `visible` are written (internal properties stay hidden).
+pub fn write_feature(out: &mut String, f: &Feature, layer: &Layer, crs: &OutCrs, visible: &[bool]) {
     let _ = write!(out, "{{\"type\":\"Feature\",\"id\":{},\"geometry\":", f.fid);
     match f.geometry.as_ref().map(|g| crs.convert(g)) {
         Some(Ok(g)) => write_geometry(out, &g),
@@ -23,10 +24,19 @@ pub fn write_feature(out: &mut String, f: &Feature, layer: &Layer, crs: &OutCrs)
         None => out.push_str("null"),
     }
     out.push_str(",\"properties\":{");
-    for (n, (c, v)) in layer.def.columns.iter().zip(&f.values).enumerate() {
-        if n > 0 {
+    let mut first = true;
+    for ((c, v), _) in layer
+        .def
+        .columns
+        .iter()
+        .zip(&f.values)
+        .zip(visible)
+        .filter(|(_, vis)| **vis)
+    {
+        if !first {
             out.push(',');
         }
+        first = false;
         out.push_str(&serde_json::Value::String(c.name.clone()).to_string());
         out.push(':');
         out.push_str(&value_json(v, c.class()).to_string());
@@ -82,7 +92,8 @@ fn write_list<T>(out: &mut String, items: &[T], mut f: impl FnMut(&mut String, &
     out.push(']');
 }
 
-fn write_geometry(out: &mut String, g: &Geometry<f64>) {
+/// Writes a geometry as a GeoJSON geometry object.
+pub fn write_geometry(out: &mut String, g: &Geometry<f64>) {
     match g {
         Geometry::Point(p) => {
             out.push_str("{\"type\":\"Point\",\"coordinates\":");

@@ -191,15 +191,24 @@ window.nordgeoMap=map;</script>",
     )
 }
 
+/// A property value as table text.
+fn cell(v: &rusqlite::types::Value, c: &crate::store::layer::Column) -> String {
+    match value_json(v, c.class()) {
+        Json::String(s) => s,
+        Json::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
 /// One collection with its map.
-pub fn collection(base: &str, layer: &Layer, doc: &Json) -> Response {
+pub fn collection(base: &str, layer: &Layer, doc: &Json, visible: &[bool]) -> Response {
     let id = &layer.def.table;
     let mut body = format!(
         "<p>{}</p>{}<h2>Properties</h2><table><tr><th>Name</th><th>Type</th></tr>",
         esc(doc["description"].as_str().unwrap_or_default()),
         map_preview(base, layer, None)
     );
-    for c in &layer.def.columns {
+    for (c, _) in layer.def.columns.iter().zip(visible).filter(|(_, v)| **v) {
         let _ = write!(
             body,
             "<tr><td>{}</td><td>{}</td></tr>",
@@ -233,6 +242,7 @@ pub fn items(
     q: &ItemsQuery,
     sel: &Selection,
     links: &[Json],
+    visible: &[bool],
 ) -> Response {
     let id = &layer.def.table;
     let href = |rel: &str| {
@@ -264,7 +274,7 @@ pub fn items(
     if sel.distances.is_some() {
         body.push_str("<th>distance (m)</th>");
     }
-    for c in &layer.def.columns {
+    for (c, _) in layer.def.columns.iter().zip(visible).filter(|(_, v)| **v) {
         let _ = write!(body, "<th>{}</th>", esc(&c.name));
     }
     body.push_str("</tr>");
@@ -281,13 +291,15 @@ pub fn items(
         if let Some(d) = &sel.distances {
             let _ = write!(body, "<td>{:.0}</td>", d[n]);
         }
-        for (c, v) in layer.def.columns.iter().zip(&f.values) {
-            let text = match value_json(v, c.class()) {
-                Json::String(s) => s,
-                Json::Null => String::new(),
-                other => other.to_string(),
-            };
-            let _ = write!(body, "<td>{}</td>", esc(&text));
+        for ((c, v), _) in layer
+            .def
+            .columns
+            .iter()
+            .zip(&f.values)
+            .zip(visible)
+            .filter(|(_, vis)| **vis)
+        {
+            let _ = write!(body, "<td>{}</td>", esc(&cell(v, c)));
         }
         body.push_str("</tr>");
     }
@@ -306,7 +318,7 @@ pub fn items(
 }
 
 /// One feature: its properties and a map of it.
-pub fn feature(base: &str, layer: &Layer, i: usize) -> Response {
+pub fn feature(base: &str, layer: &Layer, i: usize, visible: &[bool]) -> Response {
     let id = &layer.def.table;
     let f = &layer.features[i];
     let url = format!("{base}/collections/{id}/items/{}?f=json", f.fid);
@@ -320,17 +332,19 @@ pub fn feature(base: &str, layer: &Layer, i: usize) -> Response {
         None => String::from("<p class=\"muted\">This feature has no geometry.</p>"),
     };
     body.push_str("<table><tr><th>Property</th><th>Value</th></tr>");
-    for (c, v) in layer.def.columns.iter().zip(&f.values) {
-        let text = match value_json(v, c.class()) {
-            Json::String(s) => s,
-            Json::Null => String::new(),
-            other => other.to_string(),
-        };
+    for ((c, v), _) in layer
+        .def
+        .columns
+        .iter()
+        .zip(&f.values)
+        .zip(visible)
+        .filter(|(_, vis)| **vis)
+    {
         let _ = write!(
             body,
             "<tr><td>{}</td><td>{}</td></tr>",
             esc(&c.name),
-            esc(&text)
+            esc(&cell(v, c))
         );
     }
     let _ = write!(body, "</table><p><a href=\"{}\">GeoJSON</a></p>", esc(&url));

@@ -1,7 +1,9 @@
 //! The HTTP server: axum router, shared state, absolute links.
 
+pub mod access;
 pub mod assets;
 pub mod crs_out;
+pub mod edit;
 pub mod features;
 pub mod geojson;
 pub mod html;
@@ -20,7 +22,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::index::Catalog;
 use crate::tiles::TileOptions;
@@ -39,6 +41,12 @@ pub struct ServerConfig {
     pub files: std::path::PathBuf,
     /// Folder with the TrueType/OpenType fonts labels are rendered from.
     pub fonts: std::path::PathBuf,
+    /// The store (edits and HTTP imports write to it).
+    pub store: std::path::PathBuf,
+    /// Refuse PUT, PATCH and DELETE without `If-Match` (428).
+    pub require_if_match: bool,
+    /// Largest accepted upload (HTTP import), in bytes.
+    pub max_upload_bytes: usize,
 }
 
 /// Shared state of all handlers.
@@ -54,6 +62,12 @@ pub struct AppState {
     pub tile_options: TileOptions,
     /// Label glyphs.
     pub glyphs: crate::glyphs::Glyphs,
+    /// Access tokens by hash (reloaded when the store changes).
+    tokens: RwLock<Arc<crate::auth::TokenTable>>,
+    /// The one write connection, opened on the first write.
+    pub writer: std::sync::Mutex<Option<crate::store::Store>>,
+    /// Per-layer signatures of the store content the snapshots reflect (see `watch`).
+    pub applied: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl AppState {
@@ -68,6 +82,26 @@ impl AppState {
             catalog: RwLock::new(Arc::new(catalog)),
             render_slots: Arc::new(tokio::sync::Semaphore::new(cores * 2)),
             tile_options,
+            tokens: RwLock::new(Arc::new(Default::default())),
+            writer: std::sync::Mutex::new(None),
+            applied: std::sync::Mutex::new(Default::default()),
+        }
+    }
+
+    /// The token table.
+    pub fn tokens(&self) -> Arc<crate::auth::TokenTable> {
+        match self.tokens.read() {
+            Ok(t) => t.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the token table.
+    pub fn set_tokens(&self, t: crate::auth::TokenTable) {
+        let new = Arc::new(t);
+        match self.tokens.write() {
+            Ok(mut c) => *c = new,
+            Err(p) => *p.into_inner() = new,
         }
     }
 
@@ -133,8 +167,23 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api", get(ogc::api))
         .route("/collections", get(ogc::collections))
         .route("/collections/{id}", get(ogc::collection))
-        .route("/collections/{id}/items/{fid}", get(ogc::feature))
-        .route("/collections/{id}/items", get(features::items))
+        .route(
+            "/collections/{id}/items/{fid}",
+            get(ogc::feature)
+                .put(edit::replace)
+                .patch(edit::patch)
+                .delete(edit::delete)
+                .options(edit::options_item),
+        )
+        .route(
+            "/collections/{id}/items",
+            get(features::items)
+                .post(edit::create)
+                .options(edit::options_items),
+        )
+        .route("/collections/{id}/items/{fid}/history", get(edit::history))
+        .route("/collections/{id}/import", post(edit::import))
+        .route("/collections/{id}/rollback", post(edit::rollback))
         .route("/collections/{id}/queryables", get(ogc::queryables))
         .route("/collections/{id}/sortables", get(ogc::sortables))
         .route("/assets/maplibre-gl/{file}", get(assets::maplibre))

@@ -8,8 +8,9 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use serde_json::{Value as Json, json};
 
+use super::access::{caller, readable, visible};
 use super::crs_out::{CRS84, OFFERED, OutCrs, epsg_uri};
-use super::features::{DEFAULT_LIMIT, ITEMS_PARAMS, MAX_LIMIT, find_layer};
+use super::features::{DEFAULT_LIMIT, ITEMS_PARAMS, MAX_LIMIT};
 use super::geojson::write_feature;
 use super::html;
 use super::params::{Format, Params};
@@ -167,9 +168,15 @@ pub async fn collections(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let format = plain(raw, &headers, "/collections")?;
+    let who = caller(&state, &headers)?;
     let b = state.base_url(&headers);
     let cat = state.catalog();
-    let list: Vec<Json> = cat.layers.iter().map(|l| collection_json(l, &b)).collect();
+    let list: Vec<Json> = cat
+        .layers
+        .iter()
+        .filter(|l| who.can_read(&l.def.table, &l.meta))
+        .map(|l| collection_json(l, &b))
+        .collect();
     let doc = json!({
         "links": [
             {"rel": "self", "type": "application/json", "title": "This document", "href": format!("{b}/collections")},
@@ -190,12 +197,13 @@ pub async fn collection(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let l = find_layer(&state, &id)?;
+    let who = caller(&state, &headers)?;
+    let l = readable(&state, &who, &id)?;
     let format = plain(raw, &headers, "a collection")?;
     let b = state.base_url(&headers);
     let doc = collection_json(&l, &b);
     Ok(match format {
-        Format::Html => html::collection(&b, &l, &doc),
+        Format::Html => html::collection(&b, &l, &doc, &visible(&who, &l)),
         Format::Json => json_body(&doc, "application/json"),
     })
 }
@@ -207,7 +215,9 @@ pub async fn feature(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let l = find_layer(&state, &id)?;
+    let who = caller(&state, &headers)?;
+    let l = readable(&state, &who, &id)?;
+    let shown = visible(&who, &l);
     let params = Params::parse(raw.as_deref())?;
     params.only(&["crs"], "a feature")?;
     let format = Format::negotiate(&params, &headers)?;
@@ -223,10 +233,10 @@ pub async fn feature(
         .map_err(|_| missing())?;
     let b = state.base_url(&headers);
     if format == Format::Html {
-        return Ok(html::feature(&b, &l, i));
+        return Ok(html::feature(&b, &l, i, &shown));
     }
     let mut out = String::new();
-    write_feature(&mut out, &l.features[i], &l, &out_crs);
+    write_feature(&mut out, &l.features[i], &l, &out_crs, &shown);
     // Add the links a single feature must carry.
     let mut v: Json = serde_json::from_str(&out).map_err(|e| Problem::internal(e.to_string()))?;
     v["links"] = json!([
@@ -237,6 +247,11 @@ pub async fn feature(
     let mut r = json_body(&v, "application/geo+json");
     if let Ok(h) = HeaderValue::from_str(&format!("<{}>", out_crs.uri)) {
         r.headers_mut().insert("content-crs", h);
+    }
+    // The ETag names the stored version (If-Match on writes); it does not depend on
+    // the CRS of this representation.
+    if let Ok(h) = HeaderValue::from_str(&crate::index::etag(&l.features[i])) {
+        r.headers_mut().insert(axum::http::header::ETAG, h);
     }
     Ok(r)
 }
@@ -273,7 +288,7 @@ fn geometry_format(kind: GeometryKind) -> &'static str {
 }
 
 /// The schema document behind `/queryables` (with the geometry) and `/sortables`.
-fn schema_doc(l: &Layer, b: &str, what: &str, with_geometry: bool) -> Json {
+fn schema_doc(l: &Layer, b: &str, what: &str, with_geometry: bool, visible: &[bool]) -> Json {
     let id = &l.def.table;
     let mut props = serde_json::Map::new();
     if with_geometry {
@@ -287,7 +302,7 @@ fn schema_doc(l: &Layer, b: &str, what: &str, with_geometry: bool) -> Json {
             json!({"title": "Feature id", "type": "integer"}),
         );
     }
-    for c in &l.def.columns {
+    for (c, _) in l.def.columns.iter().zip(visible).filter(|(_, v)| **v) {
         props.insert(c.name.clone(), property_schema(c));
     }
     json!({
@@ -307,10 +322,11 @@ async fn schema_resource(
     headers: HeaderMap,
     what: &str,
 ) -> Result<Response, Problem> {
-    let l = find_layer(&state, &id)?;
+    let who = caller(&state, &headers)?;
+    let l = readable(&state, &who, &id)?;
     let format = plain(raw, &headers, what)?;
     let b = state.base_url(&headers);
-    let doc = schema_doc(&l, &b, what, what == "queryables");
+    let doc = schema_doc(&l, &b, what, what == "queryables", &visible(&who, &l));
     Ok(match format {
         Format::Html => html::queryables(&b, &id, &doc),
         Format::Json => json_body(&doc, "application/schema+json"),
@@ -339,13 +355,13 @@ pub async fn sortables(
 
 /// The items parameters: paging, bbox, Part 2/3 parameters, near, and every property as
 /// `name=value` (GDAL pushes attribute filters down only for properties listed here).
-fn items_parameters(l: &Layer) -> Json {
+fn items_parameters(l: &Layer, visible: &[bool]) -> Json {
     let mut p: Vec<Json> = ITEMS_PARAMS
         .iter()
         .chain(&["f"])
         .map(|n| json!({"$ref": format!("#/components/parameters/{n}")}))
         .collect();
-    for c in &l.def.columns {
+    for (c, _) in l.def.columns.iter().zip(visible).filter(|(_, v)| **v) {
         let mut schema = property_schema(c);
         if let Some(o) = schema.as_object_mut() {
             o.remove("title");
@@ -380,7 +396,13 @@ pub async fn api(
     paths.insert("/conformance".into(), json!({"get": {"summary": "Conformance classes", "operationId": "getConformance", "parameters": f_ref, "responses": json_ok("Conformance", "application/json")}}));
     paths.insert("/api".into(), json!({"get": {"summary": "This API definition", "operationId": "getApi", "parameters": f_ref, "responses": json_ok("OpenAPI 3.0", OPENAPI)}}));
     paths.insert("/collections".into(), json!({"get": {"summary": "Collections", "operationId": "getCollections", "parameters": f_ref, "responses": json_ok("Collections", "application/json")}}));
-    for l in &cat.layers {
+    let who = caller(&state, &headers)?;
+    let layers: Vec<&Arc<Layer>> = cat
+        .layers
+        .iter()
+        .filter(|l| who.can_read(&l.def.table, &l.meta))
+        .collect();
+    for l in &layers {
         let id = &l.def.table;
         paths.insert(
             format!("/collections/{id}"),
@@ -395,7 +417,7 @@ pub async fn api(
         }
         paths.insert(format!("/collections/{id}/items"), json!({"get": {
             "summary": format!("Features of {id}"), "operationId": format!("getFeatures_{id}"),
-            "parameters": items_parameters(l),
+            "parameters": items_parameters(l, &visible(&who, l)),
             "responses": {
                 "200": {"description": "Features", "content": {"application/geo+json": {"schema": {"type": "object"}}, "text/html": {"schema": {"type": "string"}}}},
                 "400": problem("Invalid parameter"),
@@ -437,7 +459,7 @@ pub async fn api(
         "responses": json_ok("The definition", "application/json")}}));
     let mut tile_paths = vec![String::new()];
     tile_paths.extend(
-        cat.layers
+        layers
             .iter()
             .map(|l| format!("/collections/{}", l.def.table)),
     );

@@ -30,6 +30,14 @@ impl Problem {
         }
     }
 
+    /// Any status.
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Problem {
+            status,
+            detail: detail.into(),
+        }
+    }
+
     /// 500 Internal Server Error.
     pub fn internal(detail: impl Into<String>) -> Self {
         Problem {
@@ -48,10 +56,17 @@ impl IntoResponse for Problem {
             "detail": self.detail,
         });
         let mut res = (self.status, body.to_string()).into_response();
-        res.headers_mut().insert(
+        let h = res.headers_mut();
+        h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if self.status == StatusCode::UNAUTHORIZED {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"nordgeo\""),
+            );
+        }
         res
     }
 }

@@ -63,12 +63,9 @@ pub async fn collection_tile(
 ) -> Result<Response, Problem> {
     check_tms(&tms)?;
     let tile = parse_tile(&z, &y, &x)?;
+    let who = super::access::caller(&state, &headers)?;
+    super::access::readable(&state, &who, &id)?;
     let cat = state.catalog();
-    if cat.get(&id).is_none() {
-        return Err(Problem::not_found(format!(
-            "there is no collection '{id}'; /collections lists them"
-        )));
-    }
     tile_response(&state, cat, Arc::from(vec![id]), tile, &headers).await
 }
 
@@ -109,11 +106,19 @@ pub async fn dataset_tile(
     check_tms(&tms)?;
     let tile = parse_tile(&z, &y, &x)?;
     let cat = state.catalog();
-    let layers = selected_layers(&cat, &q)?;
+    let layers = selected_layers(&state, &cat, &q, &headers)?;
     tile_response(&state, cat, layers, tile, &headers).await
 }
 
-fn selected_layers(cat: &Catalog, q: &HashMap<String, String>) -> Result<Arc<[String]>, Problem> {
+/// The layers of a dataset tile: all the caller may read, or the named ones (each must
+/// be readable).
+fn selected_layers(
+    state: &AppState,
+    cat: &Catalog,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Arc<[String]>, Problem> {
+    let who = super::access::caller(state, headers)?;
     if let Some(k) = q
         .keys()
         .find(|k| k.as_str() != "collections" && k.as_str() != "f")
@@ -123,17 +128,20 @@ fn selected_layers(cat: &Catalog, q: &HashMap<String, String>) -> Result<Arc<[St
         )));
     }
     match q.get("collections") {
-        None => Ok(cat.layers.iter().map(|l| l.def.table.clone()).collect()),
+        None => Ok(cat
+            .layers
+            .iter()
+            .filter(|l| who.can_read(&l.def.table, &l.meta))
+            .map(|l| l.def.table.clone())
+            .collect()),
         Some(list) => {
             let names: Vec<String> = list
                 .split(',')
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .collect();
-            if let Some(bad) = names.iter().find(|n| cat.get(n).is_none()) {
-                return Err(Problem::not_found(format!(
-                    "there is no collection '{bad}'"
-                )));
+            for n in &names {
+                super::access::readable(state, &who, n)?;
             }
             Ok(names.into())
         }
@@ -358,7 +366,7 @@ pub async fn dataset_tilejson(
     check_tms(&tms)?;
     let base = state.base_url(&headers);
     let cat = state.catalog();
-    let names = selected_layers(&cat, &q)?;
+    let names = selected_layers(&state, &cat, &q, &headers)?;
     let layers: Vec<&Arc<Layer>> = names.iter().filter_map(|n| cat.get(n)).collect();
     let query = q
         .get("collections")
@@ -379,13 +387,11 @@ pub async fn collection_tilejson(
 ) -> Result<Response, Problem> {
     check_tms(&tms)?;
     let base = state.base_url(&headers);
-    let cat = state.catalog();
-    let layer = cat
-        .get(&id)
-        .ok_or_else(|| Problem::not_found(format!("there is no collection '{id}'")))?;
+    let who = super::access::caller(&state, &headers)?;
+    let layer = super::access::readable(&state, &who, &id)?;
     let url = format!("{base}/collections/{id}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}");
     Ok(super::json_body(
-        &tilejson(&base, &[layer], url, &id),
+        &tilejson(&base, &[&layer], url, &id),
         "application/json",
     ))
 }

@@ -180,24 +180,36 @@ fn summary(full: &Json) -> Json {
     })
 }
 
-fn find(state: &AppState, id: &str) -> Result<Arc<Layer>, Problem> {
-    state.catalog().get(id).cloned().ok_or_else(|| {
-        Problem::not_found(format!(
-            "there is no collection '{id}'; /collections lists them"
-        ))
-    })
+fn find(state: &AppState, id: &str, headers: &HeaderMap) -> Result<Arc<Layer>, Problem> {
+    let who = super::access::caller(state, headers)?;
+    super::access::readable(state, &who, id)
+}
+
+/// The layers the caller may read.
+fn readable_layers(state: &AppState, headers: &HeaderMap) -> Result<Vec<Arc<Layer>>, Problem> {
+    let who = super::access::caller(state, headers)?;
+    Ok(state
+        .catalog()
+        .layers
+        .iter()
+        .filter(|l| who.can_read(&l.def.table, &l.meta))
+        .cloned()
+        .collect())
 }
 
 /// `GET /tiles`: the dataset's tilesets.
-pub async fn dataset_list(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub async fn dataset_list(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
     let b = state.base_url(&headers);
-    let cat = state.catalog();
-    let all: Vec<&Arc<Layer>> = cat.layers.iter().collect();
+    let layers = readable_layers(&state, &headers)?;
+    let all: Vec<&Arc<Layer>> = layers.iter().collect();
     let full = tileset(&b, "", "nordgeo", &all);
-    json(json!({
+    Ok(json(json!({
         "tilesets": [summary(&full)],
         "links": [{"rel": "self", "type": "application/json", "href": format!("{b}/tiles")}],
-    }))
+    })))
 }
 
 /// `GET /tiles/{tms}`: the dataset tileset (every layer).
@@ -208,8 +220,8 @@ pub async fn dataset_tileset(
 ) -> Result<Response, Problem> {
     check(&tms)?;
     let b = state.base_url(&headers);
-    let cat = state.catalog();
-    let all: Vec<&Arc<Layer>> = cat.layers.iter().collect();
+    let layers = readable_layers(&state, &headers)?;
+    let all: Vec<&Arc<Layer>> = layers.iter().collect();
     Ok(json(tileset(&b, "", "nordgeo", &all)))
 }
 
@@ -219,7 +231,7 @@ pub async fn collection_list(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let l = find(&state, &id)?;
+    let l = find(&state, &id, &headers)?;
     let b = state.base_url(&headers);
     let full = tileset(&b, &format!("/collections/{id}"), &id, &[&l]);
     Ok(json(json!({
@@ -235,7 +247,7 @@ pub async fn collection_tileset(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     check(&tms)?;
-    let l = find(&state, &id)?;
+    let l = find(&state, &id, &headers)?;
     let b = state.base_url(&headers);
     Ok(json(tileset(&b, &format!("/collections/{id}"), &id, &[&l])))
 }

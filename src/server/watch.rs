@@ -42,7 +42,11 @@ pub fn spawn(state: Arc<AppState>, path: PathBuf) {
             };
             let version = |s: &Store| s.conn().query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0)).ok();
             let mut last_version = version(&store);
-            let mut last_sigs = signatures(&store).unwrap_or_default();
+            if let Ok(sigs) = signatures(&store)
+                && let Ok(mut a) = state.applied.lock()
+            {
+                *a = sigs;
+            }
             loop {
                 std::thread::sleep(POLL);
                 let v = version(&store);
@@ -50,6 +54,7 @@ pub fn spawn(state: Arc<AppState>, path: PathBuf) {
                     continue;
                 }
                 last_version = v;
+                state.set_tokens(token_table(&store));
                 let sigs = match signatures(&store) {
                     Ok(s) => s,
                     Err(e) => {
@@ -57,6 +62,8 @@ pub fn spawn(state: Arc<AppState>, path: PathBuf) {
                         continue;
                     }
                 };
+                // Edits made by this server are applied already and update `applied`.
+                let last_sigs = state.applied.lock().map(|a| a.clone()).unwrap_or_default();
                 let changed: Vec<String> = sigs
                     .iter()
                     .filter(|(k, v)| last_sigs.get(*k) != Some(v))
@@ -68,21 +75,53 @@ pub fn spawn(state: Arc<AppState>, path: PathBuf) {
                         tracing::warn!(layer = %name, error = %e, "reloading a changed layer failed; serving the previous data");
                     }
                 }
-                last_sigs = sigs;
+                if let Ok(mut a) = state.applied.lock() {
+                    *a = sigs;
+                }
             }
         })
         .map(|_| ())
         .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the store watcher"));
 }
 
+/// The tokens of the store by hash (empty when it has none or cannot be read).
+pub fn token_table(store: &Store) -> crate::auth::TokenTable {
+    match crate::auth::load(store.conn()) {
+        Ok(list) => list.into_iter().map(|(h, t)| (h, Arc::new(t))).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the tokens; only anonymous access works");
+            Default::default()
+        }
+    }
+}
+
+/// Marks a layer's current store content as applied, so the watcher does not reload it.
+pub fn mark_applied(state: &AppState, store: &Store, name: &str) {
+    if let Ok(sigs) = signatures(store)
+        && let Ok(mut a) = state.applied.lock()
+    {
+        match sigs.get(name) {
+            Some(v) => a.insert(name.to_string(), v.clone()),
+            None => a.remove(name),
+        };
+    }
+}
+
 /// Reloads one layer, swaps it in and purges the cached tiles its changes touch.
 pub fn reload(state: &AppState, store: &Store, name: &str) -> Result<(), crate::index::IndexError> {
-    let started = std::time::Instant::now();
-    let old = state.catalog();
     let new_layer = match store.layers()?.into_iter().find(|d| d.table == name) {
         Some(def) => Some(Arc::new(crate::index::load_layer(store, def)?)),
         None => None,
     };
+    swap_layer(state, name, new_layer);
+    Ok(())
+}
+
+/// Swaps in a new snapshot of one layer and purges exactly the cached tiles that touch
+/// a feature that differs.
+pub fn swap_layer(state: &AppState, name: &str, new_layer: Option<Arc<Layer>>) {
+    let started = std::time::Instant::now();
+    let old = state.catalog();
     let boxes = changed_boxes(old.get(name).map(|l| l.as_ref()), new_layer.as_deref());
     state.swap_catalog(old.with_layer(name, new_layer));
     let tree = RTree::bulk_load(
@@ -101,9 +140,8 @@ pub fn reload(state: &AppState, store: &Store, name: &str) -> Result<(), crate::
         changed_features = boxes.len(),
         purged_tiles = purged,
         ms = started.elapsed().as_millis() as u64,
-        "layer reloaded"
+        "layer swapped in"
     );
-    Ok(())
 }
 
 /// Extents (EPSG:3857) of every feature that differs between two snapshots, old and new.

@@ -272,3 +272,22 @@ pub fn rollback(conn: &Connection, def: &LayerDef, to: i64, actor: &str) -> rusq
     finish_change(conn, def, id)?;
     Ok(id)
 }
+
+/// Deletes the history rows of changes made before `cutoff` (RFC 3339); returns how many.
+pub fn vacuum(conn: &Connection, cutoff: &str) -> rusqlite::Result<usize> {
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'nordgeo\\_history\\_%' ESCAPE '\\'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut n = 0;
+    for t in tables {
+        n += conn.execute(
+            &format!(
+                "DELETE FROM {} WHERE change_id IN (SELECT id FROM nordgeo_changes WHERE at < ?1)",
+                q(&t)
+            ),
+            [cutoff],
+        )?;
+    }
+    Ok(n)
+}

@@ -123,7 +123,8 @@ pub fn create(conn: &Connection) -> rusqlite::Result<()> {
 /// Adds nordgeo's extension tables if missing (a store may start as a GDAL-made file).
 pub fn ensure_nordgeo(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(NORDGEO)?;
-    for table in ["nordgeo_layers", "nordgeo_changes"] {
+    conn.execute_batch(crate::auth::DDL)?;
+    for table in ["nordgeo_layers", "nordgeo_changes", "nordgeo_tokens"] {
         register_table(conn, table, EXTENSION_DEF)?;
     }
     Ok(())

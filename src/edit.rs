@@ -1,0 +1,433 @@
+//! Feature edits (OGC API Features Part 4): one feature created, replaced, patched or
+//! deleted in one transaction, checked like an import, recorded in the change log with
+//! the rows it replaced, so every edit is attributable and can be undone.
+
+use rusqlite::types::Value;
+use rusqlite::{OptionalExtension, TransactionBehavior};
+use serde_json::{Map, Value as Json};
+
+use crate::crs;
+use crate::geom::{GeometryKind, bbox_of, geojson, gpkg, wkb};
+use crate::import::check::{GeomRules, check_geometry};
+use crate::index::{self, Feature};
+use crate::store::history::{self, ChangeMeta};
+use crate::store::layer::{LayerDef, ValueClass, q};
+use crate::store::{Store, StoreError};
+
+/// Why an edit was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    /// No such feature.
+    #[error("collection '{0}' has no feature {1}")]
+    NotFound(String, i64),
+    /// `If-Match` does not name the current version.
+    #[error(
+        "feature {0} has changed since you read it (its ETag is now {1}); read it again and repeat your change"
+    )]
+    Stale(i64, String),
+    /// The body does not fit the layer.
+    #[error("{0}")]
+    Invalid(String),
+    /// The caller may not touch this feature.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// SQLite failed.
+    #[error("the store refused the change: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// Reading the result back failed.
+    #[error(transparent)]
+    Index(#[from] crate::index::IndexError),
+}
+
+/// What to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// POST: a new feature.
+    Create,
+    /// PUT: the whole feature.
+    Replace(i64),
+    /// PATCH: a JSON merge patch.
+    Patch(i64),
+    /// DELETE.
+    Delete(i64),
+}
+
+impl Op {
+    fn kind(self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::Replace(_) => "replace",
+            Op::Patch(_) => "update",
+            Op::Delete(_) => "delete",
+        }
+    }
+}
+
+/// One edit.
+pub struct Edit<'a> {
+    /// The layer.
+    pub def: &'a LayerDef,
+    /// The column holding each feature's municipality, if the layer has one.
+    pub municipality_column: Option<&'a str>,
+    /// What to do.
+    pub op: Op,
+    /// The GeoJSON feature (create, replace) or merge patch (patch).
+    pub body: Option<&'a Json>,
+    /// EPSG code of the body's coordinates (4326 for CRS84).
+    pub body_epsg: i32,
+    /// The body's axes are north first (EPSG:4326 and Gauss-Krüger as `Content-Crs`).
+    pub body_north_first: bool,
+    /// `If-Match` value, if sent.
+    pub if_match: Option<&'a str>,
+    /// Who edits (recorded).
+    pub actor: &'a str,
+    /// The request, for the change log.
+    pub source: String,
+    /// Whether the caller may edit a feature of this municipality (checked on the
+    /// feature before and after the edit).
+    pub may_edit: &'a dyn Fn(Option<&str>) -> bool,
+}
+
+/// What an edit did.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The feature's id.
+    pub fid: i64,
+    /// Its change log entry.
+    pub change_id: i64,
+    /// The feature after the edit (EPSG:3857); `None` after a delete.
+    pub feature: Option<Feature>,
+}
+
+fn invalid(msg: impl Into<String>) -> EditError {
+    EditError::Invalid(msg.into())
+}
+
+/// A JSON property value as the column's type stores it.
+fn column_value(def: &LayerDef, i: usize, v: &Json) -> Result<Value, EditError> {
+    let c = &def.columns[i];
+    let bad = |want: &str| {
+        invalid(format!(
+            "property '{}' of '{}' must be {want} ({}), got {v}",
+            c.name, def.table, c.decl_type
+        ))
+    };
+    if v.is_null() {
+        if c.not_null {
+            return Err(invalid(format!(
+                "property '{}' of '{}' must not be null",
+                c.name, def.table
+            )));
+        }
+        return Ok(Value::Null);
+    }
+    let upper = c.decl_type.to_ascii_uppercase();
+    Ok(match c.class() {
+        ValueClass::Integer => match v.as_i64() {
+            Some(n) => Value::Integer(n),
+            None => match v.as_f64() {
+                Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::Integer(f as i64),
+                _ => return Err(bad("a whole number")),
+            },
+        },
+        ValueClass::Real => match v.as_f64() {
+            Some(f) if f.is_finite() => Value::Real(f),
+            _ => return Err(bad("a number")),
+        },
+        ValueClass::Boolean => match v.as_bool() {
+            Some(b) => Value::Integer(i64::from(b)),
+            None => return Err(bad("true or false")),
+        },
+        ValueClass::Text => {
+            let s = v.as_str().ok_or_else(|| bad("text"))?;
+            if upper.starts_with("DATETIME") || upper.starts_with("TIMESTAMP") {
+                crate::filter::time::parse_timestamp(s)
+                    .ok_or_else(|| bad("an RFC 3339 timestamp such as 2026-05-01T12:00:00Z"))?;
+            } else if upper.starts_with("DATE") {
+                crate::filter::time::parse_date(s).ok_or_else(|| bad("a date YYYY-MM-DD"))?;
+            }
+            Value::Text(s.to_string())
+        }
+        ValueClass::Blob => return Err(bad("binary data, which cannot be sent as JSON")),
+    })
+}
+
+/// The geometry of a body as a blob in the layer's CRS, checked like an imported one.
+fn geometry_blob(e: &Edit, v: &Json) -> Result<Option<Vec<u8>>, EditError> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    let mut g = geojson::parse(v).map_err(|m| invalid(format!("geometry: {m}")))?;
+    if e.body_north_first {
+        crate::index::for_each_coord_mut(&mut g, &mut |c| std::mem::swap(&mut c.x, &mut c.y));
+    }
+    let blob = gpkg::encode(e.body_epsg, bbox_of(&g), &wkb::encode(&g));
+    let facts = crs::facts(e.body_epsg).map_err(|err| invalid(err.to_string()))?;
+    let rules = GeomRules {
+        source_layer: "request body".into(),
+        source_srs_id: e.body_epsg,
+        source_kind: GeometryKind::Geometry,
+        source_epsg: e.body_epsg,
+        plausible: facts.plausible,
+        target_layer: e.def.table.clone(),
+        target_kind: e.def.kind,
+        target_z: e.def.z,
+        target_epsg: e.def.srs_id,
+        repair: false,
+    };
+    check_geometry(&blob, &rules)
+        .map(|c| Some(c.blob))
+        .map_err(|r| invalid(format!("geometry: {}", r.reason)))
+}
+
+/// The row (geometry blob, values) stored for a fid.
+type Row = (Option<Vec<u8>>, Vec<Value>);
+
+fn read_row(
+    conn: &rusqlite::Connection,
+    def: &LayerDef,
+    fid: i64,
+) -> Result<Option<Row>, EditError> {
+    let mut cols = vec![q(&def.geom_column)];
+    cols.extend(def.columns.iter().map(|c| q(&c.name)));
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {} = ?1",
+        cols.join(", "),
+        q(&def.table),
+        q(def.fid_column.as_deref().unwrap_or("fid"))
+    );
+    let n = def.columns.len();
+    Ok(conn
+        .query_row(&sql, [fid], |r| {
+            let geom: Option<Vec<u8>> = r.get(0)?;
+            let mut values = Vec::with_capacity(n);
+            for i in 0..n {
+                values.push(r.get::<_, Value>(i + 1)?);
+            }
+            Ok((geom, values))
+        })
+        .optional()?)
+}
+
+fn properties(body: &Json) -> Result<Map<String, Json>, EditError> {
+    if !body.is_object() {
+        return Err(invalid("the body must be a GeoJSON Feature object"));
+    }
+    match body.get("properties") {
+        None | Some(Json::Null) => Ok(Map::new()),
+        Some(Json::Object(m)) => Ok(m.clone()),
+        Some(other) => Err(invalid(format!(
+            "\"properties\" must be an object, got {other}"
+        ))),
+    }
+}
+
+fn municipality<'a>(e: &Edit, values: &'a [Value]) -> Option<&'a str> {
+    let col = e.municipality_column?;
+    let i = e.def.columns.iter().position(|c| c.name == col)?;
+    match &values[i] {
+        Value::Text(t) => Some(t.as_str()),
+        _ => None,
+    }
+}
+
+/// The new row of a create, replace or patch.
+fn new_row(e: &Edit, current: Option<&Row>) -> Result<Row, EditError> {
+    let body = e
+        .body
+        .ok_or_else(|| invalid("the request needs a GeoJSON body"))?;
+    if let Some(t) = body.get("type")
+        && t != "Feature"
+    {
+        return Err(invalid(format!(
+            "the body must be a GeoJSON Feature, not {t}"
+        )));
+    }
+    let props = properties(body)?;
+    let fid_col = e.def.fid_column.as_deref().unwrap_or("fid");
+    for k in props.keys() {
+        if k != fid_col && !e.def.columns.iter().any(|c| &c.name == k) {
+            return Err(invalid(format!(
+                "unknown property '{k}'; the properties of '{}' are: {}",
+                e.def.table,
+                e.def
+                    .columns
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    let patch = matches!(e.op, Op::Patch(_));
+    let mut values = Vec::with_capacity(e.def.columns.len());
+    for (i, c) in e.def.columns.iter().enumerate() {
+        values.push(match props.get(&c.name) {
+            Some(v) => column_value(e.def, i, v)?,
+            None if patch => current.map_or(Value::Null, |r| r.1[i].clone()),
+            None => column_value(e.def, i, &Json::Null)?,
+        });
+    }
+    let geometry = match body.get("geometry") {
+        Some(g) => geometry_blob(e, g)?,
+        None if patch => current.and_then(|r| r.0.clone()),
+        None => {
+            return Err(invalid(
+                "a Feature needs a \"geometry\" member (null for none)",
+            ));
+        }
+    };
+    Ok((geometry, values))
+}
+
+/// Runs one edit in its own transaction.
+pub fn apply(store: &Store, e: &Edit) -> Result<Outcome, EditError> {
+    let conn = store.conn();
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let def = e.def;
+    let fid_col = q(def.fid_column.as_deref().unwrap_or("fid"));
+    let table = q(&def.table);
+    let target = match e.op {
+        Op::Create => None,
+        Op::Replace(f) | Op::Patch(f) | Op::Delete(f) => Some(f),
+    };
+    let current = match target {
+        Some(fid) => Some(
+            read_row(&tx, def, fid)?.ok_or_else(|| EditError::NotFound(def.table.clone(), fid))?,
+        ),
+        None => None,
+    };
+    if let (Some(fid), Some(cur)) = (target, &current) {
+        let now = index::read_features(store, def, Some(&[fid]))?;
+        let tag = now.first().map(index::etag).unwrap_or_default();
+        if let Some(m) = e.if_match
+            && m.trim() != "*"
+            && !m.split(',').any(|t| t.trim() == tag)
+        {
+            return Err(EditError::Stale(fid, tag));
+        }
+        let m = municipality(e, &cur.1);
+        if !(e.may_edit)(m) {
+            return Err(EditError::Forbidden(format!(
+                "your token may not change feature {fid} of '{}' (municipality {})",
+                def.table,
+                m.unwrap_or("none")
+            )));
+        }
+    }
+    let row = match e.op {
+        Op::Delete(_) => None,
+        _ => Some(new_row(e, current.as_ref())?),
+    };
+    if let Some(r) = &row {
+        let m = municipality(e, &r.1);
+        if !(e.may_edit)(m) {
+            return Err(EditError::Forbidden(format!(
+                "your token may not write a feature of '{}' for municipality {}",
+                def.table,
+                m.unwrap_or("none")
+            )));
+        }
+    }
+    let change = history::begin_change(
+        &tx,
+        &def.table,
+        &ChangeMeta {
+            kind: e.op.kind().into(),
+            mode: None,
+            municipality: row
+                .as_ref()
+                .and_then(|r| municipality(e, &r.1))
+                .or(current.as_ref().and_then(|r| municipality(e, &r.1)))
+                .map(str::to_string),
+            source: Some(e.source.clone()),
+            actor: e.actor.into(),
+            note: None,
+        },
+    )?;
+    history::ensure_history_table(&tx, def)?;
+    let by_fid = format!("{fid_col} = ?2");
+    if let Some(fid) = target {
+        history::save_removed(&tx, def, change, &by_fid, &[&fid])?;
+    }
+    let fid = match (e.op, &row) {
+        (Op::Delete(fid), _) => {
+            tx.execute(&format!("DELETE FROM {table} WHERE {fid_col} = ?1"), [fid])?;
+            fid
+        }
+        (Op::Create, Some((geom, values))) => {
+            let mut cols = vec![q(&def.geom_column)];
+            cols.extend(def.columns.iter().map(|c| q(&c.name)));
+            let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+            let mut args: Vec<Value> = vec![geom.clone().map_or(Value::Null, Value::Blob)];
+            args.extend(values.iter().cloned());
+            tx.execute(
+                &format!(
+                    "INSERT INTO {table} ({}) VALUES ({})",
+                    cols.join(", "),
+                    marks.join(", ")
+                ),
+                rusqlite::params_from_iter(args),
+            )?;
+            tx.last_insert_rowid()
+        }
+        (Op::Replace(fid) | Op::Patch(fid), Some((geom, values))) => {
+            let mut sets = vec![format!("{} = ?1", q(&def.geom_column))];
+            sets.extend(
+                def.columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| format!("{} = ?{}", q(&c.name), i + 2)),
+            );
+            let mut args: Vec<Value> = vec![geom.clone().map_or(Value::Null, Value::Blob)];
+            args.extend(values.iter().cloned());
+            args.push(Value::Integer(fid));
+            tx.execute(
+                &format!(
+                    "UPDATE {table} SET {} WHERE {fid_col} = ?{}",
+                    sets.join(", "),
+                    args.len()
+                ),
+                rusqlite::params_from_iter(args),
+            )?;
+            fid
+        }
+        (_, None) => unreachable!("only a delete has no new row"),
+    };
+    if !matches!(e.op, Op::Delete(_)) {
+        history::save_added(&tx, def, change, &by_fid, &[&fid])?;
+    }
+    history::finish_change(&tx, def, change)?;
+    // The extent only grows here; a full recomputation is left to imports.
+    if let Some(b) = row
+        .as_ref()
+        .and_then(|r| r.0.as_deref())
+        .and_then(gpkg::envelope)
+    {
+        tx.execute(
+            "UPDATE gpkg_contents SET min_x = min(coalesce(min_x, ?2), ?2), min_y = min(coalesce(min_y, ?3), ?3),
+                    max_x = max(coalesce(max_x, ?4), ?4), max_y = max(coalesce(max_y, ?5), ?5),
+                    last_change = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE table_name = ?1",
+            rusqlite::params![def.table, b[0], b[1], b[2], b[3]],
+        )?;
+    } else {
+        tx.execute(
+            "UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE table_name = ?1",
+            [&def.table],
+        )?;
+    }
+    tx.commit()?;
+    let feature = match e.op {
+        Op::Delete(_) => None,
+        _ => index::read_features(store, def, Some(&[fid]))?.pop(),
+    };
+    Ok(Outcome {
+        fid,
+        change_id: change,
+        feature,
+    })
+}

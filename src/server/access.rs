@@ -1,0 +1,64 @@
+//! Who is asking and what they may see: the bearer token, restricted collections and
+//! internal properties, applied the same way to every representation.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, StatusCode, header};
+
+use super::AppState;
+use super::problem::Problem;
+use crate::auth::Caller;
+use crate::index::Layer;
+
+/// The caller of a request; a token that is presented but not valid is a 401.
+pub fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Problem> {
+    let value = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "the Authorization header is not text",
+            )
+        })?),
+    };
+    let tokens = state.tokens();
+    Caller::from_header(value, &tokens)
+        .map_err(|e| Problem::new(StatusCode::UNAUTHORIZED, e.to_string()))
+}
+
+/// A collection the caller may read: 404 when unknown, 401 without a token and 403
+/// with a token that does not cover it, when it is restricted.
+pub fn readable(state: &AppState, who: &Caller, id: &str) -> Result<Arc<Layer>, Problem> {
+    let layer = state.catalog().get(id).cloned().ok_or_else(|| {
+        Problem::not_found(format!(
+            "there is no collection '{id}'; /collections lists them"
+        ))
+    })?;
+    if who.can_read(id, &layer.meta) {
+        return Ok(layer);
+    }
+    Err(match who {
+        Caller::Anonymous => Problem::new(
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "collection '{id}' is restricted; send a token for it as 'Authorization: Bearer <token>'"
+            ),
+        ),
+        Caller::Token(t) => Problem::new(
+            StatusCode::FORBIDDEN,
+            format!("the token '{}' does not cover collection '{id}'", t.name),
+        ),
+    })
+}
+
+/// Which attribute columns the caller sees (internal properties only with a token
+/// covering the collection).
+pub fn visible(who: &Caller, layer: &Layer) -> Vec<bool> {
+    let sees_all = who.sees_internal(&layer.def.table);
+    layer
+        .def
+        .columns
+        .iter()
+        .map(|c| sees_all || !layer.meta.internal_properties.iter().any(|p| p == &c.name))
+        .collect()
+}

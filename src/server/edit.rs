@@ -1,0 +1,661 @@
+//! Writes over HTTP: OGC API Features Part 4 (POST, PUT, PATCH, DELETE, OPTIONS),
+//! GeoPackage import, feature history and rollback. Every write needs a token, goes
+//! through the one write connection, and is visible to the next read: the layer's
+//! snapshot is updated and exactly the touched tiles are purged before the answer.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value as Json, json};
+
+use super::access::{caller, readable};
+use super::crs_out::OutCrs;
+use super::params::Params;
+use super::problem::Problem;
+use super::{AppState, json_body, watch};
+use crate::auth::Caller;
+use crate::edit::{self, Edit, EditError, Op};
+use crate::index::Layer;
+use crate::store::Store;
+
+/// Largest feature body (a municipal feature is far smaller; imports have their own limit).
+const MAX_FEATURE_BYTES: usize = 4 * 1024 * 1024;
+
+fn problem(e: EditError) -> Problem {
+    let status = match &e {
+        EditError::NotFound(..) => StatusCode::NOT_FOUND,
+        EditError::Stale(..) => StatusCode::PRECONDITION_FAILED,
+        EditError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        EditError::Forbidden(_) => StatusCode::FORBIDDEN,
+        EditError::Sql(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == rusqlite::ErrorCode::DatabaseBusy =>
+        {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    Problem::new(status, e.to_string())
+}
+
+/// The caller, who must hold a token covering the collection.
+fn writer_of(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(Caller, Arc<Layer>), Problem> {
+    let who = caller(state, headers)?;
+    if matches!(who, Caller::Anonymous) {
+        return Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "changing data needs a token: send it as 'Authorization: Bearer <token>'",
+        ));
+    }
+    let layer = readable(state, &who, id)?;
+    if !who.covers(id) {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "the token '{}' does not cover collection '{id}'",
+                who.actor()
+            ),
+        ));
+    }
+    Ok((who, layer))
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, Problem> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than the limit of {} bytes", limit),
+        )
+    })
+}
+
+/// Runs `f` with the write connection (opened on first use), off the async threads.
+async fn with_writer<T: Send + 'static>(
+    state: &Arc<AppState>,
+    f: impl FnOnce(&AppState, &Store) -> Result<T, Problem> + Send + 'static,
+) -> Result<T, Problem> {
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut guard = st
+            .writer
+            .lock()
+            .map_err(|_| Problem::internal("the write connection was poisoned by a crash"))?;
+        if guard.is_none() {
+            *guard = Some(Store::open(&st.config.store).map_err(|e| {
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("cannot write: {e}"),
+                )
+            })?);
+        }
+        let store = guard
+            .as_ref()
+            .ok_or_else(|| Problem::internal("no write connection"))?;
+        f(&st, store)
+    })
+    .await
+    .map_err(|e| Problem::internal(e.to_string()))?
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<&str>, Problem> {
+    headers
+        .get(&name)
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| Problem::bad_request(format!("the {name} header is not text")))
+        })
+        .transpose()
+}
+
+async fn write(
+    state: Arc<AppState>,
+    id: String,
+    op: Op,
+    headers: HeaderMap,
+    body: Option<Body>,
+) -> Result<Response, Problem> {
+    let (who, layer) = writer_of(&state, &headers, &id)?;
+    let if_match = header_str(&headers, header::IF_MATCH)?.map(str::to_string);
+    if state.config.require_if_match && if_match.is_none() && op != Op::Create {
+        return Err(Problem::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "send If-Match with the ETag of the feature you read, so no one else's change is overwritten",
+        ));
+    }
+    let json: Option<Json> = match body {
+        None => None,
+        Some(b) => {
+            let ct = header_str(&headers, header::CONTENT_TYPE)?.unwrap_or("");
+            if !(ct.contains("json") || ct.is_empty()) {
+                return Err(Problem::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    format!(
+                        "Content-Type '{ct}' is not accepted; send application/geo+json (PATCH: application/merge-patch+json)"
+                    ),
+                ));
+            }
+            let bytes = read_body(b, MAX_FEATURE_BYTES).await?;
+            Some(
+                serde_json::from_slice(&bytes).map_err(|e| {
+                    Problem::bad_request(format!("the body is not valid JSON: {e}"))
+                })?,
+            )
+        }
+    };
+    let crs = match header_str(
+        &headers,
+        "content-crs"
+            .parse()
+            .map_err(|_| Problem::internal("header name"))?,
+    )? {
+        Some(c) => OutCrs::parse(
+            c.trim().trim_start_matches('<').trim_end_matches('>'),
+            layer.def.srs_id,
+        )?,
+        None => OutCrs::crs84(),
+    };
+    let base = state.base_url(&headers);
+    let source = format!(
+        "HTTP {} /collections/{id}/items{}",
+        match op {
+            Op::Create => "POST",
+            Op::Replace(_) => "PUT",
+            Op::Patch(_) => "PATCH",
+            Op::Delete(_) => "DELETE",
+        },
+        match op {
+            Op::Create => String::new(),
+            Op::Replace(f) | Op::Patch(f) | Op::Delete(f) => format!("/{f}"),
+        }
+    );
+    let outcome = with_writer(&state, move |st, store| {
+        let may_edit = |m: Option<&str>| who.can_edit(&id, m);
+        let e = Edit {
+            def: &layer.def,
+            municipality_column: layer.meta.municipality_column.as_deref(),
+            op,
+            body: json.as_ref(),
+            body_epsg: crs.epsg.unwrap_or(crate::crs::WGS84),
+            body_north_first: crs.north_first(),
+            if_match: if_match.as_deref(),
+            actor: who.actor(),
+            source,
+            may_edit: &may_edit,
+        };
+        let out = edit::apply(store, &e).map_err(problem)?;
+        // The snapshot may have moved on since the request began: edit the current one.
+        let current = st.catalog().get(&id).cloned().unwrap_or(layer.clone());
+        let removed: Vec<i64> = if matches!(op, Op::Delete(_)) {
+            vec![out.fid]
+        } else {
+            Vec::new()
+        };
+        let updated = current.with_changes(out.feature.iter().cloned().collect(), &removed);
+        watch::swap_layer(st, &id, Some(Arc::new(updated)));
+        watch::mark_applied(st, store, &id);
+        Ok((id, out))
+    })
+    .await?;
+    let (id, out) = outcome;
+    let mut res = match op {
+        Op::Create => StatusCode::CREATED.into_response(),
+        _ => StatusCode::NO_CONTENT.into_response(),
+    };
+    let h = res.headers_mut();
+    if op == Op::Create
+        && let Ok(v) = HeaderValue::from_str(&format!("{base}/collections/{id}/items/{}", out.fid))
+    {
+        h.insert(header::LOCATION, v);
+    }
+    if let Some(f) = &out.feature
+        && let Ok(v) = HeaderValue::from_str(&crate::index::etag(f))
+    {
+        h.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&out.change_id.to_string()) {
+        h.insert("x-nordgeo-change", v);
+    }
+    Ok(res)
+}
+
+fn fid_of(id: &str, fid: &str) -> Result<i64, Problem> {
+    fid.parse()
+        .map_err(|_| Problem::not_found(format!("collection '{id}' has no feature '{fid}'")))
+}
+
+/// `POST /collections/{id}/items`.
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    write(state, id, Op::Create, headers, Some(body)).await
+}
+
+/// `PUT /collections/{id}/items/{fid}`.
+pub async fn replace(
+    State(state): State<Arc<AppState>>,
+    Path((id, fid)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let fid = fid_of(&id, &fid)?;
+    write(state, id, Op::Replace(fid), headers, Some(body)).await
+}
+
+/// `PATCH /collections/{id}/items/{fid}` (JSON merge patch).
+pub async fn patch(
+    State(state): State<Arc<AppState>>,
+    Path((id, fid)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let fid = fid_of(&id, &fid)?;
+    write(state, id, Op::Patch(fid), headers, Some(body)).await
+}
+
+/// `DELETE /collections/{id}/items/{fid}` (the row stays in the history).
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    Path((id, fid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let fid = fid_of(&id, &fid)?;
+    write(state, id, Op::Delete(fid), headers, None).await
+}
+
+fn allow(methods: &str) -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(methods) {
+        h.insert(header::ALLOW, v.clone());
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, v);
+    }
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(
+            "Authorization, Content-Type, If-Match, If-None-Match, Content-Crs",
+        ),
+    );
+    r
+}
+
+/// `OPTIONS /collections/{id}/items`: what this caller may do.
+pub async fn options_items(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let who = caller(&state, &headers)?;
+    readable(&state, &who, &id)?;
+    let write = !matches!(who, Caller::Anonymous) && who.covers(&id);
+    Ok(allow(if write {
+        "GET, HEAD, POST, OPTIONS"
+    } else {
+        "GET, HEAD, OPTIONS"
+    }))
+}
+
+/// `OPTIONS /collections/{id}/items/{fid}`.
+pub async fn options_item(
+    State(state): State<Arc<AppState>>,
+    Path((id, fid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let who = caller(&state, &headers)?;
+    let layer = readable(&state, &who, &id)?;
+    let fid = fid_of(&id, &fid)?;
+    let i = layer
+        .features
+        .binary_search_by_key(&fid, |f| f.fid)
+        .map_err(|_| Problem::not_found(format!("collection '{id}' has no feature {fid}")))?;
+    let m = layer.meta.municipality_column.as_deref().and_then(|col| {
+        let c = layer.def.columns.iter().position(|c| c.name == col)?;
+        match &layer.features[i].values[c] {
+            rusqlite::types::Value::Text(t) => Some(t.clone()),
+            _ => None,
+        }
+    });
+    Ok(allow(if who.can_edit(&id, m.as_deref()) {
+        "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
+    } else {
+        "GET, HEAD, OPTIONS"
+    }))
+}
+
+/// `POST /collections/{id}/import?mode=&dry-run=&layer=`: a GeoPackage body imported
+/// like `nordgeo import`; maintainers import only their municipality's features.
+pub async fn import(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let p = Params::parse(raw.as_deref())?;
+    p.only(
+        &["mode", "dry-run", "layer", "municipality", "repair"],
+        "an import",
+    )?;
+    let who = caller(&state, &headers)?;
+    if matches!(who, Caller::Anonymous) {
+        return Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "importing needs a token",
+        ));
+    }
+    let mode = match p.get("mode").unwrap_or("replace") {
+        "create" => crate::import::Mode::Create,
+        "replace" => crate::import::Mode::Replace,
+        "append" => crate::import::Mode::Append,
+        m => {
+            return Err(Problem::bad_request(format!(
+                "mode '{m}' is not known; use create, replace or append"
+            )));
+        }
+    };
+    let flag = |k: &str| -> Result<bool, Problem> {
+        match p.get(k) {
+            None | Some("false") => Ok(false),
+            Some("true") | Some("") => Ok(true),
+            Some(o) => Err(Problem::bad_request(format!(
+                "{k} must be true or false, not '{o}'"
+            ))),
+        }
+    };
+    let (dry_run, repair) = (flag("dry-run")?, flag("repair")?);
+    let exists = state.catalog().get(&id).is_some();
+    if exists {
+        writer_of(&state, &headers, &id)?;
+    } else if !who.is_admin() {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            format!("only an admin token may create the collection '{id}'"),
+        ));
+    }
+    let municipality = match (&who, p.get("municipality")) {
+        (Caller::Token(t), _) if !who.is_admin() => t.municipality.clone(),
+        (_, m) => m.map(str::to_string),
+    };
+    if !who.is_admin()
+        && (mode != crate::import::Mode::Replace && mode != crate::import::Mode::Append)
+    {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "maintainers may replace or append their municipality's features, not create collections",
+        ));
+    }
+    let bytes = read_body(body, state.config.max_upload_bytes).await?;
+    if bytes.len() < 100 || !bytes.starts_with(b"SQLite format 3\0") {
+        return Err(Problem::bad_request(
+            "the body is not a GeoPackage (an SQLite file); send the .gpkg file as the request body",
+        ));
+    }
+    let layer = p.get("layer").map(str::to_string);
+    let actor = who.actor().to_string();
+    let report = with_writer(&state, move |st, store| {
+        let file = tempfile::Builder::new()
+            .suffix(".gpkg")
+            .tempfile()
+            .map_err(|e| Problem::internal(format!("cannot store the upload: {e}")))?;
+        std::fs::write(file.path(), &bytes)
+            .map_err(|e| Problem::internal(format!("cannot store the upload: {e}")))?;
+        let opts = crate::import::ImportOptions {
+            file: file.path().to_path_buf(),
+            layer,
+            into: Some(id.clone()),
+            mode,
+            municipality,
+            dry_run,
+            repair,
+            target_crs: None,
+            actor,
+            progress: false,
+        };
+        let report = match crate::import::run(&st.config.store, &opts) {
+            Ok(r) => r,
+            Err(crate::import::ImportError::Rejected { report, .. }) => {
+                return Ok((
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    serde_json::to_value(&*report).unwrap_or(Json::Null),
+                ));
+            }
+            Err(e) => {
+                return Err(Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    e.to_string(),
+                ));
+            }
+        };
+        if !dry_run {
+            watch::reload(st, store, &id).map_err(|e| Problem::internal(e.to_string()))?;
+            watch::mark_applied(st, store, &id);
+        }
+        Ok((
+            StatusCode::OK,
+            serde_json::to_value(&report).unwrap_or(Json::Null),
+        ))
+    })
+    .await?;
+    let mut r = json_body(&report.1, "application/json");
+    *r.status_mut() = report.0;
+    Ok(r)
+}
+
+/// `GET /collections/{id}/items/{fid}/history`: every change of one feature, with the
+/// version it replaced (CRS84), for callers whose token covers the collection.
+pub async fn history(
+    State(state): State<Arc<AppState>>,
+    Path((id, fid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let (_, layer) = writer_of(&state, &headers, &id)?;
+    let fid = fid_of(&id, &fid)?;
+    let doc = with_writer(&state, move |_, store| {
+        feature_history(store.conn(), &layer.def, fid).map_err(|e| Problem::internal(e.to_string()))
+    })
+    .await?;
+    if doc.as_array().is_some_and(|a| a.is_empty()) {
+        return Err(Problem::not_found(format!(
+            "feature {fid} of '{id}' has no recorded changes"
+        )));
+    }
+    Ok(json_body(
+        &json!({"feature": fid, "collection": id, "changes": doc}),
+        "application/json",
+    ))
+}
+
+/// `POST /collections/{id}/rollback?to=CHANGE`: the collection as it was right after a
+/// change (admins only); the rollback is a change of its own.
+pub async fn rollback(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let (who, layer) = writer_of(&state, &headers, &id)?;
+    if !who.is_admin() {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "only an admin token may roll a collection back",
+        ));
+    }
+    let p = Params::parse(raw.as_deref())?;
+    p.only(&["to"], "a rollback")?;
+    let to: i64 = p.get("to").and_then(|t| t.parse().ok()).ok_or_else(|| {
+        Problem::bad_request("rollback needs to=<change id> (see nordgeo history)")
+    })?;
+    let actor = who.actor().to_string();
+    let change = with_writer(&state, move |st, store| {
+        let tx = rusqlite::Transaction::new_unchecked(
+            store.conn(),
+            rusqlite::TransactionBehavior::Immediate,
+        )
+        .map_err(|e| Problem::internal(e.to_string()))?;
+        let known: bool = tx
+            .query_row(
+                "SELECT count(*) FROM nordgeo_changes WHERE id = ?1 AND layer = ?2",
+                rusqlite::params![to, id],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(|e| Problem::internal(e.to_string()))?;
+        if !known {
+            return Err(Problem::not_found(format!(
+                "collection '{id}' has no change {to}"
+            )));
+        }
+        let c = crate::store::history::rollback(&tx, &layer.def, to, &actor)
+            .map_err(|e| Problem::internal(e.to_string()))?;
+        tx.commit().map_err(|e| Problem::internal(e.to_string()))?;
+        watch::reload(st, store, &id).map_err(|e| Problem::internal(e.to_string()))?;
+        watch::mark_applied(st, store, &id);
+        Ok(c)
+    })
+    .await?;
+    Ok(json_body(
+        &json!({"change": change, "restores": to}),
+        "application/json",
+    ))
+}
+
+/// A stored row as a GeoJSON feature in CRS84.
+fn row_json(
+    def: &crate::store::LayerDef,
+    fid: i64,
+    blob: Option<&[u8]>,
+    values: &[rusqlite::types::Value],
+) -> Json {
+    let geometry = blob
+        .and_then(|b| crate::geom::gpkg::decode(b).ok())
+        .and_then(|d| d.decoded.geometry)
+        .and_then(|mut g| {
+            let mut xy = Vec::new();
+            crate::index::for_each_coord_mut(&mut g, &mut |c| xy.push((c.x, c.y)));
+            crate::crs::transform(def.srs_id, crate::crs::WGS84, &mut xy).ok()?;
+            let mut it = xy.into_iter();
+            crate::index::for_each_coord_mut(&mut g, &mut |c| {
+                if let Some((x, y)) = it.next() {
+                    (c.x, c.y) = (x, y);
+                }
+            });
+            let mut out = String::new();
+            super::geojson::write_geometry(&mut out, &g);
+            serde_json::from_str::<Json>(&out).ok()
+        })
+        .unwrap_or(Json::Null);
+    let props: serde_json::Map<String, Json> = def
+        .columns
+        .iter()
+        .zip(values)
+        .map(|(c, v)| (c.name.clone(), super::geojson::value_json(v, c.class())))
+        .collect();
+    json!({"type": "Feature", "id": fid, "geometry": geometry, "properties": props})
+}
+
+/// Every change of one feature, oldest first, with the version before and after it.
+fn feature_history(
+    conn: &rusqlite::Connection,
+    def: &crate::store::LayerDef,
+    fid: i64,
+) -> rusqlite::Result<Json> {
+    use crate::store::layer::q;
+    let h = q(&crate::store::history::history_table(&def.table));
+    let fid_col = q(def.fid_column.as_deref().unwrap_or("fid"));
+    let mut cols = vec![q(&def.geom_column)];
+    cols.extend(def.columns.iter().map(|c| q(&c.name)));
+    let exists: bool = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE name = ?1",
+        [crate::store::history::history_table(&def.table)],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !exists {
+        return Ok(json!([]));
+    }
+    let n = def.columns.len();
+    let read_row = |r: &rusqlite::Row,
+                    from: usize|
+     -> rusqlite::Result<(Option<Vec<u8>>, Vec<rusqlite::types::Value>)> {
+        let blob: Option<Vec<u8>> = r.get(from)?;
+        let mut v = Vec::with_capacity(n);
+        for i in 0..n {
+            v.push(r.get(from + 1 + i)?);
+        }
+        Ok((blob, v))
+    };
+    let sql = format!(
+        "SELECT h.change_id, h.change_op, c.kind, c.actor, c.at, c.source, {} FROM {h} h JOIN nordgeo_changes c ON c.id = h.change_id
+         WHERE h.{fid_col} = ?1 ORDER BY h.change_id, h.change_op DESC",
+        cols.iter().map(|c| format!("h.{c}")).collect::<Vec<_>>().join(", ")
+    );
+    let mut st = conn.prepare(&sql)?;
+    let rows: Vec<(i64, String, Json, Option<Json>)> = st
+        .query_map([fid], |r| {
+            let meta = json!({"change": r.get::<_, i64>(0)?, "kind": r.get::<_, String>(2)?, "actor": r.get::<_, String>(3)?,
+                              "at": r.get::<_, String>(4)?, "source": r.get::<_, Option<String>>(5)?});
+            let op: String = r.get(1)?;
+            let before = if op == "removed" {
+                let (b, v) = read_row(r, 6)?;
+                Some(row_json(def, fid, b.as_deref(), &v))
+            } else {
+                None
+            };
+            Ok((r.get(0)?, op, meta, before))
+        })?
+        .collect::<Result<_, _>>()?;
+    let current: Option<Json> = conn
+        .query_row(
+            &format!(
+                "SELECT {} FROM {} WHERE {fid_col} = ?1",
+                cols.join(", "),
+                q(&def.table)
+            ),
+            [fid],
+            |r| read_row(r, 0),
+        )
+        .map(|(b, v)| Some(row_json(def, fid, b.as_deref(), &v)))
+        .or_else(|e| {
+            if e == rusqlite::Error::QueryReturnedNoRows {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        })?;
+    // One entry per change: what it removed ("before") and whether it wrote the fid.
+    let mut changes: Vec<(i64, Json, Option<Json>, bool)> = Vec::new();
+    for (id, op, meta, before) in rows {
+        match changes.last_mut() {
+            Some(last) if last.0 == id => {
+                if op == "added" {
+                    last.3 = true;
+                } else {
+                    last.2 = before;
+                }
+            }
+            _ => changes.push((id, meta, before, op == "added")),
+        }
+    }
+    let mut out = Vec::new();
+    for i in 0..changes.len() {
+        let after = if !changes[i].3 {
+            Json::Null
+        } else if let Some(next) = changes.get(i + 1) {
+            next.2.clone().unwrap_or(Json::Null)
+        } else {
+            current.clone().unwrap_or(Json::Null)
+        };
+        let mut e = changes[i].1.clone();
+        e["before"] = changes[i].2.clone().unwrap_or(Json::Null);
+        e["after"] = after;
+        out.push(e);
+    }
+    Ok(Json::Array(out))
+}
