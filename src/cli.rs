@@ -63,6 +63,9 @@ enum Command {
         /// Largest GeoPackage accepted by POST /collections/{id}/import, in megabytes.
         #[arg(long, env = "NORDGEO_MAX_UPLOAD_MB", default_value_t = 512)]
         max_upload_mb: usize,
+        /// Longest a request may take before it is answered with 503, in seconds.
+        #[arg(long, env = "NORDGEO_REQUEST_TIMEOUT_S", default_value_t = 60)]
+        request_timeout_s: u64,
     },
     /// Import a GeoPackage (all or nothing; replaced features stay in the history).
     Import {
@@ -331,6 +334,7 @@ fn run(cli: Cli) -> Result<(), String> {
             fonts,
             require_if_match,
             max_upload_mb,
+            request_timeout_s,
         } => serve(
             &store_path,
             bind,
@@ -345,6 +349,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 store: store_path.clone(),
                 require_if_match,
                 max_upload_bytes: max_upload_mb * 1024 * 1024,
+                request_timeout: std::time::Duration::from_secs(request_timeout_s.max(1)),
             },
         ),
         Command::Import {

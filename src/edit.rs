@@ -56,7 +56,8 @@ pub enum Op {
 }
 
 impl Op {
-    fn kind(self) -> &'static str {
+    /// The change-log kind of this operation.
+    pub fn kind(self) -> &'static str {
         match self {
             Op::Create => "create",
             Op::Replace(_) => "replace",

@@ -199,6 +199,7 @@ async fn write(
         let updated = current.with_changes(out.feature.iter().cloned().collect(), &removed);
         watch::swap_layer(st, &id, Some(Arc::new(updated)));
         watch::mark_applied(st, store, &id);
+        st.metrics.write(&id, op.kind());
         Ok((id, out))
     })
     .await?;
@@ -438,6 +439,8 @@ pub async fn import(
             watch::reload(st, store, &id).map_err(|e| Problem::internal(e.to_string()))?;
             watch::mark_applied(st, store, &id);
         }
+        st.metrics
+            .write(&id, if dry_run { "import-dry-run" } else { "import" });
         Ok((
             StatusCode::OK,
             serde_json::to_value(&report).unwrap_or(Json::Null),

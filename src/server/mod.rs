@@ -7,6 +7,7 @@ pub mod edit;
 pub mod features;
 pub mod geojson;
 pub mod html;
+pub mod metrics;
 pub mod ogc;
 pub mod params;
 pub mod portal;
@@ -21,7 +22,7 @@ use std::sync::{Arc, RwLock};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::index::Catalog;
@@ -47,6 +48,8 @@ pub struct ServerConfig {
     pub require_if_match: bool,
     /// Largest accepted upload (HTTP import), in bytes.
     pub max_upload_bytes: usize,
+    /// Longest time a request may take to produce its response head.
+    pub request_timeout: std::time::Duration,
 }
 
 /// Shared state of all handlers.
@@ -68,6 +71,8 @@ pub struct AppState {
     pub writer: std::sync::Mutex<Option<crate::store::Store>>,
     /// Per-layer signatures of the store content the snapshots reflect (see `watch`).
     pub applied: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Prometheus metrics.
+    pub metrics: metrics::Metrics,
 }
 
 impl AppState {
@@ -85,6 +90,7 @@ impl AppState {
             tokens: RwLock::new(Arc::new(Default::default())),
             writer: std::sync::Mutex::new(None),
             applied: std::sync::Mutex::new(Default::default()),
+            metrics: Default::default(),
         }
     }
 
@@ -162,6 +168,8 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics::metrics))
         .route("/", get(ogc::landing))
         .route("/conformance", get(ogc::conformance))
         .route("/api", get(ogc::api))
@@ -217,6 +225,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(tiles::collection_tile_xyz),
         )
         .route("/xyz/{z}/{x}/{y}", get(tiles::dataset_tile_xyz))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(axum::middleware::map_response(cors))
         .with_state(state)
 }
@@ -250,6 +262,28 @@ async fn health(State(state): State<Arc<AppState>>) -> axum::Json<serde_json::Va
         "layers": cat.layers.len(),
         "features": cat.layers.iter().map(|l| l.features.len()).sum::<usize>(),
     }))
+}
+
+/// Readiness: the indexes are loaded (the server listens only after) and the store can
+/// still be opened.
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let path = state.config.store.clone();
+    let ok =
+        tokio::task::spawn_blocking(move || crate::store::Store::open_read_only(&path).map(|_| ()))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+    match ok {
+        Ok(()) => json_body(
+            &serde_json::json!({"status": "ready", "layers": state.catalog().layers.len()}),
+            "application/json",
+        ),
+        Err(e) => problem::Problem::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("the store cannot be opened: {e}"),
+        )
+        .into_response(),
+    }
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.

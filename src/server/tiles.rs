@@ -159,6 +159,7 @@ async fn tile_response(
     let (cached, hit) = match state.cache.get(&key) {
         Some(t) => (t, true),
         None => {
+            let started = std::time::Instant::now();
             let opts = state.tile_options;
             let t = if tile.z >= INLINE_FROM_ZOOM {
                 render_cached(&cat, &key.layers, tile, opts)
@@ -177,11 +178,15 @@ async fn tile_response(
                 .await
                 .map_err(|e| Problem::internal(e.to_string()))?
             };
+            state
+                .metrics
+                .tile_rendered(&key.layers, tile.z, started.elapsed());
             let t = Arc::new(t);
             state.cache.put(key, t.clone());
             (t, false)
         }
     };
+    state.metrics.cache_lookup(hit);
     Ok(respond(&cached, headers, hit))
 }
 

@@ -1,0 +1,214 @@
+//! Prometheus metrics (`/metrics`), request logging and the per-request time limit:
+//! one middleware sees every request, its route, status and duration.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::problem::Problem;
+
+/// Upper bounds (seconds) of the latency buckets.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.counts[i] += 1;
+            }
+        }
+        self.sum += secs;
+        self.count += 1;
+    }
+
+    fn write(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (b, c) in BUCKETS.iter().zip(&self.counts) {
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {c}");
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    requests: BTreeMap<(String, u16), u64>,
+    latency: BTreeMap<String, Histogram>,
+    tiles: BTreeMap<(String, u8), Histogram>,
+    cache: [u64; 2],
+    writes: BTreeMap<(String, String), u64>,
+}
+
+/// Counters and histograms, rendered in the Prometheus text format.
+#[derive(Default)]
+pub struct Metrics(Mutex<Inner>);
+
+impl Metrics {
+    fn with(&self, f: impl FnOnce(&mut Inner)) {
+        if let Ok(mut m) = self.0.lock() {
+            f(&mut m);
+        }
+    }
+
+    /// One rendered tile: the layers it holds, its zoom and how long it took.
+    pub fn tile_rendered(&self, layers: &[String], z: u8, took: Duration) {
+        let key = (layers.join(","), z);
+        self.with(|m| m.tiles.entry(key).or_default().observe(took.as_secs_f64()));
+    }
+
+    /// A tile cache lookup.
+    pub fn cache_lookup(&self, hit: bool) {
+        self.with(|m| m.cache[usize::from(!hit)] += 1);
+    }
+
+    /// A write (edit kind or import outcome) on a collection.
+    pub fn write(&self, collection: &str, kind: &str) {
+        self.with(|m| {
+            *m.writes
+                .entry((collection.into(), kind.into()))
+                .or_default() += 1
+        });
+    }
+
+    fn request(&self, route: &str, status: u16, took: Duration) {
+        self.with(|m| {
+            *m.requests.entry((route.into(), status)).or_default() += 1;
+            m.latency
+                .entry(route.into())
+                .or_default()
+                .observe(took.as_secs_f64());
+        });
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let mut out = String::new();
+    if let Ok(m) = state.metrics.0.lock() {
+        out.push_str("# HELP nordgeo_http_requests_total HTTP requests by route and status.\n# TYPE nordgeo_http_requests_total counter\n");
+        for ((route, status), n) in &m.requests {
+            let _ = writeln!(
+                out,
+                "nordgeo_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                escape(route)
+            );
+        }
+        out.push_str("# HELP nordgeo_http_request_duration_seconds Time to the response head, by route.\n# TYPE nordgeo_http_request_duration_seconds histogram\n");
+        for (route, h) in &m.latency {
+            h.write(
+                &mut out,
+                "nordgeo_http_request_duration_seconds",
+                &format!("route=\"{}\"", escape(route)),
+            );
+        }
+        out.push_str("# HELP nordgeo_tile_render_seconds Tile generation time by layers and zoom.\n# TYPE nordgeo_tile_render_seconds histogram\n");
+        for ((layers, z), h) in &m.tiles {
+            h.write(
+                &mut out,
+                "nordgeo_tile_render_seconds",
+                &format!("layers=\"{}\",zoom=\"{z}\"", escape(layers)),
+            );
+        }
+        let _ = write!(
+            out,
+            "# HELP nordgeo_tile_cache_hits_total Tile cache hits.\n# TYPE nordgeo_tile_cache_hits_total counter\nnordgeo_tile_cache_hits_total {}\n\
+# HELP nordgeo_tile_cache_misses_total Tile cache misses.\n# TYPE nordgeo_tile_cache_misses_total counter\nnordgeo_tile_cache_misses_total {}\n",
+            m.cache[0], m.cache[1]
+        );
+        out.push_str("# HELP nordgeo_writes_total Edits and imports by collection and kind.\n# TYPE nordgeo_writes_total counter\n");
+        for ((c, k), n) in &m.writes {
+            let _ = writeln!(
+                out,
+                "nordgeo_writes_total{{collection=\"{}\",kind=\"{}\"}} {n}",
+                escape(c),
+                escape(k)
+            );
+        }
+    }
+    let (tiles, bytes) = state.cache.usage();
+    let _ = write!(
+        out,
+        "# HELP nordgeo_tile_cache_bytes Bytes held by the tile cache.\n# TYPE nordgeo_tile_cache_bytes gauge\nnordgeo_tile_cache_bytes {bytes}\n\
+# HELP nordgeo_tile_cache_tiles Tiles held by the tile cache.\n# TYPE nordgeo_tile_cache_tiles gauge\nnordgeo_tile_cache_tiles {tiles}\n\
+# HELP nordgeo_index_features Features in each layer's in-memory index.\n# TYPE nordgeo_index_features gauge\n"
+    );
+    for l in &state.catalog().layers {
+        let _ = writeln!(
+            out,
+            "nordgeo_index_features{{layer=\"{}\"}} {}",
+            escape(&l.def.table),
+            l.features.len()
+        );
+    }
+    let mut r = out.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+/// Times every request (with a limit), counts it by route and status, and logs it.
+pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().clone();
+    let uri = req.uri().path().to_string();
+    let started = Instant::now();
+    let limit = state.config.request_timeout;
+    let res = match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the request took longer than {} s and was stopped; try a smaller bbox or limit",
+                limit.as_secs()
+            ),
+        )
+        .into_response(),
+    };
+    let took = started.elapsed();
+    let status = res.status().as_u16();
+    state.metrics.request(&route, status, took);
+    let ms = took.as_secs_f64() * 1000.0;
+    // Every request at debug (NORDGEO_LOG=nordgeo::access=debug); failures and slow ones
+    // always, so a busy portal does not spend its time writing logs.
+    if status >= 500 || ms > 1000.0 {
+        tracing::warn!(target: "nordgeo::access", %method, path = %uri, route = %route, status, ms, "request");
+    } else if status >= 400 {
+        tracing::info!(target: "nordgeo::access", %method, path = %uri, route = %route, status, ms, "request");
+    } else {
+        tracing::debug!(target: "nordgeo::access", %method, path = %uri, route = %route, status, ms, "request");
+    }
+    res
+}
