@@ -134,6 +134,32 @@ enum Command {
         #[arg(long, env = "NORDGEO_ACTOR")]
         actor: Option<String>,
     },
+    /// Write the tile pyramid into one PMTiles or MBTiles file (for a static host or CDN).
+    ExportTiles {
+        /// Output file.
+        out: PathBuf,
+        /// pmtiles or mbtiles.
+        #[arg(long, value_enum, default_value = "pmtiles")]
+        format: crate::export_tiles::Format,
+        /// Lowest zoom.
+        #[arg(long, default_value_t = 0)]
+        minzoom: u8,
+        /// Highest zoom.
+        #[arg(long, default_value_t = 14)]
+        maxzoom: u8,
+        /// Only these collections (comma-separated; default all public ones).
+        #[arg(long)]
+        collections: Option<String>,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Copy the store, consistently while it is in use (SQLite's online backup), for a
+    /// read replica or a backup.
+    Publish {
+        /// The copy (replaced atomically).
+        out: PathBuf,
+    },
     /// Manage access tokens (editing, restricted collections).
     Token {
         /// What to do.
@@ -475,6 +501,53 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Token { cmd } => token(&store_path, cmd),
+        Command::ExportTiles {
+            out,
+            format,
+            minzoom,
+            maxzoom,
+            collections,
+            force,
+        } => {
+            let opts = crate::export_tiles::ExportTiles {
+                out: out.clone(),
+                format,
+                min_zoom: minzoom,
+                max_zoom: maxzoom,
+                collections: collections
+                    .map(|c| c.split(',').map(|s| s.trim().to_string()).collect()),
+                force,
+                progress: true,
+            };
+            let started = std::time::Instant::now();
+            let s = crate::export_tiles::run(&store_path, &opts).map_err(|e| e.to_string())?;
+            println!(
+                "{}: {} tiles (+{} empty, not stored), {} bytes, z{minzoom}-{maxzoom}, {:.1} s",
+                out.display(),
+                s.tiles,
+                s.empty,
+                s.bytes,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Publish { out } => {
+            let store = Store::open_read_only(&store_path).map_err(|e| e.to_string())?;
+            let part = out.with_extension("part");
+            let _ = std::fs::remove_file(&part);
+            store
+                .conn()
+                .backup(
+                    rusqlite::MAIN_DB,
+                    &part,
+                    None::<fn(rusqlite::backup::Progress)>,
+                )
+                .map_err(|e| format!("cannot copy the store to {}: {e}", part.display()))?;
+            std::fs::rename(&part, &out)
+                .map_err(|e| format!("cannot move the copy to {}: {e}", out.display()))?;
+            println!("{} published to {}", store_path.display(), out.display());
+            Ok(())
+        }
         Command::SetLayer {
             layer,
             restricted,

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod crs;
 pub mod edit;
 pub mod export;
+pub mod export_tiles;
 pub mod filter;
 pub mod generate;
 pub mod geom;

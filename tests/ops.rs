@@ -1,0 +1,200 @@
+//! Operations: readiness and metrics, tile export (MBTiles byte for byte equal to the
+//! live tiles, PMTiles read by GDAL 3.12), `publish` for a replica that answers like
+//! the primary, and the backup/restore recipe in examples/deploy.
+
+mod common;
+
+use std::io::Read;
+use std::process::Command;
+
+use common::*;
+
+#[test]
+fn ready_and_metrics() {
+    let (_dir, store) = sample_store();
+    let srv = serve(&store, &[]);
+    assert_eq!(get(&format!("{}/ready", srv.base), &[]).status, 200);
+    for _ in 0..2 {
+        get(
+            &format!("{}/tiles/WebMercatorQuad/10/340/542", srv.base),
+            &[],
+        );
+    }
+    get(&format!("{}/collections/nope", srv.base), &[]);
+    let m = String::from_utf8(get(&format!("{}/metrics", srv.base), &[]).body).unwrap();
+    for line in [
+        "nordgeo_http_requests_total{route=\"/tiles/{tms}/{z}/{y}/{x}\",status=\"200\"} 2",
+        "nordgeo_http_requests_total{route=\"/collections/{id}\",status=\"404\"} 1",
+        "nordgeo_tile_cache_hits_total 1",
+        "nordgeo_tile_cache_misses_total 1",
+        "nordgeo_index_features{layer=\"parcels\"} 6000",
+    ] {
+        assert!(m.contains(line), "{line} missing:\n{m}");
+    }
+    assert!(m.contains("nordgeo_tile_render_seconds_count{layers=\"municipalities,parcels,trails,parking,childcare\",zoom=\"10\"} 1"));
+    assert!(
+        m.contains("nordgeo_http_request_duration_seconds_bucket{route=\"/ready\",le=\"+Inf\"} 1")
+    );
+}
+
+fn gunzip(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(b)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+#[test]
+fn exported_tiles_equal_the_live_tiles() {
+    if !clients_available() {
+        return;
+    }
+    let (dir, store) = sample_store();
+    let srv = serve(&store, &[]);
+    let mb = dir.path().join("tiles.mbtiles");
+    let pm = dir.path().join("tiles.pmtiles");
+    ok(nordgeo(
+        &store,
+        &[
+            "export-tiles",
+            mb.to_str().unwrap(),
+            "--format",
+            "mbtiles",
+            "--maxzoom",
+            "13",
+        ],
+    ));
+    ok(nordgeo(
+        &store,
+        &[
+            "export-tiles",
+            pm.to_str().unwrap(),
+            "--format",
+            "pmtiles",
+            "--maxzoom",
+            "13",
+        ],
+    ));
+    let conn = rusqlite::Connection::open(&mb).unwrap();
+    let mut st = conn
+        .prepare("SELECT zoom_level, tile_column, tile_row, tile_data FROM tiles")
+        .unwrap();
+    let rows: Vec<(u32, u32, u32, Vec<u8>)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(rows.len() > 100, "{} tiles", rows.len());
+    for (z, x, tms_y, data) in &rows {
+        let y = (1u32 << z) - 1 - tms_y;
+        let live = get(
+            &format!("{}/tiles/WebMercatorQuad/{z}/{y}/{x}", srv.base),
+            &[],
+        );
+        assert_eq!(live.status, 200, "{z}/{y}/{x}");
+        assert!(
+            gunzip(data) == live.body,
+            "tile {z}/{y}/{x} differs from the live tile"
+        );
+    }
+    // GDAL 3.12 (pyogrio) reads both containers: the same layers with the same features.
+    let script = r#"
+import sys, json, pyogrio
+out = {}
+for f in sys.argv[1:]:
+    out[f] = {name: pyogrio.read_info(f, layer=name)["features"] for name, _ in pyogrio.list_layers(f)}
+print(json.dumps(out))
+"#;
+    let o = Command::new(venv_python())
+        .args(["-c", script, mb.to_str().unwrap(), pm.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let a = &v[mb.to_str().unwrap()];
+    let b = &v[pm.to_str().unwrap()];
+    assert_eq!(
+        a, b,
+        "MBTiles and PMTiles hold the same layers and features"
+    );
+    for layer in [
+        "municipalities",
+        "parcels",
+        "trails",
+        "parking",
+        "childcare",
+    ] {
+        assert!(
+            b[layer].as_i64().unwrap_or(0) > 0,
+            "{layer} in the PMTiles: {b}"
+        );
+    }
+}
+
+/// `nordgeo publish` copies the store while it is served; a server on the copy answers
+/// exactly like the primary.
+#[test]
+fn publish_makes_a_replica_that_answers_alike() {
+    let (dir, store) = sample_store();
+    let primary = serve(&store, &[]);
+    let copy = dir.path().join("replica.gpkg");
+    ok(nordgeo(&store, &["publish", copy.to_str().unwrap()]));
+    let replica = serve(&copy, &[]);
+    for path in [
+        "/collections",
+        "/collections/parking/items?limit=100",
+        "/collections/trails/items?bbox=10.7,51.45,10.95,51.6&limit=100",
+        "/tiles/WebMercatorQuad/12/1361/2171",
+        "/tiles/WebMercatorQuad/tilejson.json",
+    ] {
+        let a = get(&format!("{}{path}", primary.base), &[]);
+        let b = get(&format!("{}{path}", replica.base), &[]);
+        assert_eq!(a.status, b.status, "{path}");
+        let strip = |r: &Response, base: &str| {
+            String::from_utf8_lossy(&r.body)
+                .replace(base, "BASE")
+                .into_bytes()
+        };
+        assert!(
+            strip(&a, &primary.base) == strip(&b, &replica.base),
+            "{path} differs between primary and replica"
+        );
+    }
+}
+
+#[test]
+fn backup_and_restore_recipe() {
+    if !clients_available() {
+        return;
+    }
+    let (dir, store) = sample_store();
+    let script = root().join("examples/deploy/backup.sh");
+    let backups = dir.path().join("backups");
+    let o = Command::new("bash")
+        .arg(&script)
+        .args(["backup", store.to_str().unwrap(), backups.to_str().unwrap()])
+        .env("NORDGEO", bin())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let file = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    assert_valid(std::path::Path::new(&file));
+    let before = checksum(&store);
+    // Something goes wrong: the store is damaged.
+    std::fs::write(&store, b"not a database any more").unwrap();
+    let o = Command::new("bash")
+        .arg(&script)
+        .args(["restore", &file, store.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        checksum(&store),
+        before,
+        "the restored store holds the backed-up data"
+    );
+    assert_valid(&store);
+    let srv = serve(&store, &[]);
+    assert_eq!(get(&format!("{}/ready", srv.base), &[]).status, 200);
+}
