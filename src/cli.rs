@@ -35,37 +35,21 @@ struct Cli {
 enum Command {
     /// Serve the store over HTTP.
     Serve {
-        /// Address to listen on.
-        #[arg(long, env = "NORDGEO_BIND", default_value = "127.0.0.1:8080")]
-        bind: SocketAddr,
-        /// Public base URL for links (when behind a reverse proxy).
-        #[arg(long, env = "NORDGEO_PUBLIC_URL")]
-        public_url: Option<String>,
+        /// Configuration file (TOML; see examples/nordgeo.toml).
+        #[arg(long, env = "NORDGEO_CONFIG")]
+        config: Option<PathBuf>,
         /// Sample data imported when the store does not exist yet.
         #[arg(long, default_value = DEFAULT_SAMPLE)]
         sample: PathBuf,
-        /// Tile cache size in megabytes (0 turns the cache off).
-        #[arg(long, env = "NORDGEO_CACHE_MB", default_value_t = 256)]
-        cache_mb: usize,
-        /// Folder with styles/, examples/portal-widget/ and web/node_modules/ (MapLibre).
-        #[arg(long, env = "NORDGEO_FILES", default_value = ".")]
-        files: PathBuf,
-        /// Folder with the fonts map labels are rendered from (Debian: fonts-dejavu-core).
-        #[arg(
-            long,
-            env = "NORDGEO_FONTS",
-            default_value = "/usr/share/fonts/truetype/dejavu"
-        )]
-        fonts: PathBuf,
-        /// Refuse PUT, PATCH and DELETE that do not send If-Match (428).
-        #[arg(long, env = "NORDGEO_REQUIRE_IF_MATCH")]
-        require_if_match: bool,
-        /// Largest GeoPackage accepted by POST /collections/{id}/import, in megabytes.
-        #[arg(long, env = "NORDGEO_MAX_UPLOAD_MB", default_value_t = 512)]
-        max_upload_mb: usize,
-        /// Longest a request may take before it is answered with 503, in seconds.
-        #[arg(long, env = "NORDGEO_REQUEST_TIMEOUT_S", default_value_t = 60)]
-        request_timeout_s: u64,
+        /// Settings that override the file and the environment.
+        #[command(flatten)]
+        flags: ServeFlags,
+    },
+    /// Check a configuration file against the store and print the effective settings.
+    Config {
+        /// What to do (only `check`).
+        #[command(subcommand)]
+        cmd: ConfigCmd,
     },
     /// Import a GeoPackage (all or nothing; replaced features stay in the history).
     Import {
@@ -202,6 +186,117 @@ enum Command {
         #[arg(long, default_value_t = 20240607)]
         seed: u64,
     },
+}
+
+/// Server settings given on the command line (each overrides the configuration file and
+/// its `NORDGEO_*` environment variable).
+#[derive(clap::Args, Debug, Default)]
+struct ServeFlags {
+    /// Address to listen on [env NORDGEO_BIND; default 127.0.0.1:8080].
+    #[arg(long)]
+    bind: Option<SocketAddr>,
+    /// Public base URL for links, behind a reverse proxy [env NORDGEO_PUBLIC_URL].
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Tile cache in megabytes, 0 turns it off [env NORDGEO_CACHE_MB; default 256].
+    #[arg(long)]
+    cache_mb: Option<usize>,
+    /// Folder with styles/, examples/ and web/node_modules/ [env NORDGEO_FILES; default .].
+    #[arg(long)]
+    files: Option<PathBuf>,
+    /// Folder with the label fonts [env NORDGEO_FONTS; default /usr/share/fonts/truetype/dejavu].
+    #[arg(long)]
+    fonts: Option<PathBuf>,
+    /// Refuse PUT, PATCH and DELETE without If-Match (428) [env NORDGEO_REQUIRE_IF_MATCH].
+    #[arg(long)]
+    require_if_match: bool,
+    /// Largest HTTP import in megabytes [env NORDGEO_MAX_UPLOAD_MB; default 512].
+    #[arg(long)]
+    max_upload_mb: Option<usize>,
+    /// Longest a request may take, in seconds [env NORDGEO_REQUEST_TIMEOUT_S; default 60].
+    #[arg(long)]
+    request_timeout_s: Option<u64>,
+}
+
+/// `nordgeo config ...`.
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Validate the file (and its layers against the store) and print the effective
+    /// configuration, after environment variables.
+    Check {
+        /// The file [env NORDGEO_CONFIG].
+        #[arg(long, env = "NORDGEO_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+/// File, then environment, then flags.
+fn settings(file: Option<&Path>, flags: &ServeFlags) -> Result<crate::config::Settings, String> {
+    let mut s = crate::config::Settings::load(file).map_err(|e| e.to_string())?;
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let num = |k: &str| -> Result<Option<u64>, String> {
+        env(k)
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| format!("{k}='{v}' is not a whole number"))
+            })
+            .transpose()
+    };
+    let srv = &mut s.server;
+    if let Some(v) = env("NORDGEO_BIND") {
+        srv.bind = v
+            .parse()
+            .map_err(|_| format!("NORDGEO_BIND='{v}' is not an address like 127.0.0.1:8080"))?;
+    }
+    if let Some(v) = env("NORDGEO_PUBLIC_URL") {
+        srv.public_url = Some(v);
+    }
+    if let Some(v) = num("NORDGEO_CACHE_MB")? {
+        srv.cache_mb = v as usize;
+    }
+    if let Some(v) = env("NORDGEO_FILES") {
+        srv.files = v.into();
+    }
+    if let Some(v) = env("NORDGEO_FONTS") {
+        srv.fonts = v.into();
+    }
+    if let Some(v) = env("NORDGEO_REQUIRE_IF_MATCH") {
+        srv.require_if_match = matches!(v.as_str(), "1" | "true" | "yes");
+    }
+    if let Some(v) = num("NORDGEO_MAX_UPLOAD_MB")? {
+        srv.max_upload_mb = v as usize;
+    }
+    if let Some(v) = num("NORDGEO_REQUEST_TIMEOUT_S")? {
+        srv.request_timeout_s = v;
+    }
+    if let Some(v) = env("NORDGEO_CORS_ORIGINS") {
+        srv.cors_origins = v.split(',').map(|o| o.trim().to_string()).collect();
+    }
+    if let Some(v) = flags.bind {
+        srv.bind = v;
+    }
+    if let Some(v) = &flags.public_url {
+        srv.public_url = Some(v.clone());
+    }
+    if let Some(v) = flags.cache_mb {
+        srv.cache_mb = v;
+    }
+    if let Some(v) = &flags.files {
+        srv.files.clone_from(v);
+    }
+    if let Some(v) = &flags.fonts {
+        srv.fonts.clone_from(v);
+    }
+    if flags.require_if_match {
+        srv.require_if_match = true;
+    }
+    if let Some(v) = flags.max_upload_mb {
+        srv.max_upload_mb = v;
+    }
+    if let Some(v) = flags.request_timeout_s {
+        srv.request_timeout_s = v;
+    }
+    Ok(s)
 }
 
 /// `nordgeo token ...`.
@@ -352,32 +447,34 @@ fn run(cli: Cli) -> Result<(), String> {
     let store_path = cli.store;
     match cli.command {
         Command::Serve {
-            bind,
-            public_url,
+            config,
             sample,
-            cache_mb,
-            files,
-            fonts,
-            require_if_match,
-            max_upload_mb,
-            request_timeout_s,
-        } => serve(
-            &store_path,
-            bind,
-            public_url,
-            &sample,
-            server::ServerConfig {
-                bind,
-                public_url: None,
-                cache_bytes: cache_mb * 1024 * 1024,
-                files,
-                fonts,
-                store: store_path.clone(),
-                require_if_match,
-                max_upload_bytes: max_upload_mb * 1024 * 1024,
-                request_timeout: std::time::Duration::from_secs(request_timeout_s.max(1)),
-            },
-        ),
+            flags,
+        } => {
+            let s = settings(config.as_deref(), &flags)?;
+            serve(&store_path, &sample, &s)
+        }
+        Command::Config {
+            cmd: ConfigCmd::Check { config },
+        } => {
+            let s = settings(config.as_deref(), &ServeFlags::default())?;
+            let store = if store_path.exists() {
+                Some(Store::open_read_only(&store_path).map_err(|e| e.to_string())?)
+            } else {
+                None
+            };
+            s.check(store.as_ref()).map_err(|e| e.to_string())?;
+            eprintln!(
+                "configuration ok{}; effective settings:",
+                if store.is_some() {
+                    " (layers checked against the store)"
+                } else {
+                    ""
+                }
+            );
+            print!("{}", s.to_toml());
+            Ok(())
+        }
         Command::Import {
             file,
             layer,
@@ -651,13 +748,7 @@ fn layers(store_path: &Path, json: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn serve(
-    store_path: &Path,
-    bind: SocketAddr,
-    public_url: Option<String>,
-    sample: &Path,
-    config: server::ServerConfig,
-) -> Result<(), String> {
+fn serve(store_path: &Path, sample: &Path, s: &crate::config::Settings) -> Result<(), String> {
     if !store_path.exists() {
         if !sample.exists() {
             return Err(format!(
@@ -682,6 +773,14 @@ fn serve(
         };
         import::run(store_path, &opts).map_err(|e| e.to_string())?;
     }
+    if !s.layers.is_empty() {
+        let store = Store::open(store_path).map_err(|e| e.to_string())?;
+        s.check(Some(&store)).map_err(|e| e.to_string())?;
+        let n = s.apply_layers(&store).map_err(|e| e.to_string())?;
+        tracing::info!(changed = n, "layer settings from the configuration applied");
+    } else {
+        s.check(None).map_err(|e| e.to_string())?;
+    }
     let started = std::time::Instant::now();
     let store = Store::open_read_only(store_path).map_err(|e| e.to_string())?;
     let catalog = index::Catalog::load(&store).map_err(|e| e.to_string())?;
@@ -695,9 +794,19 @@ fn serve(
         ms = started.elapsed().as_millis() as u64,
         "indexes loaded"
     );
+    let srv = &s.server;
+    let bind = srv.bind;
     let config = server::ServerConfig {
-        public_url,
-        ..config
+        bind,
+        public_url: srv.public_url.clone(),
+        cache_bytes: srv.cache_mb * 1024 * 1024,
+        files: srv.files.clone(),
+        fonts: srv.fonts.clone(),
+        store: store_path.to_path_buf(),
+        require_if_match: srv.require_if_match,
+        max_upload_bytes: srv.max_upload_mb * 1024 * 1024,
+        request_timeout: std::time::Duration::from_secs(srv.request_timeout_s.max(1)),
+        cors_origins: srv.cors_origins.clone(),
     };
     let state = Arc::new(server::AppState::new(config, catalog));
     state.set_tokens(server::watch::token_table(&store));

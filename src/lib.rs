@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod config;
 pub mod crs;
 pub mod edit;
 pub mod export;

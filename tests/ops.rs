@@ -198,3 +198,53 @@ fn backup_and_restore_recipe() {
     let srv = serve(&store, &[]);
     assert_eq!(get(&format!("{}/ready", srv.base), &[]).status, 200);
 }
+
+/// `config check` names a bad key with its line; a good file is printed back with the
+/// environment applied; `serve --config` applies the layer settings.
+#[test]
+fn configuration_file() {
+    let (dir, store) = sample_store();
+    let example = root().join("examples/nordgeo.toml");
+    let o = nordgeo_env(
+        &store,
+        &["config", "check", "--config", example.to_str().unwrap()],
+        &[("NORDGEO_CACHE_MB", "64")],
+    );
+    let out = ok(o);
+    assert!(out.contains("cache_mb = 64"), "{out}");
+    assert!(out.contains("[layers.childcare]"), "{out}");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[server]\ncache_mb = 1\nbnd = \"x\"\n").unwrap();
+    let o = nordgeo(
+        &store,
+        &["config", "check", "--config", bad.to_str().unwrap()],
+    );
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("bnd") && t.contains("line 3"), "{t}");
+    let wrong = dir.path().join("wrong.toml");
+    std::fs::write(&wrong, "[layers.parking]\ninternal = [\"nope\"]\n").unwrap();
+    let o = nordgeo(
+        &store,
+        &["config", "check", "--config", wrong.to_str().unwrap()],
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("nope"),
+        "{}",
+        text(&o)
+    );
+
+    let srv = serve(&store, &["--config", example.to_str().unwrap()]);
+    let c = get(
+        &format!("{}/collections/childcare/items?limit=1", srv.base),
+        &[],
+    )
+    .json();
+    assert!(
+        c["features"][0]["properties"]
+            .get("opening_hours")
+            .is_none()
+    );
+    let col = get(&format!("{}/collections/parking", srv.base), &[]).json();
+    assert_eq!(col["title"], "Parkplätze");
+}

@@ -50,6 +50,8 @@ pub struct ServerConfig {
     pub max_upload_bytes: usize,
     /// Longest time a request may take to produce its response head.
     pub request_timeout: std::time::Duration,
+    /// Origins CORS allows (`*`: any).
+    pub cors_origins: Vec<String>,
 }
 
 /// Shared state of all handlers.
@@ -229,7 +231,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             metrics::track,
         ))
-        .layer(axum::middleware::map_response(cors))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), cors))
         .with_state(state)
 }
 
@@ -241,13 +243,30 @@ pub fn json_body(body: &serde_json::Value, media: &'static str) -> Response {
     r
 }
 
-/// Public data: any origin may read it (portal widgets on the municipalities' sites).
-async fn cors(mut res: Response) -> Response {
+/// CORS: the portal widgets on the municipalities' sites read from here; by default any
+/// origin may, or only the configured ones.
+async fn cors(
+    State(state): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let mut res = next.run(req).await;
+    let allowed = &state.config.cors_origins;
     let h = res.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
+    if allowed.iter().any(|o| o == "*") {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+    } else {
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+        if let Some(o) = origin
+            && allowed.iter().any(|a| o.as_bytes() == a.as_bytes())
+        {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+        }
+    }
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static("ETag, Content-Crs, Location"),

@@ -1,0 +1,251 @@
+//! The server's configuration: one TOML file, every key with a default, each overridden
+//! by its `NORDGEO_*` environment variable or command-line flag (flag > environment >
+//! file > default). Layer settings in the file are written into the store's layer
+//! metadata at start, so every command and every replica sees the same.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Store, StoreError};
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Unreadable file.
+    #[error("cannot read {path}: {msg}")]
+    Read {
+        /// File.
+        path: String,
+        /// Cause.
+        msg: String,
+    },
+    /// Not valid TOML or an unknown key (the message names the line).
+    #[error("{path}: {msg}")]
+    Parse {
+        /// File.
+        path: String,
+        /// Cause, with line and column.
+        msg: String,
+    },
+    /// A value that cannot work.
+    #[error("configuration: {0}")]
+    Invalid(String),
+    /// The store refused the layer settings.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Listen address.
+    pub bind: SocketAddr,
+    /// Public base URL for links (behind a reverse proxy).
+    pub public_url: Option<String>,
+    /// Tile cache in megabytes (0: off).
+    pub cache_mb: usize,
+    /// Folder with styles/, examples/ and web/node_modules/.
+    pub files: PathBuf,
+    /// Folder with the label fonts.
+    pub fonts: PathBuf,
+    /// Refuse PUT, PATCH and DELETE without If-Match.
+    pub require_if_match: bool,
+    /// Largest HTTP import, in megabytes.
+    pub max_upload_mb: usize,
+    /// Longest a request may take, in seconds.
+    pub request_timeout_s: u64,
+    /// Origins allowed by CORS (`*` for any).
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            cache_mb: 256,
+            files: PathBuf::from("."),
+            fonts: PathBuf::from("/usr/share/fonts/truetype/dejavu"),
+            require_if_match: false,
+            max_upload_mb: 512,
+            request_timeout_s: 60,
+            cors_origins: vec!["*".into()],
+        }
+    }
+}
+
+/// `[layers.NAME]`: what the portal shows of a layer and who may see it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LayerSettings {
+    /// Title.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Attribution shown on maps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<String>,
+    /// First zoom with tiles.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_zoom: Option<u8>,
+    /// Zoom of full detail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_zoom: Option<u8>,
+    /// Readable only with a token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restricted: Option<bool>,
+    /// Properties only token holders see.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub internal: Option<Vec<String>>,
+    /// The column naming each feature's municipality.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub municipality_column: Option<String>,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Server settings.
+    pub server: ServerSettings,
+    /// Layer settings by layer name.
+    pub layers: BTreeMap<String, LayerSettings>,
+}
+
+impl Settings {
+    /// Reads a file (none: all defaults).
+    pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Settings::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.display().to_string(),
+            msg: e.to_string().trim().to_string(),
+        })
+    }
+
+    /// Checks what can be checked without the network: zoom ranges, folders, and
+    /// (with a store) that every configured layer and column exists.
+    pub fn check(&self, store: Option<&Store>) -> Result<(), ConfigError> {
+        let s = &self.server;
+        if let Some(u) = &s.public_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "server.public_url '{u}' must start with http:// or https://"
+            )));
+        }
+        if s.request_timeout_s == 0 {
+            return Err(ConfigError::Invalid(
+                "server.request_timeout_s must be at least 1".into(),
+            ));
+        }
+        if s.cors_origins.is_empty() {
+            return Err(ConfigError::Invalid(
+                "server.cors_origins is empty: list the portal's origins, or \"*\"".into(),
+            ));
+        }
+        for (name, l) in &self.layers {
+            if let (Some(a), Some(b)) = (l.min_zoom, l.max_zoom)
+                && a > b
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "layers.{name}: min_zoom {a} is above max_zoom {b}"
+                )));
+            }
+            if l.max_zoom.is_some_and(|z| z > 22) {
+                return Err(ConfigError::Invalid(format!(
+                    "layers.{name}: max_zoom must be 22 or less"
+                )));
+            }
+            let Some(store) = store else { continue };
+            let def = store.layer(name).map_err(|_| {
+                ConfigError::Invalid(format!("layers.{name}: the store has no layer '{name}'"))
+            })?;
+            let cols: Vec<&str> = l
+                .internal
+                .iter()
+                .flatten()
+                .chain(&l.municipality_column)
+                .map(String::as_str)
+                .collect();
+            if let Some(bad) = cols
+                .iter()
+                .find(|c| !def.columns.iter().any(|x| x.name == **c))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "layers.{name}: the layer has no property '{bad}'"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the layer settings into the store's metadata (only what differs).
+    pub fn apply_layers(&self, store: &Store) -> Result<usize, ConfigError> {
+        let mut changed = 0;
+        for (name, l) in &self.layers {
+            let mut meta = store.meta(name)?;
+            let before = format!("{meta:?}");
+            let set = |dst: &mut Option<String>, v: &Option<String>| {
+                if v.is_some() {
+                    dst.clone_from(v);
+                }
+            };
+            set(&mut meta.title, &l.title);
+            set(&mut meta.description, &l.description);
+            set(&mut meta.attribution, &l.attribution);
+            set(&mut meta.municipality_column, &l.municipality_column);
+            if l.min_zoom.is_some() {
+                meta.min_zoom = l.min_zoom;
+            }
+            if l.max_zoom.is_some() {
+                meta.max_zoom = l.max_zoom;
+            }
+            if let Some(r) = l.restricted {
+                meta.restricted = r;
+            }
+            if let Some(i) = &l.internal {
+                meta.internal_properties.clone_from(i);
+            }
+            if format!("{meta:?}") != before {
+                crate::store::write_meta(store.conn(), name, &meta).map_err(|e| store.err(e))?;
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// The effective configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let e = toml::from_str::<Settings>("[server]\nbnd = \"x\"\n").unwrap_err();
+        assert!(e.to_string().contains("bnd"), "{e}");
+        let s: Settings =
+            toml::from_str("[layers.parking]\nmin_zoom = 12\nmax_zoom = 10\n").unwrap();
+        assert!(s.check(None).is_err());
+        let s: Settings = toml::from_str("[server]\ncache_mb = 64\n").unwrap();
+        assert_eq!(s.server.cache_mb, 64);
+        assert_eq!(s.server.max_upload_mb, 512);
+        assert!(s.check(None).is_ok());
+    }
+}
