@@ -24,15 +24,20 @@ use crate::store::Store;
 /// Largest feature body (a municipal feature is far smaller; imports have their own limit).
 const MAX_FEATURE_BYTES: usize = 4 * 1024 * 1024;
 
-fn problem(e: EditError) -> Problem {
+fn problem(store: &std::path::Path, e: EditError) -> Problem {
+    use crate::store::StoreError;
+    let e = match e {
+        // SQLite's own words become what the administrator can act on.
+        EditError::Sql(s) => EditError::Store(StoreError::from_sqlite(store, s)),
+        other => other,
+    };
     let status = match &e {
         EditError::NotFound(..) => StatusCode::NOT_FOUND,
         EditError::Stale(..) => StatusCode::PRECONDITION_FAILED,
         EditError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
         EditError::Forbidden(_) => StatusCode::FORBIDDEN,
-        EditError::Sql(rusqlite::Error::SqliteFailure(f, _))
-            if f.code == rusqlite::ErrorCode::DatabaseBusy =>
-        {
+        EditError::Store(StoreError::DiskFull(_)) => StatusCode::INSUFFICIENT_STORAGE,
+        EditError::Store(StoreError::ReadOnly(_) | StoreError::Busy(_)) => {
             StatusCode::SERVICE_UNAVAILABLE
         }
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -188,7 +193,7 @@ async fn write(
             source,
             may_edit: &may_edit,
         };
-        let out = edit::apply(store, &e).map_err(problem)?;
+        let out = edit::apply(store, &e).map_err(|err| problem(&st.config.store, err))?;
         // The snapshot may have moved on since the request began: edit the current one.
         let current = st.catalog().get(&id).cloned().unwrap_or(layer.clone());
         let removed: Vec<i64> = if matches!(op, Op::Delete(_)) {
