@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn admin_token(store: &std::path::Path) -> String {
-    let o = nordgeo(store, &["token", "create", "--name", "admin", "--role", "admin"]);
+    let o = nordgeo(
+        store,
+        &["token", "create", "--name", "admin", "--role", "admin"],
+    );
     assert!(o.status.success(), "{}", text(&o));
     // The secret is the one line on stdout; the notice goes to stderr.
     String::from_utf8(o.stdout).unwrap().trim().to_string()
@@ -122,7 +125,9 @@ fn full_disk_rolls_back_the_write() {
         )
         .unwrap();
     assert_eq!(n, acknowledged);
-    let ic: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let ic: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(ic, "ok");
 }
 
@@ -144,7 +149,9 @@ fn sigkill_during_writes_loses_nothing_acknowledged() {
         workers.push(std::thread::spawn(move || {
             let mut i = 0;
             loop {
-                let r = std::panic::catch_unwind(|| post(&base, &token, &kita(&format!("Kita {w}-{i}"))));
+                let r = std::panic::catch_unwind(|| {
+                    post(&base, &token, &kita(&format!("Kita {w}-{i}")))
+                });
                 let Ok(r) = r else { break };
                 if r.status != 201 {
                     break;
@@ -165,19 +172,72 @@ fn sigkill_during_writes_loses_nothing_acknowledged() {
         let _ = w.join();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > 5, "only {} writes before the kill", acked.len());
+    assert!(
+        acked.len() > 5,
+        "only {} writes before the kill",
+        acked.len()
+    );
     let conn = rusqlite::Connection::open(&store).unwrap();
     for fid in &acked {
         let n: i64 = conn
-            .query_row("SELECT count(*) FROM childcare WHERE fid = ?1", [fid], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM childcare WHERE fid = ?1",
+                [fid],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(n, 1, "acknowledged feature {fid} is missing after SIGKILL");
     }
-    let ic: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let ic: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(ic, "ok");
     drop(conn);
     assert_valid(&store);
     let again = serve(&store, &[]);
-    let v = get(&format!("{}/collections/childcare/items?limit=1", again.base), &[]).json();
+    let v = get(
+        &format!("{}/collections/childcare/items?limit=1", again.base),
+        &[],
+    )
+    .json();
     assert!(v["numberMatched"].as_u64().unwrap() >= 12 + acked.len() as u64);
+}
+
+/// Another program opening and closing the store (GDAL, sqlite3, QGIS) while the server
+/// runs must not detach the server from the write-ahead log: a write acknowledged after
+/// that survives SIGKILL. (Regression: the server once closed a plain file handle on the
+/// store, which dropped its SQLite locks.)
+#[test]
+fn writes_after_an_external_reader_survive_sigkill() {
+    let (_dir, store) = sample_store();
+    let token = admin_token(&store);
+    let srv = serve(&store, &[]);
+    assert_eq!(get(&format!("{}/ready", srv.base), &[]).status, 200);
+    let first = post(&srv.base, &token, &kita("Kita vor dem Leser"));
+    assert_eq!(first.status, 201);
+    {
+        let c = rusqlite::Connection::open_with_flags(
+            &store,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let _: i64 = c
+            .query_row("SELECT count(*) FROM childcare", [], |r| r.get(0))
+            .unwrap();
+    }
+    let second = post(&srv.base, &token, &kita("Kita nach dem Leser"));
+    assert_eq!(second.status, 201);
+    drop(srv); // SIGKILL
+    let c = rusqlite::Connection::open(&store).unwrap();
+    let n: i64 = c
+        .query_row(
+            "SELECT count(*) FROM childcare WHERE name LIKE 'Kita % dem Leser'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        n, 2,
+        "a write acknowledged after an external reader was lost"
+    );
 }

@@ -62,3 +62,19 @@ pub fn visible(who: &Caller, layer: &Layer) -> Vec<bool> {
         .map(|c| sees_all || !layer.meta.internal_properties.iter().any(|p| p == &c.name))
         .collect()
 }
+
+/// A presented token that is not valid is refused on every resource, public ones too, so
+/// a client learns at once that its token expired instead of silently reading less.
+pub async fn gate(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if req.headers().contains_key(header::AUTHORIZATION)
+        && let Err(p) = caller(&state, req.headers())
+    {
+        return p.into_response();
+    }
+    next.run(req).await
+}

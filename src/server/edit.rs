@@ -434,10 +434,12 @@ pub async fn import(
                 ));
             }
             Err(e) => {
-                return Err(Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    e.to_string(),
-                ));
+                // The temporary file's name means nothing to the client.
+                let msg = e.to_string().replace(
+                    &file.path().display().to_string(),
+                    "the uploaded GeoPackage",
+                );
+                return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, msg));
             }
         };
         if !dry_run {

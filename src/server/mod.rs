@@ -229,6 +229,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/xyz/{z}/{x}/{y}", get(tiles::dataset_tile_xyz))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            access::gate,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             metrics::track,
         ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), cors))

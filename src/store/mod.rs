@@ -126,6 +126,7 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(err)?;
+        check_header(&conn, path)?;
         let store = Store {
             conn,
             path: path.into(),
@@ -149,6 +150,7 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| StoreError::from_sqlite(path, e))?;
+        check_header(&conn, path)?;
         let store = Store {
             conn,
             path: path.into(),
@@ -335,27 +337,38 @@ pub fn write_meta(conn: &Connection, table: &str, m: &LayerMeta) -> rusqlite::Re
     Ok(())
 }
 
-/// Checks that a path is an existing file that starts like an SQLite database.
+/// Checks that a path names an existing regular file, without opening it: closing any
+/// descriptor of a database file drops every SQLite lock this process holds on it (POSIX
+/// advisory locks are per process), after which another program closing the store
+/// would delete the write-ahead log under the server's feet.
 fn check_file(path: &Path) -> Result<(), StoreError> {
-    use std::io::Read;
-    let mut f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(StoreError::NotFound(path.into()));
-        }
-        Err(e) => {
-            return Err(StoreError::NotGeoPackage {
-                path: path.into(),
-                why: e.to_string(),
-            });
-        }
-    };
-    let mut head = [0u8; 16];
-    if f.read_exact(&mut head).is_err() || &head != b"SQLite format 3\0" {
-        return Err(StoreError::NotGeoPackage {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => Err(StoreError::NotGeoPackage {
             path: path.into(),
-            why: "it is not an SQLite database (wrong file header)".into(),
-        });
+            why: "it is not a file".into(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(StoreError::NotFound(path.into()))
+        }
+        Err(e) => Err(StoreError::NotGeoPackage {
+            path: path.into(),
+            why: e.to_string(),
+        }),
     }
-    Ok(())
+}
+
+/// Reads the database header through SQLite, so a file that is not SQLite at all gets
+/// its own message (a damaged one is reported as damaged).
+fn check_header(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    match conn.query_row("PRAGMA schema_version", [], |r| r.get::<_, i64>(0)) {
+        Ok(_) => Ok(()),
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) => {
+            Err(StoreError::NotGeoPackage {
+                path: path.into(),
+                why: "it is not an SQLite database (wrong file header)".into(),
+            })
+        }
+        Err(e) => Err(StoreError::from_sqlite(path, e)),
+    }
 }
