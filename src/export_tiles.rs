@@ -202,6 +202,28 @@ fn bounds(layers: &[&Arc<Layer>]) -> [f64; 4] {
     b.unwrap_or([-180.0, -85.0, 180.0, 85.0])
 }
 
+/// Renders every tile of `list` and hands the non-empty ones to `put`.
+fn render_all(
+    refs: &[(&Layer, &LayerRules)],
+    list: &[TileId],
+    bar: &indicatif::ProgressBar,
+    summary: &mut Summary,
+    mut put: impl FnMut(TileId, &[u8]) -> Result<(), ExportTilesError>,
+) -> Result<(), ExportTilesError> {
+    let opts = TileOptions::default();
+    for t in list {
+        let raw = tiles::render(refs, *t, opts);
+        bar.inc(1);
+        if raw.is_empty() {
+            summary.empty += 1;
+            continue;
+        }
+        put(*t, &raw)?;
+        summary.tiles += 1;
+    }
+    Ok(())
+}
+
 fn write(
     path: &Path,
     o: &ExportTiles,
@@ -210,7 +232,6 @@ fn write(
     bar: &indicatif::ProgressBar,
     layers: &[&Arc<Layer>],
 ) -> Result<Summary, ExportTilesError> {
-    let opts = TileOptions::default();
     let meta = metadata(layers, o);
     let b = bounds(layers);
     let mut summary = Summary {
@@ -236,17 +257,10 @@ fn write(
                 .metadata(meta.to_string())
                 .create(std::io::BufWriter::new(file))
                 .map_err(|e| write_err(path, e))?;
-            for t in list {
-                let raw = tiles::render(refs, *t, opts);
-                bar.inc(1);
-                if raw.is_empty() {
-                    summary.empty += 1;
-                    continue;
-                }
+            render_all(refs, list, bar, &mut summary, |t, raw| {
                 let coord = TileCoord::new(t.z, t.x, t.y).map_err(|e| write_err(path, e))?;
-                w.add_tile(coord, &raw).map_err(|e| write_err(path, e))?;
-                summary.tiles += 1;
-            }
+                w.add_tile(coord, raw).map_err(|e| write_err(path, e))
+            })?;
             w.finalize().map_err(|e| write_err(path, e))?;
         }
         Format::Mbtiles => {
@@ -288,19 +302,13 @@ fn write(
             let mut st = conn
                 .prepare("INSERT INTO tiles VALUES (?1, ?2, ?3, ?4)")
                 .map_err(sql)?;
-            for t in list {
-                let raw = tiles::render(refs, *t, opts);
-                bar.inc(1);
-                if raw.is_empty() {
-                    summary.empty += 1;
-                    continue;
-                }
+            render_all(refs, list, bar, &mut summary, |t, raw| {
                 // MBTiles counts rows from the bottom (TMS).
                 let row = (1u32 << t.z) - 1 - t.y;
-                st.execute(rusqlite::params![t.z, t.x, row, gzip(&raw)?])
-                    .map_err(sql)?;
-                summary.tiles += 1;
-            }
+                st.execute(rusqlite::params![t.z, t.x, row, gzip(raw)?])
+                    .map(|_| ())
+                    .map_err(sql)
+            })?;
             drop(st);
             conn.execute_batch("COMMIT;").map_err(sql)?;
         }

@@ -25,14 +25,7 @@ pub fn write_feature(out: &mut String, f: &Feature, layer: &Layer, crs: &OutCrs,
     }
     out.push_str(",\"properties\":{");
     let mut first = true;
-    for ((c, v), _) in layer
-        .def
-        .columns
-        .iter()
-        .zip(&f.values)
-        .zip(visible)
-        .filter(|(_, vis)| **vis)
-    {
+    for (c, v) in shown(layer, f, visible) {
         if !first {
             out.push(',');
         }
@@ -42,6 +35,22 @@ pub fn write_feature(out: &mut String, f: &Feature, layer: &Layer, crs: &OutCrs,
         out.push_str(&value_json(v, c.class()).to_string());
     }
     out.push_str("}}");
+}
+
+/// The (column, value) pairs of a feature the caller may see.
+pub fn shown<'a>(
+    layer: &'a Layer,
+    f: &'a Feature,
+    visible: &'a [bool],
+) -> impl Iterator<Item = (&'a crate::store::Column, &'a Value)> {
+    layer
+        .def
+        .columns
+        .iter()
+        .zip(&f.values)
+        .zip(visible)
+        .filter(|(_, vis)| **vis)
+        .map(|(cv, _)| cv)
 }
 
 /// A property value as JSON (BOOLEAN columns as true/false, as GeoPackage means them).

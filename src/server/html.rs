@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value as Json;
 
 use super::features::{ItemsQuery, Selection};
-use super::geojson::value_json;
+use super::geojson::{shown, value_json};
 use crate::crs;
 use crate::geom::Bbox;
 use crate::geom::GeometryKind;
@@ -291,14 +291,7 @@ pub fn items(
         if let Some(d) = &sel.distances {
             let _ = write!(body, "<td>{:.0}</td>", d[n]);
         }
-        for ((c, v), _) in layer
-            .def
-            .columns
-            .iter()
-            .zip(&f.values)
-            .zip(visible)
-            .filter(|(_, vis)| **vis)
-        {
+        for (c, v) in shown(layer, f, visible) {
             let _ = write!(body, "<td>{}</td>", esc(&cell(v, c)));
         }
         body.push_str("</tr>");
@@ -332,14 +325,7 @@ pub fn feature(base: &str, layer: &Layer, i: usize, visible: &[bool]) -> Respons
         None => String::from("<p class=\"muted\">This feature has no geometry.</p>"),
     };
     body.push_str("<table><tr><th>Property</th><th>Value</th></tr>");
-    for ((c, v), _) in layer
-        .def
-        .columns
-        .iter()
-        .zip(&f.values)
-        .zip(visible)
-        .filter(|(_, vis)| **vis)
-    {
+    for (c, v) in shown(layer, f, visible) {
         let _ = write!(
             body,
             "<tr><td>{}</td><td>{}</td></tr>",
