@@ -53,6 +53,12 @@ fn landing_conformance_api_collection_and_feature() {
         10
     );
     assert!(api["paths"]["/collections/parking/items"].is_object());
+    // Part 4 writes are declared, with the bearer token they need.
+    assert!(api["paths"]["/collections/parking/items"]["post"].is_object());
+    for m in ["put", "patch", "delete"] {
+        assert!(api["paths"]["/collections/parking/items/{featureId}"][m]["security"].is_array());
+    }
+    assert_eq!(api["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
 
     let col = get(&format!("{}/collections/parking", srv.base), &[]).json();
     assert_eq!(col["itemType"], "feature");

@@ -422,8 +422,30 @@ pub async fn api(
                 "200": {"description": "Features", "content": {"application/geo+json": {"schema": {"type": "object"}}, "text/html": {"schema": {"type": "string"}}}},
                 "400": problem("Invalid parameter"),
                 "404": problem("Not found"),
-            }}}));
-        paths.insert(format!("/collections/{id}/items/{{featureId}}"), json!({"get": {
+            }},
+            // Part 4: writes need a bearer token (see README, "Editing, rights and history").
+            "post": {"summary": format!("Create a feature of {id}"), "operationId": format!("createFeature_{id}"),
+                "security": [{"bearer": []}],
+                "requestBody": {"required": true, "content": {"application/geo+json": {"schema": {"type": "object"}}}},
+                "responses": {"201": {"description": "Created; Location names the new feature"},
+                    "401": problem("No valid token"), "403": problem("Not allowed"), "422": problem("Does not fit the collection")}},
+        }));
+        let write_responses = json!({"204": {"description": "Done; ETag names the new version"},
+            "401": problem("No valid token"), "403": problem("Not allowed"), "404": problem("Not found"),
+            "412": problem("The feature changed since it was read (If-Match)"), "422": problem("Does not fit the collection")});
+        let fid_param = json!({"name": "featureId", "in": "path", "required": true, "schema": {"type": "integer"}});
+        paths.insert(format!("/collections/{id}/items/{{featureId}}"), json!({
+            "put": {"summary": format!("Replace a feature of {id}"), "operationId": format!("replaceFeature_{id}"),
+                "security": [{"bearer": []}], "parameters": [fid_param],
+                "requestBody": {"required": true, "content": {"application/geo+json": {"schema": {"type": "object"}}}},
+                "responses": write_responses},
+            "patch": {"summary": format!("Change properties or geometry of a feature of {id}"), "operationId": format!("updateFeature_{id}"),
+                "security": [{"bearer": []}], "parameters": [fid_param],
+                "requestBody": {"required": true, "content": {"application/merge-patch+json": {"schema": {"type": "object"}}}},
+                "responses": write_responses},
+            "delete": {"summary": format!("Delete a feature of {id} (kept in the history)"), "operationId": format!("deleteFeature_{id}"),
+                "security": [{"bearer": []}], "parameters": [fid_param], "responses": write_responses},
+            "get": {
             "summary": format!("One feature of {id}"), "operationId": format!("getFeature_{id}"),
             "parameters": [{"name": "featureId", "in": "path", "required": true, "schema": {"type": "integer"}},
                            {"$ref": "#/components/parameters/crs"}, {"$ref": "#/components/parameters/f"}],
@@ -508,7 +530,8 @@ pub async fn api(
             "max-distance": query_param("max-distance", "With near: only features within this many metres",
                                         json!({"type": "number", "minimum": 0})),
             "f": query_param("f", "Representation: json (default) or html", json!({"type": "string", "enum": ["json", "html"]})),
-        }},
+        },
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "A token from `nordgeo token create`"}}},
     });
     Ok(match format {
         Format::Html => html::api(&b, &doc),
