@@ -248,3 +248,42 @@ fn configuration_file() {
     let col = get(&format!("{}/collections/parking", srv.base), &[]).json();
     assert_eq!(col["title"], "Parkplätze");
 }
+
+/// `vacuum` is the only way history goes: rows of changes older than the cutoff, never
+/// the change log itself, never younger rows.
+#[test]
+fn vacuum_removes_only_old_history() {
+    let (dir, store) = sample_store();
+    let copy = dir.path().join("parking.gpkg");
+    ok(nordgeo(
+        &store,
+        &["export", "parking", copy.to_str().unwrap()],
+    ));
+    ok(nordgeo(
+        &store,
+        &[
+            "import",
+            copy.to_str().unwrap(),
+            "--layer",
+            "parking",
+            "--mode",
+            "replace",
+        ],
+    ));
+    let count = |sql: &str| -> i64 {
+        rusqlite::Connection::open(&store)
+            .unwrap()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap()
+    };
+    let rows = count("SELECT count(*) FROM nordgeo_history_parking");
+    let changes = count("SELECT count(*) FROM nordgeo_changes");
+    assert!(rows > 0);
+    let out = ok(nordgeo(&store, &["vacuum", "--older-than", "365d"]));
+    assert!(out.contains("removed 0 history rows"), "{out}");
+    assert_eq!(count("SELECT count(*) FROM nordgeo_history_parking"), rows);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    ok(nordgeo(&store, &["vacuum", "--older-than", "0h"]));
+    assert_eq!(count("SELECT count(*) FROM nordgeo_history_parking"), 0);
+    assert_eq!(count("SELECT count(*) FROM nordgeo_changes"), changes);
+}

@@ -55,6 +55,10 @@ pub fn spawn(state: Arc<AppState>, path: PathBuf) {
                 }
                 last_version = v;
                 state.set_tokens(token_table(&store));
+                // Hold the write lock: this server's own writes commit, swap their
+                // snapshot and mark it applied under it, so a reload here can never
+                // swap in a snapshot older than one a write has already served.
+                let _writes = state.writer.lock();
                 let sigs = match signatures(&store) {
                     Ok(s) => s,
                     Err(e) => {
