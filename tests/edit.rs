@@ -160,40 +160,6 @@ fn send_raw(host: &str, head: &[u8], body: &[u8]) -> Option<Response> {
     parse_response(&raw)
 }
 
-fn parse_response(raw: &[u8]) -> Option<Response> {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let mut lines = head.lines();
-    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
-    {
-        let mut out = Vec::new();
-        let mut b = &body[..];
-        while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
-            let size =
-                usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
-            if size == 0 || b.len() < eol + 2 + size {
-                break;
-            }
-            out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
-            b = &b[(eol + 4 + size).min(b.len())..];
-        }
-        body = out;
-    }
-    Some(Response {
-        status,
-        headers,
-        body,
-    })
-}
-
 /// The Web Mercator tile (x, y) holding a CRS84 point.
 fn tile_of(lon: f64, lat: f64, z: u32) -> (u32, u32) {
     let n = 2f64.powi(z as i32);

@@ -58,7 +58,10 @@ fn landing_conformance_api_collection_and_feature() {
     for m in ["put", "patch", "delete"] {
         assert!(api["paths"]["/collections/parking/items/{featureId}"][m]["security"].is_array());
     }
-    assert_eq!(api["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        api["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
 
     let col = get(&format!("{}/collections/parking", srv.base), &[]).json();
     assert_eq!(col["itemType"], "feature");
