@@ -114,6 +114,9 @@ enum Command {
         /// The change to return to (see `nordgeo history`).
         #[arg(long)]
         to: i64,
+        /// Only this feature (the others keep their later changes).
+        #[arg(long)]
+        feature: Option<i64>,
         /// Who is rolling back.
         #[arg(long, env = "NORDGEO_ACTOR")]
         actor: Option<String>,
@@ -571,6 +574,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Rollback {
             layer,
             to,
+            feature,
             actor: who,
         } => {
             let store = Store::open(&store_path).map_err(|e| e.to_string())?;
@@ -586,6 +590,20 @@ fn run(cli: Cli) -> Result<(), String> {
                 .conn()
                 .unchecked_transaction()
                 .map_err(|e| store.err(e).to_string())?;
+            if let Some(fid) = feature {
+                let id = history::rollback_feature(&tx, &def, to, fid, &actor(who))
+                    .map_err(|e| store.err(e).to_string())?;
+                tx.commit().map_err(|e| store.err(e).to_string())?;
+                match id {
+                    Some(id) => println!(
+                        "feature {fid} of '{layer}' restored to its version after change {to} (recorded as change {id})"
+                    ),
+                    None => {
+                        println!("feature {fid} of '{layer}' has not changed since change {to}")
+                    }
+                }
+                return Ok(());
+            }
             let id = history::rollback(&tx, &def, to, &actor(who))
                 .map_err(|e| store.err(e).to_string())?;
             crate::store::layer::refresh_contents(&tx, &def)

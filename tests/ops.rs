@@ -287,3 +287,81 @@ fn vacuum_removes_only_old_history() {
     assert_eq!(count("SELECT count(*) FROM nordgeo_history_parking"), 0);
     assert_eq!(count("SELECT count(*) FROM nordgeo_changes"), changes);
 }
+
+/// Rolling back one feature restores exactly its stored row of then and leaves the other
+/// features' later changes alone (HTTP for one feature, the CLI for another).
+#[test]
+fn rollback_of_one_feature() {
+    let (_dir, store) = sample_store();
+    let o = nordgeo(
+        &store,
+        &["token", "create", "--name", "admin", "--role", "admin"],
+    );
+    let token = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    let row = |fid: i64| -> Vec<rusqlite::types::Value> {
+        let c = rusqlite::Connection::open(&store).unwrap();
+        let mut st = c.prepare("SELECT * FROM parking WHERE fid = ?1").unwrap();
+        let n = st.column_count();
+        st.query_row([fid], |r| (0..n).map(|i| r.get(i)).collect())
+            .unwrap()
+    };
+    let (a, b) = (3i64, 4i64);
+    let (a0, b0) = (row(a), row(b));
+    let srv = serve(&store, &[]);
+    let auth = format!("Bearer {token}");
+    let patch = |fid: i64, cap: i64| -> i64 {
+        let r = request(
+            "PATCH",
+            &format!("{}/collections/parking/items/{fid}", srv.base),
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/merge-patch+json"),
+            ],
+            format!(r#"{{"properties": {{"capacity": {cap}}}}}"#).as_bytes(),
+        );
+        assert_eq!(r.status, 204);
+        r.header("x-nordgeo-change").unwrap().parse().unwrap()
+    };
+    let c1 = patch(a, 1001);
+    let a1 = row(a);
+    patch(b, 2002);
+    let b2 = row(b);
+    patch(a, 3003);
+    let r = request(
+        "POST",
+        &format!(
+            "{}/collections/parking/rollback?to={c1}&feature={a}",
+            srv.base
+        ),
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(row(a), a1, "feature {a} is as right after change {c1}");
+    assert_eq!(row(b), b2, "feature {b} keeps its later change");
+    let served = get(&format!("{}/collections/parking/items/{a}", srv.base), &[]).json();
+    assert_eq!(served["properties"]["capacity"], 1001);
+    drop(srv);
+    // The change that loaded the sample's parking layer comes before the edits.
+    let loaded: i64 = rusqlite::Connection::open(&store)
+        .unwrap()
+        .query_row(
+            "SELECT max(id) FROM nordgeo_changes WHERE layer = 'parking' AND id < ?1",
+            [c1],
+            |r| r.get(0),
+        )
+        .unwrap();
+    ok(nordgeo(
+        &store,
+        &[
+            "rollback",
+            "parking",
+            "--to",
+            &loaded.to_string(),
+            "--feature",
+            &b.to_string(),
+        ],
+    ));
+    assert_eq!(row(b), b0, "feature {b} is back to its original bytes");
+    assert_ne!(row(a), a0);
+}

@@ -499,7 +499,14 @@ pub async fn rollback(
         ));
     }
     let p = Params::parse(raw.as_deref())?;
-    p.only(&["to"], "a rollback")?;
+    p.only(&["to", "feature"], "a rollback")?;
+    let feature: Option<i64> = match p.get("feature") {
+        None => None,
+        Some(f) => Some(
+            f.parse()
+                .map_err(|_| Problem::bad_request(format!("feature '{f}' is not a feature id")))?,
+        ),
+    };
     let to: i64 = p.get("to").and_then(|t| t.parse().ok()).ok_or_else(|| {
         Problem::bad_request("rollback needs to=<change id> (see nordgeo history)")
     })?;
@@ -523,8 +530,18 @@ pub async fn rollback(
                 "collection '{id}' has no change {to}"
             )));
         }
-        let c = crate::store::history::rollback(&tx, &layer.def, to, &actor)
-            .map_err(|e| Problem::internal(e.to_string()))?;
+        let c = match feature {
+            Some(fid) => crate::store::history::rollback_feature(&tx, &layer.def, to, fid, &actor)
+                .map_err(|e| Problem::internal(e.to_string()))?
+                .ok_or_else(|| {
+                    Problem::new(
+                        StatusCode::CONFLICT,
+                        format!("feature {fid} has not changed since change {to}"),
+                    )
+                })?,
+            None => crate::store::history::rollback(&tx, &layer.def, to, &actor)
+                .map_err(|e| Problem::internal(e.to_string()))?,
+        };
         tx.commit().map_err(|e| Problem::internal(e.to_string()))?;
         watch::reload(st, store, &id).map_err(|e| Problem::internal(e.to_string()))?;
         watch::mark_applied(st, store, &id);

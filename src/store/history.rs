@@ -291,3 +291,59 @@ pub fn vacuum(conn: &Connection, cutoff: &str) -> rusqlite::Result<usize> {
     }
     Ok(n)
 }
+
+/// Restores one feature to its version right after change `to` (removing it if it did not
+/// exist then), as a change of its own; `None` when no later change touched it.
+pub fn rollback_feature(
+    conn: &Connection,
+    def: &LayerDef,
+    to: i64,
+    fid: i64,
+    actor: &str,
+) -> rusqlite::Result<Option<i64>> {
+    let h = q(&history_table(&def.table));
+    let t = q(&def.table);
+    let fid_col = q(def.fid_column.as_deref().unwrap_or("fid"));
+    // The first later change that touched the feature removed (kept) its version of then;
+    // if that change only added it, the feature did not exist after `to`.
+    let next: Option<i64> = conn.query_row(
+        &format!("SELECT min(change_id) FROM {h} WHERE {fid_col} = ?1 AND change_id > ?2"),
+        params![fid, to],
+        |r| r.get(0),
+    )?;
+    let Some(next) = next else {
+        return Ok(None);
+    };
+    let existed: bool = conn.query_row(
+        &format!(
+            "SELECT count(*) FROM {h} WHERE change_id = ?1 AND change_op = 'removed' AND {fid_col} = ?2"
+        ),
+        params![next, fid],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    let meta = ChangeMeta {
+        kind: "rollback".into(),
+        mode: None,
+        municipality: None,
+        source: None,
+        actor: actor.into(),
+        note: Some(format!("feature {fid} as it was right after change {to}")),
+    };
+    let id = begin_change(conn, &def.table, &meta)?;
+    let by_fid = format!("{fid_col} = ?2");
+    save_removed(conn, def, id, &by_fid, &[&fid])?;
+    conn.execute(&format!("DELETE FROM {t} WHERE {fid_col} = ?1"), [fid])?;
+    if existed {
+        let cols = column_list(def);
+        conn.execute(
+            &format!(
+                "INSERT INTO {t} ({cols}) SELECT {cols} FROM {h}
+                 WHERE change_id = ?1 AND change_op = 'removed' AND {fid_col} = ?2"
+            ),
+            params![next, fid],
+        )?;
+        save_added(conn, def, id, &by_fid, &[&fid])?;
+    }
+    finish_change(conn, def, id)?;
+    Ok(Some(id))
+}
