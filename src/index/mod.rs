@@ -91,6 +91,9 @@ pub struct Layer {
     /// For line features: each vertex's Douglas–Peucker importance (squared metres,
     /// parts concatenated), so tiles simplify by a threshold instead of running DP.
     pub importance: Vec<Option<Box<[f32]>>>,
+    /// The first DATE/DATETIME column and the range of its values (seconds since 1970),
+    /// computed once here rather than on every metadata request.
+    pub time_extent: Option<(usize, Option<[f64; 2]>)>,
     tree: RTree<Entry>,
     /// (minimum extent in metres, R-tree of the features at least that large).
     coarse: Vec<(f64, RTree<Entry>)>,
@@ -411,7 +414,23 @@ fn build(def: LayerDef, meta: LayerMeta, features: Vec<Feature>) -> Layer {
         .iter()
         .map(|f| f.geometry.as_ref().and_then(line_importance))
         .collect();
+    let time_extent = def
+        .columns
+        .iter()
+        .position(|c| crate::filter::bind::column_kind(c) == Some(crate::filter::bind::Kind::Time))
+        .map(|col| {
+            let mut range: Option<[f64; 2]> = None;
+            for f in &features {
+                if let Value::Text(t) = &f.values[col]
+                    && let Some(v) = crate::filter::time::parse_instant(t)
+                {
+                    range = Some(range.map_or([v, v], |[a, b]| [a.min(v), b.max(v)]));
+                }
+            }
+            (col, range)
+        });
     Layer {
+        time_extent,
         rules: crate::tiles::LayerRules::new(&def, &meta),
         def,
         meta,

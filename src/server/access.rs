@@ -51,6 +51,17 @@ pub fn readable(state: &AppState, who: &Caller, id: &str) -> Result<Arc<Layer>, 
     })
 }
 
+/// The caller and a collection they may read (the preamble of every read handler).
+pub fn reader(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(Caller, Arc<Layer>), Problem> {
+    let who = caller(state, headers)?;
+    let layer = readable(state, &who, id)?;
+    Ok((who, layer))
+}
+
 /// Which attribute columns the caller sees (internal properties only with a token
 /// covering the collection).
 pub fn visible(who: &Caller, layer: &Layer) -> Vec<bool> {

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 
-use super::access::{caller, readable};
+use super::access::{caller, readable, reader};
 use super::crs_out::OutCrs;
 use super::params::Params;
 use super::problem::Problem;
@@ -245,26 +245,22 @@ pub async fn create(
     write(state, id, Op::Create, headers, Some(body)).await
 }
 
-/// `PUT /collections/{id}/items/{fid}`.
-pub async fn replace(
+/// `PUT /collections/{id}/items/{fid}` and `PATCH` (JSON merge patch), told apart by
+/// the method.
+pub async fn replace_or_patch(
     State(state): State<Arc<AppState>>,
     Path((id, fid)): Path<(String, String)>,
+    method: axum::http::Method,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
     let fid = fid_of(&id, &fid)?;
-    write(state, id, Op::Replace(fid), headers, Some(body)).await
-}
-
-/// `PATCH /collections/{id}/items/{fid}` (JSON merge patch).
-pub async fn patch(
-    State(state): State<Arc<AppState>>,
-    Path((id, fid)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, Problem> {
-    let fid = fid_of(&id, &fid)?;
-    write(state, id, Op::Patch(fid), headers, Some(body)).await
+    let op = if method == axum::http::Method::PATCH {
+        Op::Patch(fid)
+    } else {
+        Op::Replace(fid)
+    };
+    write(state, id, op, headers, Some(body)).await
 }
 
 /// `DELETE /collections/{id}/items/{fid}` (the row stays in the history).
@@ -299,8 +295,7 @@ pub async fn options_items(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let who = caller(&state, &headers)?;
-    readable(&state, &who, &id)?;
+    let (who, _) = reader(&state, &headers, &id)?;
     let write = !matches!(who, Caller::Anonymous) && who.covers(&id);
     Ok(allow(if write {
         "GET, HEAD, POST, OPTIONS"
@@ -315,8 +310,7 @@ pub async fn options_item(
     Path((id, fid)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let who = caller(&state, &headers)?;
-    let layer = readable(&state, &who, &id)?;
+    let (who, layer) = reader(&state, &headers, &id)?;
     let fid = fid_of(&id, &fid)?;
     let i = layer
         .features

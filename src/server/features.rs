@@ -15,7 +15,7 @@ use rusqlite::types::Value;
 use serde_json::json;
 
 use super::AppState;
-use super::access::{caller, readable, visible};
+use super::access::{reader, visible};
 use super::crs_out::OutCrs;
 use super::geojson::write_feature;
 use super::html;
@@ -547,8 +547,7 @@ pub async fn items(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let who = caller(&state, &headers)?;
-    let layer = readable(&state, &who, &id)?;
+    let (who, layer) = reader(&state, &headers, &id)?;
     let visible = visible(&who, &layer);
     let params = Params::parse(raw.as_deref())?;
     let format = Format::negotiate(&params, &headers)?;

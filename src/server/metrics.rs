@@ -52,10 +52,16 @@ impl Histogram {
     }
 }
 
+/// Counts and latency of one route.
+#[derive(Default)]
+struct Route {
+    statuses: BTreeMap<u16, u64>,
+    latency: Histogram,
+}
+
 #[derive(Default)]
 struct Inner {
-    requests: BTreeMap<(String, u16), u64>,
-    latency: BTreeMap<String, Histogram>,
+    routes: BTreeMap<String, Route>,
     tiles: BTreeMap<(String, u8), Histogram>,
     cache: [u64; 2],
     writes: BTreeMap<(String, String), u64>,
@@ -94,11 +100,13 @@ impl Metrics {
 
     fn request(&self, route: &str, status: u16, took: Duration) {
         self.with(|m| {
-            *m.requests.entry((route.into(), status)).or_default() += 1;
-            m.latency
-                .entry(route.into())
-                .or_default()
-                .observe(took.as_secs_f64());
+            // Look up by &str first: every request counts, a String only for a new route.
+            let r = match m.routes.get_mut(route) {
+                Some(r) => r,
+                None => m.routes.entry(route.to_string()).or_default(),
+            };
+            *r.statuses.entry(status).or_default() += 1;
+            r.latency.observe(took.as_secs_f64());
         });
     }
 }
@@ -114,16 +122,18 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let mut out = String::new();
     if let Ok(m) = state.metrics.0.lock() {
         out.push_str("# HELP nordgeo_http_requests_total HTTP requests by route and status.\n# TYPE nordgeo_http_requests_total counter\n");
-        for ((route, status), n) in &m.requests {
-            let _ = writeln!(
-                out,
-                "nordgeo_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
-                escape(route)
-            );
+        for (route, r) in &m.routes {
+            for (status, n) in &r.statuses {
+                let _ = writeln!(
+                    out,
+                    "nordgeo_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                    escape(route)
+                );
+            }
         }
         out.push_str("# HELP nordgeo_http_request_duration_seconds Time to the response head, by route.\n# TYPE nordgeo_http_request_duration_seconds histogram\n");
-        for (route, h) in &m.latency {
-            h.write(
+        for (route, r) in &m.routes {
+            r.latency.write(
                 &mut out,
                 "nordgeo_http_request_duration_seconds",
                 &format!("route=\"{}\"", escape(route)),
@@ -178,12 +188,11 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 
 /// Times every request (with a limit), counts it by route and status, and logs it.
 pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    // MatchedPath and Uri clone cheaply (shared buffers): nothing is copied per request.
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = req.method().clone();
-    let uri = req.uri().path().to_string();
+    let uri = req.uri().clone();
     let started = Instant::now();
     let limit = state.config.request_timeout;
     let res = match tokio::time::timeout(limit, next.run(req)).await {
@@ -199,16 +208,16 @@ pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next)
     };
     let took = started.elapsed();
     let status = res.status().as_u16();
-    state.metrics.request(&route, status, took);
+    state.metrics.request(route, status, took);
     let ms = took.as_secs_f64() * 1000.0;
     // Every request at debug (NORDGEO_LOG=nordgeo::access=debug); failures and slow ones
     // always, so a busy portal does not spend its time writing logs.
     if status >= 500 || ms > 1000.0 {
-        tracing::warn!(target: "nordgeo::access", %method, path = %uri, route = %route, status, ms, "request");
+        tracing::warn!(target: "nordgeo::access", %method, path = %uri.path(), route = %route, status, ms, "request");
     } else if status >= 400 {
-        tracing::info!(target: "nordgeo::access", %method, path = %uri, route = %route, status, ms, "request");
+        tracing::info!(target: "nordgeo::access", %method, path = %uri.path(), route = %route, status, ms, "request");
     } else {
-        tracing::debug!(target: "nordgeo::access", %method, path = %uri, route = %route, status, ms, "request");
+        tracing::debug!(target: "nordgeo::access", %method, path = %uri.path(), route = %route, status, ms, "request");
     }
     res
 }

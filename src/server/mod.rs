@@ -180,8 +180,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/collections/{id}/items/{fid}",
             get(ogc::feature)
-                .put(edit::replace)
-                .patch(edit::patch)
+                .put(edit::replace_or_patch)
+                .patch(edit::replace_or_patch)
                 .delete(edit::delete)
                 .options(edit::options_item),
         )

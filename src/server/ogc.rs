@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use serde_json::{Value as Json, json};
 
-use super::access::{caller, readable, visible};
+use super::access::{caller, reader, visible};
 use super::crs_out::{CRS84, OFFERED, OutCrs, epsg_uri};
 use super::features::{DEFAULT_LIMIT, ITEMS_PARAMS, MAX_LIMIT};
 use super::geojson::write_feature;
@@ -97,26 +97,13 @@ pub async fn conformance(
 
 /// The first date/time property and its range, as RFC 3339 texts.
 fn temporal(l: &Layer) -> Option<(String, Json)> {
-    let (col, c) = l
-        .def
-        .columns
-        .iter()
-        .enumerate()
-        .find(|(_, c)| column_kind(c) == Some(Kind::Time))?;
-    let mut range: Option<(f64, f64)> = None;
-    for f in &l.features {
-        if let rusqlite::types::Value::Text(t) = &f.values[col]
-            && let Some(v) = crate::filter::time::parse_instant(t)
-        {
-            range = Some(range.map_or((v, v), |(a, b)| (a.min(v), b.max(v))));
-        }
-    }
+    let (col, range) = l.time_extent?;
     let fmt = crate::filter::time::format_timestamp;
     let interval = match range {
-        Some((a, b)) => json!([[fmt(a), fmt(b)]]),
+        Some([a, b]) => json!([[fmt(a), fmt(b)]]),
         None => json!([[null, null]]),
     };
-    Some((c.name.clone(), interval))
+    Some((l.def.columns[col].name.clone(), interval))
 }
 
 /// Metadata of one collection, as listed in `/collections` and at `/collections/{id}`.
@@ -197,8 +184,7 @@ pub async fn collection(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let who = caller(&state, &headers)?;
-    let l = readable(&state, &who, &id)?;
+    let (who, l) = reader(&state, &headers, &id)?;
     let format = plain(raw, &headers, "a collection")?;
     let b = state.base_url(&headers);
     let doc = collection_json(&l, &b);
@@ -215,8 +201,7 @@ pub async fn feature(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let who = caller(&state, &headers)?;
-    let l = readable(&state, &who, &id)?;
+    let (who, l) = reader(&state, &headers, &id)?;
     let shown = visible(&who, &l);
     let params = Params::parse(raw.as_deref())?;
     params.only(&["crs"], "a feature")?;
@@ -322,8 +307,7 @@ async fn schema_resource(
     headers: HeaderMap,
     what: &str,
 ) -> Result<Response, Problem> {
-    let who = caller(&state, &headers)?;
-    let l = readable(&state, &who, &id)?;
+    let (who, l) = reader(&state, &headers, &id)?;
     let format = plain(raw, &headers, what)?;
     let b = state.base_url(&headers);
     let doc = schema_doc(&l, &b, what, what == "queryables", &visible(&who, &l));

@@ -63,8 +63,7 @@ pub async fn collection_tile(
 ) -> Result<Response, Problem> {
     check_tms(&tms)?;
     let tile = parse_tile(&z, &y, &x)?;
-    let who = super::access::caller(&state, &headers)?;
-    super::access::readable(&state, &who, &id)?;
+    super::access::reader(&state, &headers, &id)?;
     let cat = state.catalog();
     tile_response(&state, cat, Arc::from(vec![id]), tile, &headers).await
 }
@@ -392,8 +391,7 @@ pub async fn collection_tilejson(
 ) -> Result<Response, Problem> {
     check_tms(&tms)?;
     let base = state.base_url(&headers);
-    let who = super::access::caller(&state, &headers)?;
-    let layer = super::access::readable(&state, &who, &id)?;
+    let (_, layer) = super::access::reader(&state, &headers, &id)?;
     let url = format!("{base}/collections/{id}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}");
     Ok(super::json_body(
         &tilejson(&base, &[&layer], url, &id),

@@ -181,8 +181,7 @@ fn summary(full: &Json) -> Json {
 }
 
 fn find(state: &AppState, id: &str, headers: &HeaderMap) -> Result<Arc<Layer>, Problem> {
-    let who = super::access::caller(state, headers)?;
-    super::access::readable(state, &who, id)
+    super::access::reader(state, headers, id).map(|(_, l)| l)
 }
 
 /// The layers the caller may read.

@@ -27,6 +27,20 @@ pub struct ChangeMeta {
     pub note: Option<String>,
 }
 
+impl ChangeMeta {
+    /// A rollback by `actor`, described by `note`.
+    fn rollback(actor: &str, note: String) -> Self {
+        ChangeMeta {
+            kind: "rollback".into(),
+            mode: None,
+            municipality: None,
+            source: None,
+            actor: actor.into(),
+            note: Some(note),
+        }
+    }
+}
+
 /// One row of the change log.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Change {
@@ -234,17 +248,13 @@ pub fn rollback(conn: &Connection, def: &LayerDef, to: i64, actor: &str) -> rusq
         .prepare("SELECT id FROM nordgeo_changes WHERE layer = ?1 AND id > ?2 ORDER BY id DESC")?
         .query_map(params![def.table, to], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    let meta = ChangeMeta {
-        kind: "rollback".into(),
-        mode: None,
-        municipality: None,
-        source: None,
-        actor: actor.into(),
-        note: Some(format!(
+    let meta = ChangeMeta::rollback(
+        actor,
+        format!(
             "restores the state after change {to} (undoes {} later changes)",
             later.len()
-        )),
-    };
+        ),
+    );
     let id = begin_change(conn, &def.table, &meta)?;
     let h = q(&history_table(&def.table));
     let t = q(&def.table);
@@ -321,14 +331,10 @@ pub fn rollback_feature(
         params![next, fid],
         |r| r.get::<_, i64>(0).map(|n| n > 0),
     )?;
-    let meta = ChangeMeta {
-        kind: "rollback".into(),
-        mode: None,
-        municipality: None,
-        source: None,
-        actor: actor.into(),
-        note: Some(format!("feature {fid} as it was right after change {to}")),
-    };
+    let meta = ChangeMeta::rollback(
+        actor,
+        format!("feature {fid} as it was right after change {to}"),
+    );
     let id = begin_change(conn, &def.table, &meta)?;
     let by_fid = format!("{fid_col} = ?2");
     save_removed(conn, def, id, &by_fid, &[&fid])?;
