@@ -210,11 +210,13 @@ pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next)
     let status = res.status().as_u16();
     state.metrics.request(route, status, took);
     let ms = took.as_secs_f64() * 1000.0;
-    // Every request at debug (NORDGEO_LOG=nordgeo::access=debug); failures and slow ones
-    // always, so a busy portal does not spend its time writing logs.
+    // Every request at debug (NORDGEO_LOG=nordgeo::access=debug); server errors, slow
+    // requests and refused tokens always, so a busy portal does not spend its time logging.
     if status >= 500 || ms > 1000.0 {
         tracing::warn!(target: "nordgeo::access", %method, path = %uri.path(), route = %route, status, ms, "request");
-    } else if status >= 400 {
+    } else if status == 401 || status == 403 {
+        // Refused access is worth a line; other 4xx (stale ETags, bad bboxes) come in
+        // floods from one misbehaving client and are counted in /metrics instead.
         tracing::info!(target: "nordgeo::access", %method, path = %uri.path(), route = %route, status, ms, "request");
     } else {
         tracing::debug!(target: "nordgeo::access", %method, path = %uri.path(), route = %route, status, ms, "request");
