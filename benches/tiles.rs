@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use nordgeo::index::Catalog;
+use nordgeo::catalog::Catalog;
 use nordgeo::store::Store;
 use nordgeo::tiles::mvt::{GeomEncoder, GeomType, LayerWriter, MvtValue};
 use nordgeo::tiles::{self, TileId, TileOptions};
@@ -51,11 +51,10 @@ fn benches(c: &mut Criterion) {
     g.sample_size(20);
     for layer in ["parcels", "trails", "parking", "childcare"] {
         let Some(l) = cat.get(layer) else { continue };
-        let rules = l.rules.clone();
         for z in [8, 10, 13, 14, 16] {
             let t = tile_at(z);
             g.bench_function(format!("{layer} z{z}"), |b| {
-                b.iter(|| black_box(tiles::render(&[(l, &rules)], t, opts)))
+                b.iter(|| black_box(tiles::render(&[(&l.layer, &l.tiles)], t, opts)))
             });
         }
     }

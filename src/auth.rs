@@ -67,19 +67,6 @@ pub struct Token {
     pub revoked: Option<String>,
 }
 
-/// The DDL of the token table (part of nordgeo's registered extension tables).
-pub const DDL: &str = "
-CREATE TABLE IF NOT EXISTS nordgeo_tokens (
-  name TEXT NOT NULL PRIMARY KEY,
-  hash TEXT NOT NULL UNIQUE,
-  role TEXT NOT NULL,
-  municipality TEXT,
-  collections TEXT,
-  created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')),
-  expires TEXT,
-  revoked TEXT
-);";
-
 /// SHA-256 of a secret, hex.
 pub fn hash(secret: &str) -> String {
     Sha256::digest(secret.as_bytes())
@@ -148,7 +135,7 @@ pub fn create(
             "a maintainer token needs --municipality (admins may omit it)".into(),
         ));
     }
-    conn.execute_batch(DDL)?;
+    conn.execute_batch(crate::store::schema::TOKENS)?;
     let exists: bool = conn
         .query_row(
             "SELECT 1 FROM nordgeo_tokens WHERE name = ?1",
@@ -225,7 +212,7 @@ pub fn load(conn: &Connection) -> rusqlite::Result<Vec<(String, Token)>> {
 
 /// Revokes a token by name.
 pub fn revoke(conn: &Connection, name: &str) -> Result<(), AuthError> {
-    conn.execute_batch(DDL)?;
+    conn.execute_batch(crate::store::schema::TOKENS)?;
     let n = conn.execute(
         "UPDATE nordgeo_tokens SET revoked = strftime('%Y-%m-%dT%H:%M:%SZ','now')
          WHERE name = ?1 AND revoked IS NULL",

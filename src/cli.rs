@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::import::{self, ImportError, ImportOptions, Mode};
 use crate::store::{Store, history};
-use crate::{crs, export, index, server};
+use crate::{crs, export, server};
 
 /// The default store, relative to the working directory.
 pub const DEFAULT_STORE: &str = "data/nordgeo.gpkg";
@@ -170,6 +170,9 @@ enum Command {
         /// Human title.
         #[arg(long)]
         title: Option<String>,
+        /// Who changes the settings (recorded in the history).
+        #[arg(long, env = "NORDGEO_ACTOR")]
+        actor: Option<String>,
     },
     /// Delete history rows of changes older than a duration (e.g. 365d); the change log
     /// itself stays. The only way data is ever removed for good.
@@ -216,9 +219,16 @@ struct ServeFlags {
     /// Largest HTTP import in megabytes [env NORDGEO_MAX_UPLOAD_MB; default 512].
     #[arg(long)]
     max_upload_mb: Option<usize>,
-    /// Longest a request may take, in seconds [env NORDGEO_REQUEST_TIMEOUT_S; default 60].
+    /// Longest a read may take, in seconds [env NORDGEO_REQUEST_TIMEOUT_S; default 60].
     #[arg(long)]
     request_timeout_s: Option<u64>,
+    /// Longest an HTTP import may run, in seconds [env NORDGEO_IMPORT_TIMEOUT_S; default 600].
+    #[arg(long)]
+    import_timeout_s: Option<f64>,
+    /// Let the configuration file's layer settings show more than the store allows now
+    /// (make a restricted layer public, an internal property visible).
+    #[arg(long)]
+    allow_loosening: bool,
 }
 
 /// `nordgeo config ...`.
@@ -272,6 +282,11 @@ fn settings(file: Option<&Path>, flags: &ServeFlags) -> Result<crate::config::Se
     if let Some(v) = num("NORDGEO_REQUEST_TIMEOUT_S")? {
         srv.request_timeout_s = v;
     }
+    if let Some(v) = env("NORDGEO_IMPORT_TIMEOUT_S") {
+        srv.import_timeout_s = v
+            .parse()
+            .map_err(|_| format!("NORDGEO_IMPORT_TIMEOUT_S='{v}' is not a number of seconds"))?;
+    }
     if let Some(v) = env("NORDGEO_CORS_ORIGINS") {
         srv.cors_origins = v.split(',').map(|o| o.trim().to_string()).collect();
     }
@@ -298,6 +313,9 @@ fn settings(file: Option<&Path>, flags: &ServeFlags) -> Result<crate::config::Se
     }
     if let Some(v) = flags.request_timeout_s {
         srv.request_timeout_s = v;
+    }
+    if let Some(v) = flags.import_timeout_s {
+        srv.import_timeout_s = v;
     }
     Ok(s)
 }
@@ -455,7 +473,7 @@ fn run(cli: Cli) -> Result<(), String> {
             flags,
         } => {
             let s = settings(config.as_deref(), &flags)?;
-            serve(&store_path, &sample, &s)
+            serve(&store_path, &sample, &s, flags.allow_loosening)
         }
         Command::Config {
             cmd: ConfigCmd::Check { config },
@@ -468,13 +486,35 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             s.check(store.as_ref()).map_err(|e| e.to_string())?;
             eprintln!(
-                "configuration ok{}; effective settings:",
+                "configuration ok{}",
                 if store.is_some() {
                     " (layers checked against the store)"
                 } else {
                     ""
                 }
             );
+            if let Some(store) = &store {
+                let changes = s.layer_changes(store).map_err(|e| e.to_string())?;
+                if changes.is_empty() {
+                    eprintln!("starting with it changes no layer setting in the store");
+                }
+                for (layer, altered) in &changes {
+                    for a in altered {
+                        eprintln!(
+                            "starting with it changes layers.{layer}.{}: {} -> {}{}",
+                            a.setting,
+                            a.before,
+                            a.after,
+                            if a.loosens {
+                                " (shows more than the store allows now: needs `serve --allow-loosening`)"
+                            } else {
+                                ""
+                            }
+                        );
+                    }
+                }
+            }
+            eprintln!("effective settings:");
             print!("{}", s.to_toml());
             Ok(())
         }
@@ -501,6 +541,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 target_crs,
                 actor: actor(who),
                 progress: std::io::stderr().is_terminal() && !json,
+                budget: Default::default(),
             };
             match import::run(&store_path, &opts) {
                 Ok(report) => {
@@ -578,41 +619,28 @@ fn run(cli: Cli) -> Result<(), String> {
             actor: who,
         } => {
             let store = Store::open(&store_path).map_err(|e| e.to_string())?;
-            let def = store.layer(&layer).map_err(|e| e.to_string())?;
-            let changes =
-                history::list(store.conn(), Some(&layer)).map_err(|e| store.err(e).to_string())?;
-            if !changes.iter().any(|c| c.id == to) {
-                return Err(format!(
+            let r = crate::write::rollback::Rollback {
+                layer: layer.clone(),
+                to,
+                feature,
+                actor: actor(who),
+            };
+            let rolled = crate::write::rollback::rollback(&store, &r).map_err(|e| match e {
+                crate::write::WriteError::NotFound(_) => format!(
                     "change {to} is not a change of layer '{layer}'; `nordgeo history {layer}` lists its changes"
-                ));
+                ),
+                other => other.to_string(),
+            })?;
+            match feature {
+                Some(fid) => println!(
+                    "feature {fid} of '{layer}' restored to its version after change {to} (recorded as change {})",
+                    rolled.change
+                ),
+                None => println!(
+                    "layer '{layer}' restored to its state after change {to} (recorded as change {}; undo it with --to {})",
+                    rolled.change, rolled.previous
+                ),
             }
-            let tx = store
-                .conn()
-                .unchecked_transaction()
-                .map_err(|e| store.err(e).to_string())?;
-            if let Some(fid) = feature {
-                let id = history::rollback_feature(&tx, &def, to, fid, &actor(who))
-                    .map_err(|e| store.err(e).to_string())?;
-                tx.commit().map_err(|e| store.err(e).to_string())?;
-                match id {
-                    Some(id) => println!(
-                        "feature {fid} of '{layer}' restored to its version after change {to} (recorded as change {id})"
-                    ),
-                    None => {
-                        println!("feature {fid} of '{layer}' has not changed since change {to}")
-                    }
-                }
-                return Ok(());
-            }
-            let id = history::rollback(&tx, &def, to, &actor(who))
-                .map_err(|e| store.err(e).to_string())?;
-            crate::store::layer::refresh_contents(&tx, &def)
-                .map_err(|e| store.err(e).to_string())?;
-            tx.commit().map_err(|e| store.err(e).to_string())?;
-            let previous = changes.last().map(|c| c.id).unwrap_or(to);
-            println!(
-                "layer '{layer}' restored to its state after change {to} (recorded as change {id}; undo it with --to {previous})"
-            );
             Ok(())
         }
         Command::Token { cmd } => token(&store_path, cmd),
@@ -669,44 +697,28 @@ fn run(cli: Cli) -> Result<(), String> {
             internal,
             municipality_column,
             title,
+            actor: who,
         } => {
             let store = Store::open(&store_path).map_err(|e| e.to_string())?;
-            let def = store.layer(&layer).map_err(|e| e.to_string())?;
-            let mut meta = store.meta(&layer).map_err(|e| e.to_string())?;
-            let known = |c: &str| def.columns.iter().any(|x| x.name == c);
-            if let Some(r) = restricted {
-                meta.restricted = r;
+            let change = crate::write::settings::Settings {
+                restricted,
+                internal: internal.map(|list| {
+                    list.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                }),
+                municipality_column,
+                title,
+                ..Default::default()
+            };
+            // The administrator asked for exactly this: it may loosen access.
+            let (meta, altered) =
+                crate::write::settings::set(&store, &layer, &change, &actor(who), true)
+                    .map_err(|e| e.to_string())?;
+            if altered.is_empty() {
+                println!("layer '{layer}': nothing to change");
             }
-            if let Some(list) = internal {
-                let names: Vec<String> = list
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                if let Some(bad) = names.iter().find(|n| !known(n)) {
-                    return Err(format!("layer '{layer}' has no property '{bad}'"));
-                }
-                meta.internal_properties = names;
-            }
-            if let Some(c) = municipality_column {
-                if !known(&c) {
-                    return Err(format!("layer '{layer}' has no property '{c}'"));
-                }
-                meta.municipality_column = Some(c);
-            }
-            if let Some(t) = title {
-                meta.title = Some(t);
-            }
-            crate::store::write_meta(store.conn(), &layer, &meta)
-                .map_err(|e| store.err(e).to_string())?;
-            // The watcher of a running server reloads layers whose signature changes.
-            store
-                .conn()
-                .execute(
-                    "UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE table_name = ?1",
-                    [&layer],
-                )
-                .map_err(|e| store.err(e).to_string())?;
             println!(
                 "layer '{layer}': restricted={}, internal properties=[{}], municipality column={}",
                 meta.restricted,
@@ -718,7 +730,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Vacuum { older_than } => {
             let cutoff = crate::auth::parse_cutoff(&older_than).map_err(|e| e.to_string())?;
             let store = Store::open(&store_path).map_err(|e| e.to_string())?;
-            let n = history::vacuum(store.conn(), &cutoff).map_err(|e| store.err(e).to_string())?;
+            let n = crate::write::vacuum(&store, &cutoff).map_err(|e| e.to_string())?;
             println!("removed {n} history rows of changes made before {cutoff}");
             Ok(())
         }
@@ -766,7 +778,12 @@ fn layers(store_path: &Path, json: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn serve(store_path: &Path, sample: &Path, s: &crate::config::Settings) -> Result<(), String> {
+fn serve(
+    store_path: &Path,
+    sample: &Path,
+    s: &crate::config::Settings,
+    may_loosen: bool,
+) -> Result<(), String> {
     if !store_path.exists() {
         if !sample.exists() {
             return Err(format!(
@@ -788,30 +805,38 @@ fn serve(store_path: &Path, sample: &Path, s: &crate::config::Settings) -> Resul
             target_crs: None,
             actor: "nordgeo (sample data)".into(),
             progress: false,
+            budget: Default::default(),
         };
         import::run(store_path, &opts).map_err(|e| e.to_string())?;
     }
-    if !s.layers.is_empty() {
-        let store = Store::open(store_path).map_err(|e| e.to_string())?;
-        s.check(Some(&store)).map_err(|e| e.to_string())?;
-        let n = s.apply_layers(&store).map_err(|e| e.to_string())?;
-        tracing::info!(changed = n, "layer settings from the configuration applied");
-    } else {
-        s.check(None).map_err(|e| e.to_string())?;
+    // Opening for writing also gives layers other programs made their change capture.
+    match Store::open(store_path) {
+        Ok(store) => {
+            s.check(Some(&store)).map_err(|e| e.to_string())?;
+            let n = s
+                .apply_layers(&store, may_loosen)
+                .map_err(|e| e.to_string())?;
+            if n > 0 {
+                tracing::info!(changed = n, "layer settings from the configuration applied");
+            }
+        }
+        Err(crate::store::StoreError::ReadOnly(_)) if s.layers.is_empty() => {
+            tracing::warn!("the store is read-only: serving it, but edits and imports will fail");
+            s.check(None).map_err(|e| e.to_string())?;
+        }
+        Err(e) => return Err(e.to_string()),
     }
     let started = std::time::Instant::now();
-    let store = Store::open_read_only(store_path).map_err(|e| e.to_string())?;
-    let catalog = index::Catalog::load(&store).map_err(|e| e.to_string())?;
+    let live = crate::catalog::Live::open(store_path).map_err(|e| e.to_string())?;
+    let catalog = live.catalog();
     tracing::info!(
         layers = catalog.layers.len(),
-        features = catalog
-            .layers
-            .iter()
-            .map(|l| l.features.len())
-            .sum::<usize>(),
+        features = catalog.layers.iter().map(|l| l.len()).sum::<usize>(),
         ms = started.elapsed().as_millis() as u64,
         "indexes loaded"
     );
+    drop(catalog);
+    let store = Store::open_read_only(store_path).map_err(|e| e.to_string())?;
     let srv = &s.server;
     let bind = srv.bind;
     let config = server::ServerConfig {
@@ -824,9 +849,10 @@ fn serve(store_path: &Path, sample: &Path, s: &crate::config::Settings) -> Resul
         require_if_match: srv.require_if_match,
         max_upload_bytes: srv.max_upload_mb * 1024 * 1024,
         request_timeout: std::time::Duration::from_secs(srv.request_timeout_s.max(1)),
+        import_timeout: std::time::Duration::from_secs_f64(srv.import_timeout_s),
         cors_origins: srv.cors_origins.clone(),
     };
-    let state = Arc::new(server::AppState::new(config, catalog));
+    let state = Arc::new(server::AppState::new(config, live));
     state.set_tokens(server::watch::token_table(&store));
     server::watch::spawn(state.clone(), store_path.to_path_buf());
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -1,7 +1,9 @@
 //! The server's configuration: one TOML file, every key with a default, each overridden
 //! by its `NORDGEO_*` environment variable or command-line flag (flag > environment >
 //! file > default). Layer settings in the file are written into the store's layer
-//! metadata at start, so every command and every replica sees the same.
+//! settings at start, so every command and every replica sees the same; the store stays
+//! the one source of truth, and a file never loosens access it grants without
+//! `--allow-loosening`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{Store, StoreError};
+use crate::write::settings::Altered;
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -56,8 +59,10 @@ pub struct ServerSettings {
     pub require_if_match: bool,
     /// Largest HTTP import, in megabytes.
     pub max_upload_mb: usize,
-    /// Longest a request may take, in seconds.
+    /// Longest a read may take, in seconds.
     pub request_timeout_s: u64,
+    /// Longest an HTTP import may run, in seconds (it then stops and writes nothing).
+    pub import_timeout_s: f64,
     /// Origins allowed by CORS (`*` for any).
     pub cors_origins: Vec<String>,
 }
@@ -73,6 +78,7 @@ impl Default for ServerSettings {
             require_if_match: false,
             max_upload_mb: 512,
             request_timeout_s: 60,
+            import_timeout_s: 600.0,
             cors_origins: vec!["*".into()],
         }
     }
@@ -106,6 +112,22 @@ pub struct LayerSettings {
     /// The column naming each feature's municipality.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub municipality_column: Option<String>,
+}
+
+impl LayerSettings {
+    /// As a change of the store's settings.
+    pub fn to_settings(&self) -> crate::write::settings::Settings {
+        crate::write::settings::Settings {
+            title: self.title.clone(),
+            description: self.description.clone(),
+            attribution: self.attribution.clone(),
+            municipality_column: self.municipality_column.clone(),
+            restricted: self.restricted,
+            internal: self.internal.clone(),
+            min_zoom: self.min_zoom,
+            max_zoom: self.max_zoom,
+        }
+    }
 }
 
 /// The whole file.
@@ -150,6 +172,11 @@ impl Settings {
                 "server.request_timeout_s must be at least 1".into(),
             ));
         }
+        if !(s.import_timeout_s > 0.0 && s.import_timeout_s < 1e7) {
+            return Err(ConfigError::Invalid(
+                "server.import_timeout_s must be a number of seconds above 0".into(),
+            ));
+        }
         if s.cors_origins.is_empty() {
             return Err(ConfigError::Invalid(
                 "server.cors_origins is empty: list the portal's origins, or \"*\"".into(),
@@ -191,37 +218,34 @@ impl Settings {
         Ok(())
     }
 
-    /// Writes the layer settings into the store's metadata (only what differs).
-    pub fn apply_layers(&self, store: &Store) -> Result<usize, ConfigError> {
+    /// What starting with this file would change in each layer's settings in the store.
+    pub fn layer_changes(&self, store: &Store) -> Result<Vec<(String, Vec<Altered>)>, ConfigError> {
+        let mut out = Vec::new();
+        for (name, l) in &self.layers {
+            let meta = store.meta(name)?;
+            let (_, altered) = crate::write::settings::apply(&meta, &l.to_settings());
+            if !altered.is_empty() {
+                out.push((name.clone(), altered));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes the layer settings into the store (only what differs), through the one
+    /// write path. A setting that would show more than the store allows now is refused
+    /// unless `may_loosen`. Returns how many layers changed.
+    pub fn apply_layers(&self, store: &Store, may_loosen: bool) -> Result<usize, ConfigError> {
         let mut changed = 0;
         for (name, l) in &self.layers {
-            let mut meta = store.meta(name)?;
-            let before = format!("{meta:?}");
-            let set = |dst: &mut Option<String>, v: &Option<String>| {
-                if v.is_some() {
-                    dst.clone_from(v);
-                }
-            };
-            set(&mut meta.title, &l.title);
-            set(&mut meta.description, &l.description);
-            set(&mut meta.attribution, &l.attribution);
-            set(&mut meta.municipality_column, &l.municipality_column);
-            if l.min_zoom.is_some() {
-                meta.min_zoom = l.min_zoom;
-            }
-            if l.max_zoom.is_some() {
-                meta.max_zoom = l.max_zoom;
-            }
-            if let Some(r) = l.restricted {
-                meta.restricted = r;
-            }
-            if let Some(i) = &l.internal {
-                meta.internal_properties.clone_from(i);
-            }
-            if format!("{meta:?}") != before {
-                crate::store::write_meta(store.conn(), name, &meta).map_err(|e| store.err(e))?;
-                changed += 1;
-            }
+            let (_, altered) = crate::write::settings::set(
+                store,
+                name,
+                &l.to_settings(),
+                "configuration",
+                may_loosen,
+            )
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            changed += usize::from(!altered.is_empty());
         }
         Ok(changed)
     }

@@ -10,9 +10,10 @@ use flate2::write::GzEncoder;
 use pmtiles::{Compression, PmTilesWriter, TileCoord, TileType};
 use std::io::Write;
 
-use crate::index::{Catalog, IndexError, Layer};
+use crate::catalog::{Catalog, Snapshot};
+use crate::index::{IndexError, Layer};
 use crate::store::{Store, StoreError};
-use crate::tiles::{self, LayerRules, TileId, TileOptions};
+use crate::tiles::{self, Prepared, TileId, TileOptions};
 
 /// Container formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -85,8 +86,8 @@ fn write_err(path: &Path, e: impl std::fmt::Display) -> ExportTilesError {
 fn pyramid(layers: &[&Layer], min_zoom: u8, max_zoom: u8) -> Vec<TileId> {
     let mut ext: Option<[f64; 4]> = None;
     for l in layers {
-        for b in l.bboxes.iter().flatten() {
-            crate::geom::bbox_union(&mut ext, *b);
+        if let Some(b) = l.extent {
+            crate::geom::bbox_union(&mut ext, b);
         }
     }
     let Some(ext) = ext else {
@@ -142,9 +143,9 @@ pub fn run(store_path: &Path, o: &ExportTiles) -> Result<Summary, ExportTilesErr
             .map(|l| l.def.table.clone())
             .collect(),
     };
-    let layers: Vec<&Arc<Layer>> = names.iter().filter_map(|n| cat.get(n)).collect();
-    let refs: Vec<(&Layer, &LayerRules)> = layers.iter().map(|l| (l.as_ref(), &l.rules)).collect();
-    let plain: Vec<&Layer> = layers.iter().map(|l| l.as_ref()).collect();
+    let layers: Vec<&Arc<Snapshot>> = names.iter().filter_map(|n| cat.get(n)).collect();
+    let refs: Vec<(&Layer, &Prepared)> = layers.iter().map(|l| (&l.layer, &l.tiles)).collect();
+    let plain: Vec<&Layer> = layers.iter().map(|l| &l.layer).collect();
     let list = pyramid(&plain, o.min_zoom, o.max_zoom);
     let bar = if o.progress && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         let b = indicatif::ProgressBar::new(list.len() as u64);
@@ -175,24 +176,24 @@ pub fn run(store_path: &Path, o: &ExportTiles) -> Result<Summary, ExportTilesErr
 }
 
 /// TileJSON-style metadata both containers carry.
-fn metadata(layers: &[&Arc<Layer>], o: &ExportTiles) -> serde_json::Value {
+fn metadata(layers: &[&Arc<Snapshot>], o: &ExportTiles) -> serde_json::Value {
     let vector_layers: Vec<serde_json::Value> = layers
         .iter()
         .map(|l| {
-            let fields: serde_json::Map<String, serde_json::Value> = l
-                .rules
+            let r = &l.tiles.rules;
+            let fields: serde_json::Map<String, serde_json::Value> = r
                 .properties
                 .iter()
                 .map(|(_, n, _)| (n.clone(), serde_json::json!("String")))
                 .collect();
-            serde_json::json!({"id": l.rules.name, "minzoom": o.min_zoom.max(l.rules.min_zoom),
+            serde_json::json!({"id": r.name, "minzoom": o.min_zoom.max(r.min_zoom),
                                "maxzoom": o.max_zoom, "fields": fields})
         })
         .collect();
     serde_json::json!({"name": "nordgeo", "vector_layers": vector_layers})
 }
 
-fn bounds(layers: &[&Arc<Layer>]) -> [f64; 4] {
+fn bounds(layers: &[&Arc<Snapshot>]) -> [f64; 4] {
     let mut b: Option<[f64; 4]> = None;
     for l in layers {
         if let Some(e) = l.extent_lonlat {
@@ -204,7 +205,7 @@ fn bounds(layers: &[&Arc<Layer>]) -> [f64; 4] {
 
 /// Renders every tile of `list` and hands the non-empty ones to `put`.
 fn render_all(
-    refs: &[(&Layer, &LayerRules)],
+    refs: &[(&Layer, &Prepared)],
     list: &[TileId],
     bar: &indicatif::ProgressBar,
     summary: &mut Summary,
@@ -227,10 +228,10 @@ fn render_all(
 fn write(
     path: &Path,
     o: &ExportTiles,
-    refs: &[(&Layer, &LayerRules)],
+    refs: &[(&Layer, &Prepared)],
     list: &[TileId],
     bar: &indicatif::ProgressBar,
-    layers: &[&Arc<Layer>],
+    layers: &[&Arc<Snapshot>],
 ) -> Result<Summary, ExportTilesError> {
     let meta = metadata(layers, o);
     let b = bounds(layers);

@@ -1,14 +1,16 @@
 //! nordgeo: a vector-tile and OGC API Features server on a GeoPackage store.
 //!
-//! The data path reads top to bottom: `server` (request, handler) -> `index` (R-tree
-//! query on an in-memory snapshot) -> `geom`/`crs` (geometry work) -> encoding.
-//! Writes go `import` -> `store` (one SQLite transaction with history).
+//! The data path reads top to bottom: `server` (request, handler) -> `catalog` (the
+//! current snapshot of every layer) -> `index` (R-tree query) -> `geom`/`crs`
+//! (geometry work) -> encoding (`tiles`, GeoJSON).
+//! Every write goes through `write` (and `import`) -> `store` (one SQLite transaction
+//! with history); the store's change capture brings it back to every `catalog`.
 
 pub mod auth;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod crs;
-pub mod edit;
 pub mod export;
 pub mod export_tiles;
 pub mod filter;
@@ -20,3 +22,4 @@ pub mod index;
 pub mod server;
 pub mod store;
 pub mod tiles;
+pub mod write;

@@ -90,7 +90,8 @@ fn tile_responses_have_the_right_headers_and_errors() {
         ("/collections/parcels/tiles/WebMercatorQuad/3/-1/0", 400),
         ("/collections/nope/tiles/WebMercatorQuad/3/1/1", 404),
         ("/collections/parcels/tiles/OtherQuad/3/1/1", 404),
-        ("/tiles/WebMercatorQuad/3/1/1?collections=nope", 404),
+        // An unknown name in a list is a bad request (issue 12), not a missing resource.
+        ("/tiles/WebMercatorQuad/3/1/1?collections=nope", 400),
     ] {
         let r = get(&format!("{}{path}", srv.base), &[]);
         assert_eq!(r.status, status, "{path}");
@@ -332,7 +333,7 @@ fn qgis_renders_the_vector_tiles() {
 /// No tile of a z0-z14 sweep (plus samples at z15/z16) of the scale-1 data is over 500 KB.
 #[test]
 fn no_tile_of_the_scale_1_data_exceeds_500_kb() {
-    use nordgeo::tiles::{self, LayerRules, TileId, TileOptions};
+    use nordgeo::tiles::{self, Prepared, TileId, TileOptions};
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("region.gpkg");
     ok(Command::new(bin())
@@ -340,15 +341,13 @@ fn no_tile_of_the_scale_1_data_exceeds_500_kb() {
         .output()
         .unwrap());
     let store = nordgeo::store::Store::open_read_only(&big).unwrap();
-    let cat = nordgeo::index::Catalog::load(&store).unwrap();
-    let all: Vec<(&nordgeo::index::Layer, &LayerRules)> =
-        cat.layers.iter().map(|l| (l.as_ref(), &l.rules)).collect();
+    let cat = nordgeo::catalog::Catalog::load(&store).unwrap();
+    let all: Vec<(&nordgeo::index::Layer, &Prepared)> =
+        cat.layers.iter().map(|l| (&l.layer, &l.tiles)).collect();
     let mut ext: Option<[f64; 4]> = None;
     for l in &cat.layers {
-        for f in &l.features {
-            if let Some(b) = f.geometry.as_ref().and_then(nordgeo::geom::bbox_of) {
-                nordgeo::geom::bbox_union(&mut ext, b);
-            }
+        if let Some(b) = l.extent {
+            nordgeo::geom::bbox_union(&mut ext, b);
         }
     }
     let ext = ext.unwrap();

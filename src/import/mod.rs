@@ -20,7 +20,7 @@ use crate::geom::{Bbox, bbox_union};
 use crate::store::functions::slug;
 use crate::store::history::{self, ChangeMeta};
 use crate::store::layer::{self, Column, LayerDef, SrsRow, ValueClass, q};
-use crate::store::{LayerMeta, Store, StoreError, schema, write_meta};
+use crate::store::{LayerMeta, Store, StoreError, capture, schema, write_meta};
 pub use report::{ImportReport, LayerReport, Rejected};
 pub use source::{Source, SourceError};
 
@@ -69,6 +69,8 @@ pub struct ImportOptions {
     pub actor: String,
     /// Show a progress bar on a terminal.
     pub progress: bool,
+    /// How long the import may run; past it (or when cancelled) it stops and writes nothing.
+    pub budget: crate::write::Budget,
 }
 
 /// Why an import did not happen; the store is unchanged in every case.
@@ -116,8 +118,41 @@ struct Ready {
     values: Vec<Value>,
 }
 
-/// Runs an import against the store at `store_path`.
+/// Runs an import against the store at `store_path` (created by `--mode create` when
+/// it does not exist yet).
 pub fn run(store_path: &Path, opts: &ImportOptions) -> Result<ImportReport, ImportError> {
+    if store_path.exists() {
+        let store = Store::open(store_path)?;
+        import(Some(&store), store_path, opts)
+    } else if opts.mode == Mode::Create {
+        import(None, store_path, opts)
+    } else {
+        Err(StoreError::NotFound(store_path.into()).into())
+    }
+}
+
+/// Runs an import on an open store (the server's write connection).
+pub fn run_on(store: &Store, opts: &ImportOptions) -> Result<ImportReport, ImportError> {
+    import(Some(store), store.path(), opts)
+}
+
+fn import(
+    store: Option<&Store>,
+    store_path: &Path,
+    opts: &ImportOptions,
+) -> Result<ImportReport, ImportError> {
+    match import_within_budget(store, store_path, opts) {
+        // Whatever was interrupted (reading the file or writing), the budget says why.
+        Err(_) if opts.budget.exhausted() => Err(StoreError::Interrupted.into()),
+        other => other,
+    }
+}
+
+fn import_within_budget(
+    store: Option<&Store>,
+    store_path: &Path,
+    opts: &ImportOptions,
+) -> Result<ImportReport, ImportError> {
     if let Some(into) = &opts.into
         && !layer::valid_name(into)
     {
@@ -131,6 +166,7 @@ pub fn run(store_path: &Path, opts: &ImportOptions) -> Result<ImportReport, Impo
         ));
     }
     let src = Source::open(&opts.file)?;
+    let _watch_source = opts.budget.watch(src.conn());
     let layers = src.layers(opts.layer.as_deref())?;
     if opts.into.is_some() && layers.len() > 1 {
         return Err(ImportError::Plan(format!(
@@ -139,13 +175,6 @@ pub fn run(store_path: &Path, opts: &ImportOptions) -> Result<ImportReport, Impo
             layers.len()
         )));
     }
-    let store = if store_path.exists() {
-        Some(Store::open(store_path)?)
-    } else if opts.mode == Mode::Create {
-        None
-    } else {
-        return Err(StoreError::NotFound(store_path.into()).into());
-    };
     let existing = match &store {
         Some(s) => s.layers()?,
         None => Vec::new(),
@@ -153,7 +182,7 @@ pub fn run(store_path: &Path, opts: &ImportOptions) -> Result<ImportReport, Impo
 
     let mut plans = Vec::new();
     for def in layers {
-        plans.push(plan(&src, def, &existing, store.as_ref(), opts)?);
+        plans.push(plan(&src, def, &existing, store, opts)?);
     }
 
     let mut report = ImportReport {
@@ -198,12 +227,17 @@ pub fn run(store_path: &Path, opts: &ImportOptions) -> Result<ImportReport, Impo
         return Ok(report);
     }
 
+    let created;
     let store = match store {
         Some(s) => s,
-        None => Store::create(store_path)?,
+        None => {
+            created = Store::create(store_path)?;
+            &created
+        }
     };
+    let _watch_store = opts.budget.watch(store.conn());
     let bar = progress_bar(opts.progress, total, "writing");
-    write(&store, &plans, batches, &mut report, opts, &bar)?;
+    write(store, &plans, batches, &mut report, opts, &bar)?;
     bar.finish_and_clear();
     report.committed = true;
     Ok(report)
@@ -587,6 +621,8 @@ fn write(
             },
         )
         .map_err(err)?;
+        let whole = opts.mode == Mode::Create
+            || (opts.mode == Mode::Replace && opts.municipality.is_none());
         if !p.exists {
             if t.srs_id != p.source_epsg {
                 let (code, name, wkt) = crs::BUILTIN
@@ -616,6 +652,10 @@ fn write(
         for c in &p.new_columns {
             layer::add_column(&tx, &t.table, c).map_err(err)?;
         }
+        // A whole-layer rewrite records itself once instead of once per feature.
+        if whole || !p.new_columns.is_empty() {
+            capture::drop(&tx, t).map_err(err)?;
+        }
         history::ensure_history_table(&tx, t).map_err(err)?;
         let meta = ChangeMeta {
             kind: "import".into(),
@@ -637,8 +677,6 @@ fn write(
             note: None,
         };
         let change = history::begin_change(&tx, &t.table, &meta).map_err(err)?;
-        let whole = opts.mode == Mode::Create
-            || (opts.mode == Mode::Replace && opts.municipality.is_none());
         if opts.mode == Mode::Replace {
             match (&opts.municipality, &p.municipality_col) {
                 (Some(m), Some(col)) => {
@@ -671,7 +709,7 @@ fn write(
         }
         // Whole-layer writes keep the file's fids (stable ids for clients); writes next
         // to other features get fresh ones, so they can never collide.
-        let added = insert_rows(&tx, t, rows, whole, bar).map_err(err)?;
+        let added = insert_rows(&tx, t, rows, whole, bar, &opts.budget).map_err(err)?;
         if whole {
             layer::load_rtree(&tx, t).map_err(err)?;
             layer::create_rtree_triggers(&tx, t).map_err(err)?;
@@ -697,10 +735,18 @@ fn write(
             history::finish_change(&tx, t, change).map_err(err)?;
         }
         layer::refresh_contents(&tx, t).map_err(err)?;
+        if whole || !p.new_columns.is_empty() {
+            capture::ensure(&tx, t).map_err(err)?;
+            capture::whole_layer(&tx, &t.table).map_err(err)?;
+        }
         lr.imported = added.len() as u64;
         lr.change_id = Some(change);
     }
-    tx.commit().map_err(err)?;
+    // The last moment to give up: past the budget the answer would come too late.
+    if opts.budget.exhausted() {
+        return Err(StoreError::Interrupted.into());
+    }
+    crate::write::commit(tx).map_err(err)?;
     Ok(())
 }
 
@@ -710,6 +756,7 @@ fn insert_rows(
     rows: Vec<Ready>,
     keep_fids: bool,
     bar: &ProgressBar,
+    budget: &crate::write::Budget,
 ) -> rusqlite::Result<Vec<i64>> {
     let fid = t.fid_column.as_deref().unwrap_or("fid");
     let mut cols = Vec::new();
@@ -726,7 +773,14 @@ fn insert_rows(
         marks.join(", ")
     ))?;
     let mut fids = Vec::with_capacity(rows.len());
-    for r in rows {
+    for (n, r) in rows.into_iter().enumerate() {
+        // Between two rows no statement runs for SQLite's interrupt to stop.
+        if n % 1024 == 0 && budget.exhausted() {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERRUPT),
+                None,
+            ));
+        }
         bar.inc(1);
         let mut params: Vec<Value> = Vec::with_capacity(cols.len());
         if keep_fids {

@@ -101,6 +101,11 @@ pub struct RawFeature {
 }
 
 impl Source {
+    /// The file's connection.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
     /// Opens and sanity-checks a GeoPackage file.
     pub fn open(path: &Path) -> Result<Source, SourceError> {
         use std::io::Read;

@@ -1,20 +1,29 @@
 //! In-memory layer snapshots: every feature with typed properties and its geometry in
-//! Web Mercator, under an R-tree of envelopes. Readers never touch SQLite.
+//! Web Mercator, under R-trees of envelopes. Readers never touch SQLite.
+//!
+//! A snapshot is an immutable [`Base`] (the last full load, with its R-trees) plus a
+//! small [`Overlay`] of the features changed since. An edit copies only the overlay, so
+//! it costs O(changes) instead of a rebuild; the catalog folds a grown overlay into a new
+//! base in the background. Features are addressed by *slot*: base positions first, then
+//! overlay entries; every list this module returns is in fid order, so a long-running
+//! server and a freshly started one see the same features in the same order.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use geo::{Coord, Geometry};
-use rstar::{AABB, RTree, primitives::GeomWithData, primitives::Rectangle};
 use rusqlite::types::Value;
 
 use crate::crs::{self, CrsError};
-use crate::geom::{Bbox, bbox_of, gpkg};
+use crate::geom::{Bbox, gpkg};
 use crate::store::layer::q;
 use crate::store::{LayerDef, LayerMeta, Store, StoreError};
 
-pub mod dict;
+pub mod base;
 pub mod nearest;
+pub mod overlay;
+
+pub use base::Base;
+pub use overlay::{Entry, Overlay};
 
 /// Errors while loading snapshots.
 #[derive(Debug, thiserror::Error)]
@@ -33,11 +42,11 @@ pub enum IndexError {
 }
 
 /// One feature of a snapshot.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Feature {
     /// Feature id.
     pub fid: i64,
-    /// Property values in [`Layer::columns`] order.
+    /// Property values in [`LayerDef::columns`] order.
     pub values: Vec<Value>,
     /// Geometry in EPSG:3857; `None` for NULL or empty.
     pub geometry: Option<Geometry<f64>>,
@@ -48,7 +57,7 @@ pub struct Feature {
 /// at the stretch that crosses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Hit {
-    /// Feature index.
+    /// Feature slot.
     pub feature: u32,
     /// Line index within the geometry, or [`Hit::WHOLE`].
     pub part: u32,
@@ -63,44 +72,164 @@ impl Hit {
     pub const WHOLE: u32 = u32::MAX;
 }
 
-type Entry = GeomWithData<Rectangle<[f64; 2]>, Hit>;
-
-/// Segments per indexed stretch of a long line.
-const CHUNK: usize = 64;
-
-/// Extents (metres) from which a feature also enters a coarser R-tree: a low-zoom tile
-/// that drops everything under a pixel only searches features that can be seen.
-const SIZE_LEVELS: [f64; 8] = [32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0];
+/// Where a slot lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// Position in the base.
+    Base(usize),
+    /// Position in the overlay.
+    Overlay(usize),
+}
 
 /// An immutable snapshot of one layer.
 pub struct Layer {
     /// The table definition.
     pub def: LayerDef,
-    /// What the layer contributes to vector tiles (from its metadata).
-    pub rules: crate::tiles::LayerRules,
-    /// Metadata.
+    /// Settings.
     pub meta: LayerMeta,
-    /// Features in fid order.
-    pub features: Vec<Feature>,
-    /// Each feature's extent in EPSG:3857 (`None` for NULL or empty geometry).
-    pub bboxes: Vec<Option<Bbox>>,
+    /// The catalog generation that last changed this layer's content or settings.
+    pub generation: u64,
+    base: Arc<Base>,
+    overlay: Overlay,
+    live: usize,
+    /// Extent in EPSG:3857.
+    pub extent: Option<Bbox>,
     /// Extent in lon/lat.
     pub extent_lonlat: Option<Bbox>,
-    /// Property values ready for vector tiles.
-    pub dict: dict::TileDict,
-    /// For line features: each vertex's Douglas–Peucker importance (squared metres,
-    /// parts concatenated), so tiles simplify by a threshold instead of running DP.
-    pub importance: Vec<Option<Box<[f32]>>>,
-    /// The first DATE/DATETIME column and the range of its values (seconds since 1970),
-    /// computed once here rather than on every metadata request.
+    /// The first date/time column anonymous callers see and the range of its values
+    /// (seconds since 1970).
     pub time_extent: Option<(usize, Option<[f64; 2]>)>,
-    tree: RTree<Entry>,
-    /// (minimum extent in metres, R-tree of the features at least that large).
-    coarse: Vec<(f64, RTree<Entry>)>,
 }
 
 impl Layer {
-    /// Indices of features whose envelope intersects a box in EPSG:3857, in fid order.
+    /// A snapshot over a freshly built base.
+    pub fn new(def: LayerDef, meta: LayerMeta, features: Vec<Feature>, generation: u64) -> Layer {
+        let base = Arc::new(Base::build(&def, features));
+        Layer::assemble(def, meta, generation, base, Overlay::default())
+    }
+
+    fn assemble(
+        def: LayerDef,
+        meta: LayerMeta,
+        generation: u64,
+        base: Arc<Base>,
+        overlay: Overlay,
+    ) -> Layer {
+        let live = base.len() - overlay.dead.len()
+            + overlay
+                .entries
+                .iter()
+                .filter(|e| e.feature.is_some())
+                .count();
+        let mut layer = Layer {
+            def,
+            meta,
+            generation,
+            base,
+            overlay,
+            live,
+            extent: None,
+            extent_lonlat: None,
+            time_extent: None,
+        };
+        layer.extent = layer.live_extent();
+        layer.extent_lonlat = layer.extent.map(|b| {
+            let (x0, y0) = crs::mercator_to_lonlat(b[0], b[1]);
+            let (x1, y1) = crs::mercator_to_lonlat(b[2], b[3]);
+            [x0, y0, x1, y1]
+        });
+        layer.time_extent = layer.public_time_column().map(|c| (c, layer.time_range(c)));
+        layer
+    }
+
+    /// Number of features.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Whether the layer has no features.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// The base this snapshot shares with others.
+    pub fn base(&self) -> &Arc<Base> {
+        &self.base
+    }
+
+    /// The changes on top of the base.
+    pub fn overlay(&self) -> &Overlay {
+        &self.overlay
+    }
+
+    /// Where a slot lives.
+    pub fn locate(&self, slot: usize) -> Slot {
+        let n = self.base.len();
+        if slot < n {
+            Slot::Base(slot)
+        } else {
+            Slot::Overlay(slot - n)
+        }
+    }
+
+    /// The feature in a slot (a slot this snapshot returned).
+    pub fn feature(&self, slot: usize) -> &Feature {
+        match self.locate(slot) {
+            Slot::Base(i) => &self.base.features[i],
+            Slot::Overlay(j) => self.overlay.entries[j]
+                .feature
+                .as_ref()
+                .unwrap_or(&EMPTY_FEATURE),
+        }
+    }
+
+    /// The extent (EPSG:3857) of the feature in a slot.
+    pub fn bbox(&self, slot: usize) -> Option<Bbox> {
+        match self.locate(slot) {
+            Slot::Base(i) => self.base.bboxes[i],
+            Slot::Overlay(j) => self.overlay.entries[j].bbox,
+        }
+    }
+
+    /// The slot of a fid.
+    pub fn slot_of(&self, fid: i64) -> Option<usize> {
+        if let Some((j, e)) = self.overlay.find(fid) {
+            return e.feature.as_ref().map(|_| self.base.len() + j);
+        }
+        self.base.position(fid)
+    }
+
+    /// The feature with a fid.
+    pub fn by_fid(&self, fid: i64) -> Option<&Feature> {
+        self.slot_of(fid).map(|s| self.feature(s))
+    }
+
+    /// Every slot, in fid order.
+    pub fn slots(&self) -> Vec<usize> {
+        let n = self.base.len();
+        let mut out = Vec::with_capacity(self.live);
+        let entries = &self.overlay.entries;
+        let mut j = 0;
+        for (i, f) in self.base.features.iter().enumerate() {
+            while j < entries.len() && entries[j].fid < f.fid {
+                if entries[j].feature.is_some() {
+                    out.push(n + j);
+                }
+                j += 1;
+            }
+            if !self.overlay.hides(i as u32) {
+                out.push(i);
+            }
+        }
+        for (k, e) in entries.iter().enumerate().skip(j) {
+            if e.feature.is_some() {
+                out.push(n + k);
+            }
+        }
+        out
+    }
+
+    /// Slots of features whose envelope intersects a box in EPSG:3857, in fid order.
     pub fn query(&self, b: Bbox) -> Vec<usize> {
         self.query_sized(b, 0.0)
     }
@@ -117,118 +246,192 @@ impl Layer {
         hits
     }
 
-    /// The entries (whole features or stretches of lines) whose envelope intersects a box,
-    /// sorted by feature and position; see [`Layer::query_sized`] for `min_size`.
+    /// The entries (whole features or stretches of lines) whose envelope intersects a
+    /// box, in fid order and by position within a feature; see [`Layer::query_sized`].
     pub fn query_parts(&self, b: Bbox, min_size: f64) -> Vec<Hit> {
-        let env = AABB::from_corners([b[0], b[1]], [b[2], b[3]]);
-        let tree = self
-            .coarse
-            .iter()
-            .rev()
-            .find(|(level, _)| *level <= min_size)
-            .map_or(&self.tree, |(_, t)| t);
-        let mut hits: Vec<Hit> = tree
-            .locate_in_envelope_intersecting(&env)
-            .map(|e| e.data)
-            .collect();
-        hits.sort_unstable();
-        hits
-    }
-}
-
-/// Index entries of one feature: whole, or one per stretch of each long line.
-fn entries_of(i: usize, g: &Geometry<f64>, b: Bbox, split: bool) -> Vec<Entry> {
-    let whole = |b: Bbox| {
-        let hit = Hit {
-            feature: i as u32,
-            part: Hit::WHOLE,
-            start: 0,
-            end: 0,
-        };
-        vec![GeomWithData::new(
-            Rectangle::from_corners([b[0], b[1]], [b[2], b[3]]),
-            hit,
-        )]
-    };
-    let lines: Vec<&geo::LineString<f64>> = match g {
-        Geometry::LineString(l) => vec![l],
-        Geometry::MultiLineString(m) => m.0.iter().collect(),
-        _ => return whole(b),
-    };
-    if !split || lines.iter().all(|l| l.0.len() <= CHUNK + 1) {
-        return whole(b);
-    }
-    let mut out = Vec::new();
-    for (part, l) in lines.iter().enumerate() {
-        let mut start = 0;
-        while start + 1 < l.0.len() {
-            let end = (start + CHUNK).min(l.0.len() - 1);
-            let mut bb = [
-                f64::INFINITY,
-                f64::INFINITY,
-                f64::NEG_INFINITY,
-                f64::NEG_INFINITY,
-            ];
-            for c in &l.0[start..=end] {
-                bb = [
-                    bb[0].min(c.x),
-                    bb[1].min(c.y),
-                    bb[2].max(c.x),
-                    bb[3].max(c.y),
-                ];
+        let mut hits = self.base.query_parts(b, min_size);
+        if self.overlay.is_empty() {
+            return hits;
+        }
+        if !self.overlay.dead.is_empty() {
+            hits.retain(|h| !self.overlay.hides(h.feature));
+        }
+        let extra = self.overlay.hits(b, min_size, self.base.len());
+        if extra.is_empty() {
+            return hits;
+        }
+        // Merge by fid: base hits are in fid order, and so are the overlay's.
+        let mut out = Vec::with_capacity(hits.len() + extra.len());
+        let mut e = extra.into_iter().peekable();
+        for h in hits {
+            let fid = self.base.features[h.feature as usize].fid;
+            while let Some((_, x)) = e.next_if(|(f, _)| *f < fid) {
+                out.push(x);
             }
-            let hit = Hit {
-                feature: i as u32,
-                part: part as u32,
-                start: start as u32,
-                end: end as u32,
-            };
-            out.push(GeomWithData::new(
-                Rectangle::from_corners([bb[0], bb[1]], [bb[2], bb[3]]),
-                hit,
-            ));
-            start = end;
+            out.push(h);
         }
-    }
-    out
-}
-
-/// All layers, by name.
-#[derive(Default)]
-pub struct Catalog {
-    /// Layers in store order.
-    pub layers: Vec<Arc<Layer>>,
-    by_name: HashMap<String, usize>,
-}
-
-impl Catalog {
-    /// Loads every layer of the store.
-    pub fn load(store: &Store) -> Result<Catalog, IndexError> {
-        let mut cat = Catalog::default();
-        for def in store.layers()? {
-            let layer = load_layer(store, def)?;
-            cat.by_name
-                .insert(layer.def.table.clone(), cat.layers.len());
-            cat.layers.push(Arc::new(layer));
-        }
-        Ok(cat)
+        out.extend(e.map(|(_, x)| x));
+        out
     }
 
-    /// A catalog of the given layers.
-    pub fn from_layers(layers: Vec<Arc<Layer>>) -> Catalog {
-        let by_name = layers
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (l.def.table.clone(), i))
+    /// A new snapshot with features written (`changed`, in EPSG:3857) and deleted
+    /// (`removed` fids) at `generation`, sharing this one's base.
+    pub fn with_changes(&self, changed: Vec<Feature>, removed: &[i64], generation: u64) -> Layer {
+        let entries: Vec<Arc<Entry>> = changed
+            .into_iter()
+            .map(|f| Arc::new(Entry::new(f.fid, Some(f), generation)))
+            .chain(
+                removed
+                    .iter()
+                    .map(|&fid| Arc::new(Entry::new(fid, None, generation))),
+            )
             .collect();
-        Catalog { layers, by_name }
+        let overlay = self.overlay.with(entries, |fid| self.base.position(fid));
+        Layer::assemble(
+            self.def.clone(),
+            self.meta.clone(),
+            generation,
+            self.base.clone(),
+            overlay,
+        )
     }
 
-    /// A layer by name.
-    pub fn get(&self, name: &str) -> Option<&Arc<Layer>> {
-        self.by_name.get(name).map(|&i| &self.layers[i])
+    /// The same features with other settings.
+    pub fn with_meta(&self, meta: LayerMeta, generation: u64) -> Layer {
+        Layer::assemble(
+            self.def.clone(),
+            meta,
+            generation,
+            self.base.clone(),
+            self.overlay.clone(),
+        )
+    }
+
+    /// The same content on a new base with an empty overlay (slow: rebuilds the indexes).
+    pub fn folded(&self) -> Layer {
+        let features: Vec<Feature> = self
+            .slots()
+            .into_iter()
+            .map(|s| self.feature(s).clone())
+            .collect();
+        let base = Arc::new(Base::build(&self.def, features));
+        Layer::assemble(
+            self.def.clone(),
+            self.meta.clone(),
+            self.generation,
+            base,
+            Overlay::default(),
+        )
+    }
+
+    /// `folded`, brought up to date with `current`: the changes `current` made after
+    /// this snapshot's generation are laid over the folded base. `None` when `current`
+    /// no longer builds on this snapshot's base (a reload replaced it meanwhile).
+    pub fn rebase(folded: &Layer, from: &Layer, current: &Layer) -> Option<Layer> {
+        if !Arc::ptr_eq(&from.base, &current.base) || !current.def.same_shape(&from.def) {
+            return None;
+        }
+        let later = current.overlay.since(from.generation);
+        let overlay = folded.overlay.with(later, |fid| folded.base.position(fid));
+        Some(Layer::assemble(
+            current.def.clone(),
+            current.meta.clone(),
+            current.generation,
+            folded.base.clone(),
+            overlay,
+        ))
+    }
+
+    /// Extent of the live features: the base's, unless a hidden base feature lay on its
+    /// edge (then the live base is scanned), plus the overlay's.
+    fn live_extent(&self) -> Option<Bbox> {
+        let b = &self.base;
+        let on_edge =
+            |x: &Bbox, e: &Bbox| x[0] == e[0] || x[1] == e[1] || x[2] == e[2] || x[3] == e[3];
+        let mut ext = match b.extent {
+            Some(e)
+                if self
+                    .overlay
+                    .dead
+                    .iter()
+                    .any(|&i| b.bboxes[i as usize].is_some_and(|x| on_edge(&x, &e))) =>
+            {
+                let mut acc = None;
+                for (i, x) in b.bboxes.iter().enumerate() {
+                    if let Some(x) = x
+                        && !self.overlay.hides(i as u32)
+                    {
+                        crate::geom::bbox_union(&mut acc, *x);
+                    }
+                }
+                acc
+            }
+            e => e,
+        };
+        for e in self.overlay.entries.iter() {
+            if let Some(x) = e.bbox {
+                crate::geom::bbox_union(&mut ext, x);
+            }
+        }
+        ext
+    }
+
+    /// The first date/time column that is not internal (a range over an internal column
+    /// would tell anonymous callers its values).
+    fn public_time_column(&self) -> Option<usize> {
+        let is_time = base::time_columns(&self.def);
+        self.def.columns.iter().enumerate().position(|(i, c)| {
+            is_time[i]
+                && !self.meta.internal_properties.iter().any(|p| p == &c.name)
+                && self
+                    .meta
+                    .public_properties
+                    .as_ref()
+                    .is_none_or(|p| p.iter().any(|n| n == &c.name))
+        })
+    }
+
+    /// Range of a date/time column over the live features (see [`Layer::live_extent`]).
+    fn time_range(&self, col: usize) -> Option<[f64; 2]> {
+        let b = &self.base;
+        let base_range = b.time_ranges.get(col).copied().flatten();
+        let mut range = match base_range {
+            Some([lo, hi])
+                if self.overlay.dead.iter().any(|&i| {
+                    base::time_of(&b.features[i as usize].values[col])
+                        .is_some_and(|v| v == lo || v == hi)
+                }) =>
+            {
+                let mut acc: Option<[f64; 2]> = None;
+                for (i, f) in b.features.iter().enumerate() {
+                    if !self.overlay.hides(i as u32)
+                        && let Some(v) = base::time_of(&f.values[col])
+                    {
+                        acc = Some(acc.map_or([v, v], |[a, c]| [a.min(v), c.max(v)]));
+                    }
+                }
+                acc
+            }
+            r => r,
+        };
+        for e in self.overlay.entries.iter() {
+            if let Some(v) = e
+                .feature
+                .as_ref()
+                .and_then(|f| base::time_of(&f.values[col]))
+            {
+                range = Some(range.map_or([v, v], |[a, c]| [a.min(v), c.max(v)]));
+            }
+        }
+        range
     }
 }
+
+static EMPTY_FEATURE: Feature = Feature {
+    fid: 0,
+    values: Vec::new(),
+    geometry: None,
+};
 
 /// Calls `f` on every coordinate, in a fixed order (used to transform in bulk).
 pub fn for_each_coord_mut(g: &mut Geometry<f64>, f: &mut impl FnMut(&mut Coord<f64>)) {
@@ -258,10 +461,10 @@ pub fn for_each_coord_mut(g: &mut Geometry<f64>, f: &mut impl FnMut(&mut Coord<f
 /// Reads features of a layer in fid order (all, or those with the given fids),
 /// geometries transformed to EPSG:3857.
 pub fn read_features(
-    store: &Store,
+    conn: &rusqlite::Connection,
     def: &LayerDef,
     fids: Option<&[i64]>,
-) -> Result<Vec<Feature>, IndexError> {
+) -> Result<Vec<Feature>, rusqlite::Error> {
     let fid_col = q(def.fid_column.as_deref().unwrap_or("fid"));
     let mut cols = vec![fid_col.clone(), q(&def.geom_column)];
     cols.extend(def.columns.iter().map(|c| q(&c.name)));
@@ -280,14 +483,13 @@ pub fn read_features(
         cols.join(", "),
         q(&def.table)
     );
-    let err = |e| store.err(e);
-    let mut stmt = store.conn().prepare(&sql).map_err(err)?;
+    let mut stmt = conn.prepare(&sql)?;
     let n = def.columns.len();
     let mut features = Vec::new();
-    let mut rows = stmt.query([]).map_err(err)?;
-    while let Some(r) = rows.next().map_err(err)? {
-        let fid: i64 = r.get(0).map_err(err)?;
-        let geometry = match r.get_ref(1).map_err(err)? {
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let fid: i64 = r.get(0)?;
+        let geometry = match r.get_ref(1)? {
             rusqlite::types::ValueRef::Blob(b) => {
                 gpkg::decode(b).ok().and_then(|d| d.decoded.geometry)
             }
@@ -295,7 +497,7 @@ pub fn read_features(
         };
         let mut values = Vec::with_capacity(n);
         for i in 0..n {
-            values.push(r.get::<_, Value>(i + 2).map_err(err)?);
+            values.push(r.get::<_, Value>(i + 2)?);
         }
         features.push(Feature {
             fid,
@@ -303,8 +505,16 @@ pub fn read_features(
             geometry,
         });
     }
-    drop(rows);
-    drop(stmt);
+    Ok(features)
+}
+
+/// Reads features (all, or the given fids) and transforms them to EPSG:3857.
+pub fn load_features(
+    store: &Store,
+    def: &LayerDef,
+    fids: Option<&[i64]>,
+) -> Result<Vec<Feature>, IndexError> {
+    let mut features = read_features(store.conn(), def, fids).map_err(|e| store.err(e))?;
     to_mercator(def, &mut features).map_err(|source| IndexError::Crs {
         layer: def.table.clone(),
         source,
@@ -313,194 +523,14 @@ pub fn read_features(
 }
 
 /// Loads one layer's snapshot from the store.
-pub fn load_layer(store: &Store, def: LayerDef) -> Result<Layer, IndexError> {
+pub fn load_layer(store: &Store, def: LayerDef, generation: u64) -> Result<Layer, IndexError> {
     let meta = store.meta(&def.table)?;
-    let features = read_features(store, &def, None)?;
-    Ok(build(def, meta, features))
-}
-
-impl Layer {
-    /// A new snapshot with features replaced or added (`changed`, in EPSG:3857) and
-    /// removed (`removed` fids): what an edit needs, without reading the whole layer.
-    pub fn with_changes(&self, changed: Vec<Feature>, removed: &[i64]) -> Layer {
-        let mut features = self.features.clone();
-        features.retain(|f| removed.binary_search(&f.fid).is_err());
-        for f in changed {
-            match features.binary_search_by_key(&f.fid, |x| x.fid) {
-                Ok(i) => features[i] = f,
-                Err(i) => features.insert(i, f),
-            }
-        }
-        build(self.def.clone(), self.meta.clone(), features)
-    }
-}
-
-/// A strong validator of one feature's content (fid, values and geometry).
-pub fn etag(f: &Feature) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(f.fid.to_le_bytes());
-    for v in &f.values {
-        match v {
-            Value::Null => h.update([0u8]),
-            Value::Integer(i) => {
-                h.update([1u8]);
-                h.update(i.to_le_bytes());
-            }
-            Value::Real(r) => {
-                h.update([2u8]);
-                h.update(r.to_bits().to_le_bytes());
-            }
-            Value::Text(t) => {
-                h.update([3u8]);
-                h.update((t.len() as u64).to_le_bytes());
-                h.update(t.as_bytes());
-            }
-            Value::Blob(b) => {
-                h.update([4u8]);
-                h.update((b.len() as u64).to_le_bytes());
-                h.update(b);
-            }
-        }
-    }
-    if let Some(g) = &f.geometry {
-        h.update(crate::geom::wkb::encode(g));
-    }
-    let d = h.finalize();
-    format!(
-        "\"{}\"",
-        d[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    )
-}
-
-/// Builds the indexes of a snapshot over features in EPSG:3857, fid order.
-fn build(def: LayerDef, meta: LayerMeta, features: Vec<Feature>) -> Layer {
-    let bboxes: Vec<Option<Bbox>> = features
-        .iter()
-        .map(|f| f.geometry.as_ref().and_then(bbox_of))
-        .collect();
-    let mut extent: Option<Bbox> = None;
-    for b in bboxes.iter().flatten() {
-        crate::geom::bbox_union(&mut extent, *b);
-    }
-    let entries = |min: f64, split: bool| -> Vec<Entry> {
-        features
-            .iter()
-            .zip(&bboxes)
-            .enumerate()
-            .filter_map(|(i, (f, b))| {
-                let (g, b) = (f.geometry.as_ref()?, (*b)?);
-                ((b[2] - b[0]).max(b[3] - b[1]) >= min).then(|| entries_of(i, g, b, split))
-            })
-            .flatten()
-            .collect()
-    };
-    let tree = RTree::bulk_load(entries(0.0, true));
-    // Coarse trees serve low zooms, where tiles are large and lines are wanted whole.
-    let coarse = SIZE_LEVELS
-        .iter()
-        .map(|&m| (m, RTree::bulk_load(entries(m, false))))
-        .collect();
-    let extent_lonlat = extent.map(|b| {
-        let (x0, y0) = crs::mercator_to_lonlat(b[0], b[1]);
-        let (x1, y1) = crs::mercator_to_lonlat(b[2], b[3]);
-        [x0, y0, x1, y1]
-    });
-    let dict = dict::TileDict::build(&def, &features);
-    let importance = features
-        .iter()
-        .map(|f| f.geometry.as_ref().and_then(line_importance))
-        .collect();
-    let time_extent = def
-        .columns
-        .iter()
-        .position(|c| crate::filter::bind::column_kind(c) == Some(crate::filter::bind::Kind::Time))
-        .map(|col| {
-            let mut range: Option<[f64; 2]> = None;
-            for f in &features {
-                if let Value::Text(t) = &f.values[col]
-                    && let Some(v) = crate::filter::time::parse_instant(t)
-                {
-                    range = Some(range.map_or([v, v], |[a, b]| [a.min(v), b.max(v)]));
-                }
-            }
-            (col, range)
-        });
-    Layer {
-        time_extent,
-        rules: crate::tiles::LayerRules::new(&def, &meta),
-        def,
-        meta,
-        features,
-        bboxes,
-        extent_lonlat,
-        dict,
-        importance,
-        tree,
-        coarse,
-    }
-}
-
-/// Douglas–Peucker importance of every vertex of a line geometry: the squared distance
-/// at which DP would drop it, capped by its parent split's, so keeping the vertices whose
-/// importance exceeds t² gives exactly DP's result at tolerance t.
-fn line_importance(g: &Geometry<f64>) -> Option<Box<[f32]>> {
-    let lines: Vec<&geo::LineString<f64>> = match g {
-        Geometry::LineString(l) => vec![l],
-        Geometry::MultiLineString(m) => m.0.iter().collect(),
-        _ => return None,
-    };
-    let mut out = Vec::with_capacity(lines.iter().map(|l| l.0.len()).sum());
-    let mut stack = Vec::new();
-    for l in lines {
-        let p = &l.0;
-        let base = out.len();
-        out.resize(base + p.len(), 0.0f32);
-        if p.is_empty() {
-            continue;
-        }
-        out[base] = f32::INFINITY;
-        out[base + p.len() - 1] = f32::INFINITY;
-        stack.clear();
-        stack.push((0usize, p.len() - 1, f32::INFINITY));
-        while let Some((a, b, cap)) = stack.pop() {
-            if b <= a + 1 {
-                continue;
-            }
-            let (mut best, mut best_d) = (a + 1, -1.0f64);
-            for (i, c) in p.iter().enumerate().take(b).skip(a + 1) {
-                let d = seg_dist2(*c, p[a], p[b]);
-                if d > best_d {
-                    best = i;
-                    best_d = d;
-                }
-            }
-            let imp = (best_d as f32).min(cap);
-            out[base + best] = imp;
-            stack.push((a, best, imp));
-            stack.push((best, b, imp));
-        }
-    }
-    Some(out.into_boxed_slice())
-}
-
-fn seg_dist2(p: Coord<f64>, a: Coord<f64>, b: Coord<f64>) -> f64 {
-    let (dx, dy) = (b.x - a.x, b.y - a.y);
-    let len2 = dx * dx + dy * dy;
-    let t = if len2 == 0.0 {
-        0.0
-    } else {
-        (((p.x - a.x) * dx + (p.y - a.y) * dy) / len2).clamp(0.0, 1.0)
-    };
-    let (x, y) = (a.x + t * dx - p.x, a.y + t * dy - p.y);
-    x * x + y * y
+    let features = load_features(store, &def, None)?;
+    Ok(Layer::new(def, meta, features, generation))
 }
 
 /// Transforms all geometries of a layer to EPSG:3857 with one PROJ call.
-fn to_mercator(def: &LayerDef, features: &mut [Feature]) -> Result<(), CrsError> {
+pub fn to_mercator(def: &LayerDef, features: &mut [Feature]) -> Result<(), CrsError> {
     let mut xy = Vec::new();
     for f in features.iter_mut() {
         if let Some(g) = f.geometry.as_mut() {
@@ -526,4 +556,88 @@ fn to_mercator(def: &LayerDef, features: &mut [Feature]) -> Result<(), CrsError>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geom::GeometryKind;
+
+    fn def() -> LayerDef {
+        LayerDef {
+            table: "t".into(),
+            geom_column: "geom".into(),
+            fid_column: Some("fid".into()),
+            kind: GeometryKind::Point,
+            z: 0,
+            m: 0,
+            srs_id: 3857,
+            columns: vec![crate::store::Column {
+                name: "d".into(),
+                decl_type: "DATE".into(),
+                not_null: false,
+            }],
+            identifier: None,
+            description: None,
+            bounds: None,
+        }
+    }
+
+    fn point(fid: i64, x: f64, day: &str) -> Feature {
+        Feature {
+            fid,
+            values: vec![Value::Text(day.into())],
+            geometry: Some(Geometry::Point(geo::Point::new(x, x))),
+        }
+    }
+
+    /// Every answer of a base + overlay snapshot equals a snapshot built from scratch.
+    #[test]
+    fn overlay_answers_as_a_rebuild_does() {
+        let all: Vec<Feature> = (0..50)
+            .map(|i| {
+                point(
+                    i * 2,
+                    i as f64 * 10.0,
+                    &format!("2026-01-{:02}", 1 + i % 28),
+                )
+            })
+            .collect();
+        let l = Layer::new(def(), LayerMeta::default(), all.clone(), 1);
+        // Move the easternmost, delete the first, add two between existing fids.
+        let moved = point(98, 5.0, "2025-12-31");
+        let added = vec![point(3, 1.0, "2026-02-01"), point(41, 2.0, "2026-01-05")];
+        let mut changed = vec![moved.clone()];
+        changed.extend(added.clone());
+        let e = l.with_changes(changed, &[0], 2);
+        let mut want: Vec<Feature> = all[1..49].to_vec();
+        want.extend(added);
+        want.push(moved);
+        want.sort_by_key(|f| f.fid);
+        let fresh = Layer::new(def(), LayerMeta::default(), want, 2);
+        let fids = |l: &Layer, slots: Vec<usize>| -> Vec<i64> {
+            slots.into_iter().map(|s| l.feature(s).fid).collect()
+        };
+        assert_eq!(fids(&e, e.slots()), fids(&fresh, fresh.slots()));
+        assert_eq!(e.len(), fresh.len());
+        assert_eq!(e.extent, fresh.extent);
+        assert_eq!(e.time_extent, fresh.time_extent);
+        for b in [
+            [0.0, 0.0, 30.0, 30.0],
+            [-1.0, -1.0, 1e4, 1e4],
+            [400.0, 0.0, 500.0, 1e3],
+        ] {
+            assert_eq!(fids(&e, e.query(b)), fids(&fresh, fresh.query(b)), "{b:?}");
+        }
+        assert_eq!(e.by_fid(0), None);
+        assert_eq!(e.by_fid(98), Some(&point(98, 5.0, "2025-12-31")));
+        let f = e.folded();
+        assert_eq!(fids(&f, f.slots()), fids(&fresh, fresh.slots()));
+        assert!(f.overlay().is_empty());
+        // A fold started before a later edit keeps that edit.
+        let later = e.with_changes(vec![point(7, 3.0, "2026-03-01")], &[], 3);
+        let r = Layer::rebase(&f, &e, &later).unwrap();
+        assert_eq!(r.overlay().len(), 1);
+        assert_eq!(fids(&r, r.slots()), fids(&later, later.slots()));
+    }
 }

@@ -35,11 +35,11 @@ impl Near {
 }
 
 impl Layer {
-    /// Geodesic distance in metres from the query point to feature `i` (0 inside a
-    /// polygon); `None` for a feature without geometry. The closest point is found in
-    /// Web Mercator, then measured on the ellipsoid.
-    pub fn distance_metres(&self, near: &Near, i: usize) -> Option<f64> {
-        let g = self.features[i].geometry.as_ref()?;
+    /// Geodesic distance in metres from the query point to the feature in `slot` (0
+    /// inside a polygon); `None` for a feature without geometry. The closest point is
+    /// found in Web Mercator, then measured on the ellipsoid.
+    pub fn distance_metres(&self, near: &Near, slot: usize) -> Option<f64> {
+        let g = self.feature(slot).geometry.as_ref()?;
         let q = Point::new(near.point[0], near.point[1]);
         let c = match g.closest_point(&q) {
             Closest::Intersection(_) => return Some(0.0),
@@ -63,34 +63,49 @@ impl Layer {
         }
         let factor = near.ground_factor();
         let mut seen = HashSet::new();
-        let mut best: Vec<(usize, f64)> = Vec::new();
-        for (entry, d2) in self.tree.nearest_neighbor_iter_with_distance_2(&near.point) {
+        // (distance, fid, slot): ties are broken by fid, as a fresh snapshot would.
+        let mut best: Vec<(f64, i64, usize)> = Vec::new();
+        let consider = |slot: usize, best: &mut Vec<(f64, i64, usize)>| {
+            if !keep(slot) {
+                return;
+            }
+            let Some(d) = self.distance_metres(near, slot) else {
+                return;
+            };
+            if near.max_metres.is_some_and(|m| d > m) {
+                return;
+            }
+            let fid = self.feature(slot).fid;
+            let at = best.partition_point(|&(dj, fj, _)| (dj, fj) < (d, fid));
+            best.insert(at, (d, fid, slot));
+            if let Some(n) = n {
+                best.truncate(n);
+            }
+        };
+        for (hit, d2) in self.base().nearest_iter(&near.point) {
             let lower = d2.sqrt() * factor;
             if near.max_metres.is_some_and(|m| lower > m) {
                 break;
             }
             if let Some(n) = n
                 && best.len() >= n
-                && best.get(n - 1).is_some_and(|(_, d)| lower > *d)
+                && best.get(n - 1).is_some_and(|(d, _, _)| lower > *d)
             {
                 break;
             }
-            let i = entry.data.feature as usize;
-            if !seen.insert(i) || !keep(i) {
+            let slot = hit.feature as usize;
+            if self.overlay().hides(hit.feature) || !seen.insert(slot) {
                 continue;
             }
-            let Some(d) = self.distance_metres(near, i) else {
-                continue;
-            };
-            if near.max_metres.is_some_and(|m| d > m) {
-                continue;
-            }
-            let at = best.partition_point(|&(j, dj)| (dj, j) < (d, i));
-            best.insert(at, (i, d));
-            if let Some(n) = n {
-                best.truncate(n);
+            consider(slot, &mut best);
+        }
+        // The overlay is small: every changed feature is measured.
+        let first = self.base().len();
+        for (j, e) in self.overlay().entries().iter().enumerate() {
+            if e.feature.is_some() {
+                consider(first + j, &mut best);
             }
         }
-        best
+        best.into_iter().map(|(d, _, s)| (s, d)).collect()
     }
 }

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use super::AppState;
 use super::problem::Problem;
 use crate::auth::Caller;
+use crate::catalog::Snapshot;
 use crate::index::Layer;
 
 /// The caller of a request; a token that is presented but not valid is a 401.
@@ -28,7 +29,7 @@ pub fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Problem> 
 
 /// A collection the caller may read: 404 when unknown, 401 without a token and 403
 /// with a token that does not cover it, when it is restricted.
-pub fn readable(state: &AppState, who: &Caller, id: &str) -> Result<Arc<Layer>, Problem> {
+pub fn readable(state: &AppState, who: &Caller, id: &str) -> Result<Arc<Snapshot>, Problem> {
     let layer = state.catalog().get(id).cloned().ok_or_else(|| {
         Problem::not_found(format!(
             "there is no collection '{id}'; /collections lists them"
@@ -56,7 +57,7 @@ pub fn reader(
     state: &AppState,
     headers: &HeaderMap,
     id: &str,
-) -> Result<(Caller, Arc<Layer>), Problem> {
+) -> Result<(Caller, Arc<Snapshot>), Problem> {
     let who = caller(state, headers)?;
     let layer = readable(state, &who, id)?;
     Ok((who, layer))

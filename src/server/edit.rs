@@ -15,11 +15,11 @@ use super::access::{caller, readable, reader};
 use super::crs_out::OutCrs;
 use super::params::Params;
 use super::problem::Problem;
-use super::{AppState, json_body, watch};
+use super::{AppState, json_body};
 use crate::auth::Caller;
-use crate::edit::{self, Edit, EditError, Op};
-use crate::index::Layer;
+use crate::catalog::Snapshot;
 use crate::store::Store;
+use crate::write::edit::{self, Edit, EditError, Op};
 
 /// Largest feature body (a municipal feature is far smaller; imports have their own limit).
 const MAX_FEATURE_BYTES: usize = 4 * 1024 * 1024;
@@ -50,7 +50,7 @@ fn writer_of(
     state: &AppState,
     headers: &HeaderMap,
     id: &str,
-) -> Result<(Caller, Arc<Layer>), Problem> {
+) -> Result<(Caller, Arc<Snapshot>), Problem> {
     let who = caller(state, headers)?;
     if matches!(who, Caller::Anonymous) {
         return Err(Problem::new(
@@ -80,10 +80,19 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, Problem> {
     })
 }
 
+/// Makes a committed write visible before its answer goes out. The write has committed
+/// whatever happens here: a failure only delays it until the store watcher's next look,
+/// and the answer stays a success.
+fn show_committed(state: &Arc<AppState>) {
+    if let Err(e) = state.live.catch_up() {
+        tracing::warn!(error = %e, "a committed write could not be applied at once; the store watcher retries");
+    }
+}
+
 /// Runs `f` with the write connection (opened on first use), off the async threads.
 async fn with_writer<T: Send + 'static>(
     state: &Arc<AppState>,
-    f: impl FnOnce(&AppState, &Store) -> Result<T, Problem> + Send + 'static,
+    f: impl FnOnce(&Arc<AppState>, &Store) -> Result<T, Problem> + Send + 'static,
 ) -> Result<T, Problem> {
     let st = state.clone();
     tokio::task::spawn_blocking(move || {
@@ -194,17 +203,8 @@ async fn write(
             may_edit: &may_edit,
         };
         let out = edit::apply(store, &e).map_err(|err| problem(&st.config.store, err))?;
-        // The snapshot may have moved on since the request began: edit the current one.
-        let current = st.catalog().get(&id).cloned().unwrap_or(layer.clone());
-        let removed: Vec<i64> = if matches!(op, Op::Delete(_)) {
-            vec![out.fid]
-        } else {
-            Vec::new()
-        };
-        let updated = current.with_changes(out.feature.iter().cloned().collect(), &removed);
-        watch::swap_layer(st, &id, Some(Arc::new(updated)));
-        watch::mark_applied(st, store, &id);
         st.metrics.write(&id, op.kind());
+        show_committed(st);
         Ok((id, out))
     })
     .await?;
@@ -220,7 +220,7 @@ async fn write(
         h.insert(header::LOCATION, v);
     }
     if let Some(f) = &out.feature
-        && let Ok(v) = HeaderValue::from_str(&crate::index::etag(f))
+        && let Ok(v) = HeaderValue::from_str(&edit::etag(f))
     {
         h.insert(header::ETAG, v);
     }
@@ -312,13 +312,12 @@ pub async fn options_item(
 ) -> Result<Response, Problem> {
     let (who, layer) = reader(&state, &headers, &id)?;
     let fid = fid_of(&id, &fid)?;
-    let i = layer
-        .features
-        .binary_search_by_key(&fid, |f| f.fid)
-        .map_err(|_| Problem::not_found(format!("collection '{id}' has no feature {fid}")))?;
+    let f = layer
+        .by_fid(fid)
+        .ok_or_else(|| Problem::not_found(format!("collection '{id}' has no feature {fid}")))?;
     let m = layer.meta.municipality_column.as_deref().and_then(|col| {
         let c = layer.def.columns.iter().position(|c| c.name == col)?;
-        match &layer.features[i].values[c] {
+        match &f.values[c] {
             rusqlite::types::Value::Text(t) => Some(t.clone()),
             _ => None,
         }
@@ -400,6 +399,9 @@ pub async fn import(
     }
     let layer = p.get("layer").map(str::to_string);
     let actor = who.actor().to_string();
+    // Dropped with this request (the client went away): the import stops, uncommitted.
+    let cancel = CancelOnDrop::default();
+    let budget = crate::write::Budget::new(state.config.import_timeout, Some(cancel.0.clone()));
     let report = with_writer(&state, move |st, store| {
         let file = tempfile::Builder::new()
             .suffix(".gpkg")
@@ -418,8 +420,9 @@ pub async fn import(
             target_crs: None,
             actor,
             progress: false,
+            budget,
         };
-        let report = match crate::import::run(&st.config.store, &opts) {
+        let report = match crate::import::run_on(store, &opts) {
             Ok(r) => r,
             Err(crate::import::ImportError::Rejected { report, .. }) => {
                 return Ok((
@@ -428,17 +431,26 @@ pub async fn import(
                 ));
             }
             Err(e) => {
+                use crate::import::ImportError;
+                use crate::store::StoreError;
+                let status = match &e {
+                    ImportError::Store(StoreError::Interrupted | StoreError::Busy(_)) => {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    }
+                    ImportError::Store(StoreError::DiskFull(_)) => StatusCode::INSUFFICIENT_STORAGE,
+                    ImportError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                };
                 // The temporary file's name means nothing to the client.
                 let msg = e.to_string().replace(
                     &file.path().display().to_string(),
                     "the uploaded GeoPackage",
                 );
-                return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, msg));
+                return Err(Problem::new(status, msg));
             }
         };
         if !dry_run {
-            watch::reload(st, store, &id).map_err(|e| Problem::internal(e.to_string()))?;
-            watch::mark_applied(st, store, &id);
+            show_committed(st);
         }
         st.metrics
             .write(&id, if dry_run { "import-dry-run" } else { "import" });
@@ -448,9 +460,21 @@ pub async fn import(
         ))
     })
     .await?;
+    drop(cancel);
     let mut r = json_body(&report.1, "application/json");
     *r.status_mut() = report.0;
     Ok(r)
+}
+
+/// Sets its flag when dropped before [`std::mem::forget`]-free completion: a handler
+/// future dropped mid-way (client gone, server stopping) stops the write it started.
+#[derive(Default)]
+struct CancelOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// `GET /collections/{id}/items/{fid}/history`: every change of one feature, with the
@@ -504,48 +528,41 @@ pub async fn rollback(
     let to: i64 = p.get("to").and_then(|t| t.parse().ok()).ok_or_else(|| {
         Problem::bad_request("rollback needs to=<change id> (see nordgeo history)")
     })?;
-    let actor = who.actor().to_string();
-    let change = with_writer(&state, move |st, store| {
-        let tx = rusqlite::Transaction::new_unchecked(
-            store.conn(),
-            rusqlite::TransactionBehavior::Immediate,
-        )
-        .map_err(|e| Problem::internal(e.to_string()))?;
-        let known: bool = tx
-            .query_row(
-                "SELECT count(*) FROM nordgeo_changes WHERE id = ?1 AND layer = ?2",
-                rusqlite::params![to, id],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n > 0)
-            .map_err(|e| Problem::internal(e.to_string()))?;
-        if !known {
-            return Err(Problem::not_found(format!(
-                "collection '{id}' has no change {to}"
-            )));
-        }
-        let c = match feature {
-            Some(fid) => crate::store::history::rollback_feature(&tx, &layer.def, to, fid, &actor)
-                .map_err(|e| Problem::internal(e.to_string()))?
-                .ok_or_else(|| {
-                    Problem::new(
-                        StatusCode::CONFLICT,
-                        format!("feature {fid} has not changed since change {to}"),
-                    )
-                })?,
-            None => crate::store::history::rollback(&tx, &layer.def, to, &actor)
-                .map_err(|e| Problem::internal(e.to_string()))?,
-        };
-        tx.commit().map_err(|e| Problem::internal(e.to_string()))?;
-        watch::reload(st, store, &id).map_err(|e| Problem::internal(e.to_string()))?;
-        watch::mark_applied(st, store, &id);
-        Ok(c)
+    let r = crate::write::rollback::Rollback {
+        layer: layer.def.table.clone(),
+        to,
+        feature,
+        actor: who.actor().to_string(),
+    };
+    let rolled = with_writer(&state, move |st, store| {
+        let rolled = crate::write::rollback::rollback(store, &r).map_err(write_problem)?;
+        st.metrics.write(&r.layer, "rollback");
+        show_committed(st);
+        Ok(rolled)
     })
     .await?;
     Ok(json_body(
-        &json!({"change": change, "restores": to}),
+        &serde_json::to_value(&rolled).unwrap_or(Json::Null),
         "application/json",
     ))
+}
+
+/// A refused or failed write as a problem response.
+fn write_problem(e: crate::write::WriteError) -> Problem {
+    use crate::store::StoreError;
+    use crate::write::WriteError;
+    let status = match &e {
+        WriteError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        WriteError::NotFound(_) => StatusCode::NOT_FOUND,
+        WriteError::Conflict(_) => StatusCode::CONFLICT,
+        WriteError::Store(StoreError::NoSuchLayer(_)) => StatusCode::NOT_FOUND,
+        WriteError::Store(StoreError::DiskFull(_)) => StatusCode::INSUFFICIENT_STORAGE,
+        WriteError::Store(
+            StoreError::ReadOnly(_) | StoreError::Busy(_) | StoreError::Interrupted,
+        ) => StatusCode::SERVICE_UNAVAILABLE,
+        WriteError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    Problem::new(status, e.to_string())
 }
 
 /// A stored row as a GeoJSON feature in CRS84.

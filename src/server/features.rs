@@ -1,8 +1,7 @@
-//! `/collections/{id}/items`: parameters → a selection on the in-memory index (bbox,
-//! CQL2 filter, property equality, datetime, nearest, sorting) → a GeoJSON page that is
-//! streamed out in chunks, or an HTML table.
+//! `/collections/{id}/items`: the request → a selection on the in-memory index
+//! (`query`) → a GeoJSON page streamed out in chunks, or an HTML table. The selection
+//! is made before the response head is sent, so any error is a proper problem response.
 
-use std::cmp::Ordering;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -10,476 +9,18 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use geo::{Geometry, Intersects, Rect};
-use rusqlite::types::Value;
 use serde_json::json;
 
 use super::AppState;
 use super::access::{reader, visible};
-use super::crs_out::OutCrs;
 use super::geojson::write_feature;
 use super::html;
 use super::params::{Format, Params};
 use super::problem::Problem;
-use crate::filter::{self, CmpOp, FilterError, Lang, Pred, Schema, bind::Kind};
-use crate::geom::Bbox;
-use crate::index::{Layer, nearest::Near};
-
-/// Default page size.
-pub const DEFAULT_LIMIT: usize = 10;
-/// Largest page size; larger requests are clamped.
-pub const MAX_LIMIT: usize = 10_000;
-
-/// Parameters of the items resource besides `f` and the properties.
-pub const ITEMS_PARAMS: &[&str] = &[
-    "bbox",
-    "bbox-crs",
-    "crs",
-    "limit",
-    "offset",
-    "datetime",
-    "filter",
-    "filter-lang",
-    "filter-crs",
-    "sortby",
-    "near",
-    "near-crs",
-    "max-distance",
-];
+use super::query::{ItemsQuery, Selection, parse_query, select};
 
 /// Size of the pieces a page is streamed in.
 const CHUNK: usize = 64 * 1024;
-
-/// An items request after parsing and binding.
-pub struct ItemsQuery {
-    /// `bbox`, as a Web Mercator box.
-    pub bbox: Option<Bbox>,
-    /// Filter, property equality and datetime, all in one predicate.
-    pub pred: Option<Pred>,
-    /// Sort keys: (column, descending); column `None` is the feature id.
-    pub sort: Vec<(Option<usize>, bool)>,
-    /// Nearest-first search.
-    pub near: Option<Near>,
-    /// Page size.
-    pub limit: usize,
-    /// Features skipped.
-    pub offset: usize,
-    /// Output CRS.
-    pub crs: OutCrs,
-}
-
-fn numbers(s: &str, what: &str, example: &str) -> Result<Vec<f64>, Problem> {
-    s.split(',')
-        .map(|p| p.trim().parse::<f64>().ok().filter(|v| v.is_finite()))
-        .collect::<Option<Vec<f64>>>()
-        .ok_or_else(|| {
-            Problem::bad_request(format!(
-                "{what} '{s}' is not a list of finite numbers; expected {example}"
-            ))
-        })
-}
-
-fn parse_bbox(s: &str) -> Result<[f64; 4], Problem> {
-    let nums = numbers(s, "bbox", "minLon,minLat,maxLon,maxLat")?;
-    let b = match nums.as_slice() {
-        [a, b, c, d] => [*a, *b, *c, *d],
-        [a, b, _, c, d, _] => [*a, *b, *c, *d],
-        _ => {
-            return Err(Problem::bad_request(format!(
-                "bbox must have 4 or 6 numbers, got {}",
-                nums.len()
-            )));
-        }
-    };
-    if b[1] > b[3] {
-        return Err(Problem::bad_request(format!(
-            "bbox '{s}': the second number (south) is above the fourth (north)"
-        )));
-    }
-    Ok(b)
-}
-
-fn filter_problem(e: FilterError) -> Problem {
-    Problem::bad_request(format!("filter: {e}"))
-}
-
-/// `name=value`: the value as the column's type reads it; a value that type cannot
-/// hold matches nothing (it is a valid question with an empty answer).
-fn equality(layer: &Layer, col: usize, want: &str) -> Pred {
-    use filter::bind::{Lit, Operand, column_kind};
-    let c = &layer.def.columns[col];
-    let Some(kind) = column_kind(c) else {
-        return Pred::Const(false);
-    };
-    let lit = match kind {
-        Kind::Str => Some(Lit::Str(want.to_string())),
-        Kind::Num => want.trim().parse().ok().map(Lit::Num),
-        Kind::Bool => match want.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" => Some(Lit::Bool(true)),
-            "false" | "0" => Some(Lit::Bool(false)),
-            _ => None,
-        },
-        Kind::Time => filter::time::parse_instant(want).map(Lit::Time),
-    };
-    match lit {
-        Some(l) => Pred::Cmp(CmpOp::Eq, Operand::Col(col, kind), Operand::Lit(l)),
-        None => Pred::Const(false),
-    }
-}
-
-fn datetime(layer: &Layer, visible: &[bool], s: &str) -> Result<Pred, Problem> {
-    use filter::bind::{Lit, Operand, column_kind};
-    let (i, c) = layer
-        .def
-        .columns
-        .iter()
-        .enumerate()
-        .find(|(i, c)| visible[*i] && column_kind(c) == Some(Kind::Time))
-        .ok_or_else(|| {
-            Problem::bad_request(format!(
-                "datetime: collection '{}' has no date or time property to filter on",
-                layer.def.table
-            ))
-        })?;
-    let (lo, hi) = filter::time::parse_interval(s).map_err(Problem::bad_request)?;
-    tracing::debug!(property = %c.name, "datetime filter");
-    let col = Operand::Col(i, Kind::Time);
-    let mut v = Vec::new();
-    if let Some(lo) = lo {
-        v.push(Pred::Cmp(
-            CmpOp::Ge,
-            col.clone(),
-            Operand::Lit(Lit::Time(lo)),
-        ));
-    }
-    if let Some(hi) = hi {
-        v.push(Pred::Cmp(CmpOp::Le, col, Operand::Lit(Lit::Time(hi))));
-    }
-    Ok(Pred::And(v))
-}
-
-fn sortby(layer: &Layer, visible: &[bool], s: &str) -> Result<Vec<(Option<usize>, bool)>, Problem> {
-    s.split(',')
-        .map(|k| {
-            let k = k.trim();
-            let (name, desc) = match k.strip_prefix('-') {
-                Some(n) => (n, true),
-                None => (k.strip_prefix('+').unwrap_or(k), false),
-            };
-            let name = name.trim();
-            if name == "id" || layer.def.fid_column.as_deref() == Some(name) {
-                return Ok((None, desc));
-            }
-            layer
-                .def
-                .columns
-                .iter()
-                .enumerate()
-                .position(|(i, c)| visible[i] && c.name == name)
-                .map(|i| (Some(i), desc))
-                .ok_or_else(|| {
-                    Problem::bad_request(format!(
-                        "sortby: '{name}' is not a property of '{}'; sort by one of: id, {} (prefix - for descending)",
-                        layer.def.table,
-                        names(layer, visible)
-                    ))
-                })
-        })
-        .collect()
-}
-
-fn near(layer: &Layer, p: &Params) -> Result<Option<Near>, Problem> {
-    let Some(s) = p.get("near") else {
-        for k in ["near-crs", "max-distance"] {
-            if p.get(k).is_some() {
-                return Err(Problem::bad_request(format!(
-                    "{k} only applies together with near=LON,LAT"
-                )));
-            }
-        }
-        return Ok(None);
-    };
-    let crs = match p.get("near-crs") {
-        Some(c) => OutCrs::parse(c, layer.def.srs_id)?,
-        None => OutCrs::crs84(),
-    };
-    let xy = match numbers(s, "near", "LON,LAT")?.as_slice() {
-        [x, y] | [x, y, _] => [*x, *y],
-        v => {
-            return Err(Problem::bad_request(format!(
-                "near takes 2 numbers (LON,LAT in near-crs), got {}",
-                v.len()
-            )));
-        }
-    };
-    let pt = crs
-        .to_mercator(Geometry::Point(geo::Point::new(xy[0], xy[1])))
-        .map_err(|e| Problem::bad_request(format!("near '{s}': {e}")))?;
-    let Geometry::Point(pt) = pt else {
-        return Err(Problem::internal("a point stayed a point"));
-    };
-    let max_metres = match p.get("max-distance") {
-        None => None,
-        Some(m) => Some(
-            m.trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .ok_or_else(|| {
-                    Problem::bad_request(format!(
-                        "max-distance '{m}' must be a distance in metres, 0 or more"
-                    ))
-                })?,
-        ),
-    };
-    Ok(Some(Near {
-        point: [pt.x(), pt.y()],
-        max_metres,
-    }))
-}
-
-/// Reads and checks every parameter of an items request.
-/// The names of the visible properties, for messages.
-fn names(layer: &Layer, visible: &[bool]) -> String {
-    layer
-        .def
-        .columns
-        .iter()
-        .zip(visible)
-        .filter(|(_, v)| **v)
-        .map(|(c, _)| c.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Reads and checks every parameter of an items request; only `visible` properties
-/// exist for it.
-pub fn parse_query(layer: &Layer, p: &Params, visible: &[bool]) -> Result<ItemsQuery, Problem> {
-    let id = &layer.def.table;
-    let mut preds = Vec::new();
-    for (k, v) in p.pairs() {
-        if k == "f" || ITEMS_PARAMS.contains(&k.as_str()) {
-            continue;
-        }
-        match layer
-            .def
-            .columns
-            .iter()
-            .enumerate()
-            .position(|(i, c)| visible[i] && &c.name == k)
-        {
-            Some(col) => preds.push(equality(layer, col, v)),
-            None => {
-                return Err(Problem::bad_request(format!(
-                    "unknown query parameter '{k}': use {} or a property of '{id}' ({})",
-                    ITEMS_PARAMS.join(", "),
-                    names(layer, visible)
-                )));
-            }
-        }
-    }
-    let limit = match p.get("limit") {
-        None => DEFAULT_LIMIT,
-        Some(s) => s
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|&n| n >= 1)
-            .ok_or_else(|| {
-                Problem::bad_request(format!("limit '{s}' must be a whole number of at least 1"))
-            })?
-            .min(MAX_LIMIT as u64) as usize,
-    };
-    let offset = match p.get("offset") {
-        None => 0,
-        Some(s) => s.trim().parse::<usize>().map_err(|_| {
-            Problem::bad_request(format!("offset '{s}' must be a whole number of at least 0"))
-        })?,
-    };
-    let srs = layer.def.srs_id;
-    let crs = match p.get("crs") {
-        Some(c) => OutCrs::parse(c, srs)?,
-        None => OutCrs::crs84(),
-    };
-    let bbox_crs = match p.get("bbox-crs") {
-        Some(c) => OutCrs::parse(c, srs)?,
-        None => OutCrs::crs84(),
-    };
-    let bbox = match p.get("bbox") {
-        Some(s) => Some(bbox_crs.bbox_to_mercator(parse_bbox(s)?)?),
-        None => None,
-    };
-    if let Some(dt) = p.get("datetime") {
-        preds.push(datetime(layer, visible, dt)?);
-    }
-    if let Some(text) = p.get("filter") {
-        let lang =
-            Lang::parse(p.get("filter-lang").unwrap_or("cql2-text")).map_err(filter_problem)?;
-        let filter_crs = match p.get("filter-crs") {
-            Some(c) => OutCrs::parse(c, srs)?,
-            None => OutCrs::crs84(),
-        };
-        let expr = filter::parse(text, lang).map_err(filter_problem)?;
-        let to_index = |g: Geometry<f64>| filter_crs.to_mercator(g).map_err(|e| e.to_string());
-        let schema = Schema {
-            collection: id,
-            columns: &layer.def.columns,
-            visible,
-            geom_column: &layer.def.geom_column,
-            to_index: &to_index,
-        };
-        preds.push(schema.bind(&expr).map_err(filter_problem)?);
-    } else {
-        for k in ["filter-lang", "filter-crs"] {
-            if p.get(k).is_some() {
-                return Err(Problem::bad_request(format!(
-                    "{k} only applies together with filter"
-                )));
-            }
-        }
-    }
-    let near = near(layer, p)?;
-    let sort = match p.get("sortby") {
-        Some(_) if near.is_some() => {
-            return Err(Problem::bad_request(
-                "sortby cannot be combined with near: near sorts by distance",
-            ));
-        }
-        Some(s) => sortby(layer, visible, s)?,
-        None => Vec::new(),
-    };
-    let pred = match preds.len() {
-        0 => None,
-        1 => preds.pop(),
-        _ => Some(Pred::And(preds)),
-    };
-    Ok(ItemsQuery {
-        bbox,
-        pred,
-        sort,
-        near,
-        limit,
-        offset,
-        crs,
-    })
-}
-
-/// What an items request selected.
-pub struct Selection {
-    /// `numberMatched`.
-    pub matched: usize,
-    /// Feature indices of the page, in order.
-    pub page: Vec<usize>,
-    /// Distances in metres when the request was a `near` search.
-    pub distances: Option<Vec<f64>>,
-}
-
-fn intersect(a: Bbox, b: Bbox) -> Bbox {
-    [
-        a[0].max(b[0]),
-        a[1].max(b[1]),
-        a[2].min(b[2]),
-        a[3].min(b[3]),
-    ]
-}
-
-fn cmp_values(a: &Value, b: &Value) -> Ordering {
-    use Value::*;
-    match (a, b) {
-        (Null, Null) => Ordering::Equal,
-        // NULL sorts last ascending, first descending (as PostgreSQL does).
-        (Null, _) => Ordering::Greater,
-        (_, Null) => Ordering::Less,
-        (Integer(x), Integer(y)) => x.cmp(y),
-        (Integer(x), Real(y)) => (*x as f64).total_cmp(y),
-        (Real(x), Integer(y)) => x.total_cmp(&(*y as f64)),
-        (Real(x), Real(y)) => x.total_cmp(y),
-        (Text(x), Text(y)) => x.cmp(y),
-        (Blob(x), Blob(y)) => x.cmp(y),
-        // Mixed storage classes order as SQLite orders them.
-        _ => rank(a).cmp(&rank(b)),
-    }
-}
-
-fn rank(v: &Value) -> u8 {
-    match v {
-        Value::Null => 0,
-        Value::Integer(_) | Value::Real(_) => 1,
-        Value::Text(_) => 2,
-        Value::Blob(_) => 3,
-    }
-}
-
-/// Runs the query on the index.
-pub fn select(layer: &Layer, q: &ItemsQuery) -> Selection {
-    let mut window = q.bbox;
-    if let Some(b) = q.pred.as_ref().and_then(Pred::search_box) {
-        window = Some(window.map_or(b, |w| intersect(w, b)));
-    }
-    let empty_window = window.is_some_and(|w| w[0] > w[2] || w[1] > w[3]);
-    let rect = q.bbox.map(|b| Rect::new((b[0], b[1]), (b[2], b[3])));
-    let keep = |i: usize| {
-        let f = &layer.features[i];
-        rect.is_none_or(|r| f.geometry.as_ref().is_some_and(|g| g.intersects(&r)))
-            && q.pred
-                .as_ref()
-                .is_none_or(|p| p.matches(&f.values, f.geometry.as_ref()))
-    };
-    let candidates: Vec<usize> = match window {
-        _ if empty_window => Vec::new(),
-        Some(w) => layer.query(w),
-        None => (0..layer.features.len()).collect(),
-    };
-    let end = q.offset.saturating_add(q.limit);
-    if let Some(near) = &q.near {
-        let in_window = |i: usize| window.is_none() || candidates.binary_search(&i).is_ok();
-        let accept = |i: usize| !empty_window && in_window(i) && keep(i);
-        let (found, matched) = if near.max_metres.is_some() {
-            let all = layer.nearest(near, None, accept);
-            let n = all.len();
-            (all, n)
-        } else {
-            let matched = candidates
-                .iter()
-                .filter(|&&i| layer.features[i].geometry.is_some() && keep(i))
-                .count();
-            (layer.nearest(near, Some(end), accept), matched)
-        };
-        let page: Vec<(usize, f64)> = found.into_iter().skip(q.offset).take(q.limit).collect();
-        return Selection {
-            matched,
-            distances: Some(page.iter().map(|p| p.1).collect()),
-            page: page.into_iter().map(|p| p.0).collect(),
-        };
-    }
-    let mut hits: Vec<usize> = candidates.into_iter().filter(|&i| keep(i)).collect();
-    if !q.sort.is_empty() {
-        let key = |i: usize, col: Option<usize>| match col {
-            Some(c) => layer.features[i].values[c].clone(),
-            None => Value::Integer(layer.features[i].fid),
-        };
-        hits.sort_by(|&a, &b| {
-            for &(col, desc) in &q.sort {
-                let o = cmp_values(&key(a, col), &key(b, col));
-                let o = if desc { o.reverse() } else { o };
-                if o != Ordering::Equal {
-                    return o;
-                }
-            }
-            a.cmp(&b)
-        });
-    }
-    let matched = hits.len();
-    let page = hits
-        .get(q.offset.min(matched)..end.min(matched))
-        .unwrap_or_default()
-        .to_vec();
-    Selection {
-        matched,
-        page,
-        distances: None,
-    }
-}
 
 /// Self/next/prev/alternate links of a page.
 pub fn page_links(
@@ -554,20 +95,19 @@ pub async fn items(
     let q = parse_query(&layer, &params, &visible)?;
     let base = state.base_url(&headers);
     let content_crs = format!("<{}>", q.crs.uri);
+    let (layer, q, sel) = tokio::task::spawn_blocking(move || {
+        let sel = select(&layer, &q);
+        (layer, q, sel)
+    })
+    .await
+    .map_err(|e| Problem::internal(format!("the query failed: {e}")))?;
+    let links = page_links(&base, &layer.def.table, &params, &q, &sel);
     if format == Format::Html {
-        let page = tokio::task::spawn_blocking(move || {
-            let sel = select(&layer, &q);
-            let links = page_links(&base, &layer.def.table, &params, &q, &sel);
-            html::items(&base, &layer, &q, &sel, &links, &visible)
-        })
-        .await
-        .map_err(|e| Problem::internal(e.to_string()))?;
-        return Ok(page);
+        return Ok(html::items(&base, &layer, &q, &sel, &links, &visible));
     }
+    // Only writing the page is streamed; it cannot fail but for the client going away.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     tokio::task::spawn_blocking(move || {
-        let sel = select(&layer, &q);
-        let links = page_links(&base, &layer.def.table, &params, &q, &sel);
         let mut out = String::with_capacity(CHUNK + 8192);
         let _ = write!(
             out,
@@ -580,7 +120,7 @@ pub async fn items(
             if n > 0 {
                 out.push(',');
             }
-            write_feature(&mut out, &layer.features[i], &layer, &q.crs, &visible);
+            write_feature(&mut out, layer.feature(i), &layer, &q.crs, &visible);
             if out.len() >= CHUNK {
                 let chunk = std::mem::replace(&mut out, String::with_capacity(CHUNK + 8192));
                 if tx.blocking_send(Bytes::from(chunk)).is_err() {

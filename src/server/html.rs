@@ -8,8 +8,8 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value as Json;
 
-use super::features::{ItemsQuery, Selection};
 use super::geojson::{shown, value_json};
+use super::query::{ItemsQuery, Selection};
 use crate::crs;
 use crate::geom::Bbox;
 use crate::geom::GeometryKind;
@@ -219,7 +219,7 @@ pub fn collection(base: &str, layer: &Layer, doc: &Json, visible: &[bool]) -> Re
     let _ = write!(
         body,
         "</table><p>{} features · storage CRS <code>{}</code></p><h2>Links</h2>{}",
-        layer.features.len(),
+        layer.len(),
         esc(doc["storageCrs"].as_str().unwrap_or_default()),
         links_list(&doc["links"])
     );
@@ -279,7 +279,7 @@ pub fn items(
     }
     body.push_str("</tr>");
     for (n, &i) in sel.page.iter().enumerate() {
-        let f = &layer.features[i];
+        let f = layer.feature(i);
         let _ = write!(
             body,
             "<tr><td><a href=\"{}/collections/{}/items/{}?f=html\">{}</a></td>",
@@ -313,9 +313,9 @@ pub fn items(
 /// One feature: its properties and a map of it.
 pub fn feature(base: &str, layer: &Layer, i: usize, visible: &[bool]) -> Response {
     let id = &layer.def.table;
-    let f = &layer.features[i];
+    let f = layer.feature(i);
     let url = format!("{base}/collections/{id}/items/{}?f=json", f.fid);
-    let bounds = layer.bboxes[i].map(|b| {
+    let bounds = layer.bbox(i).map(|b| {
         let (x0, y0) = crs::mercator_to_lonlat(b[0], b[1]);
         let (x1, y1) = crs::mercator_to_lonlat(b[2], b[3]);
         [x0, y0, x1, y1]

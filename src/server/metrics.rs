@@ -62,7 +62,7 @@ struct Route {
 #[derive(Default)]
 struct Inner {
     routes: BTreeMap<String, Route>,
-    tiles: BTreeMap<(String, u8), Histogram>,
+    tiles: BTreeMap<u8, Histogram>,
     cache: [u64; 2],
     writes: BTreeMap<(String, String), u64>,
 }
@@ -78,10 +78,10 @@ impl Metrics {
         }
     }
 
-    /// One rendered tile: the layers it holds, its zoom and how long it took.
-    pub fn tile_rendered(&self, layers: &[String], z: u8, took: Duration) {
-        let key = (layers.join(","), z);
-        self.with(|m| m.tiles.entry(key).or_default().observe(took.as_secs_f64()));
+    /// One rendered tile: its zoom and how long it took. (Labelled by zoom only: a label
+    /// per layer list would let requests grow the metrics without bound.)
+    pub fn tile_rendered(&self, z: u8, took: Duration) {
+        self.with(|m| m.tiles.entry(z).or_default().observe(took.as_secs_f64()));
     }
 
     /// A tile cache lookup.
@@ -139,12 +139,12 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
                 &format!("route=\"{}\"", escape(route)),
             );
         }
-        out.push_str("# HELP nordgeo_tile_render_seconds Tile generation time by layers and zoom.\n# TYPE nordgeo_tile_render_seconds histogram\n");
-        for ((layers, z), h) in &m.tiles {
+        out.push_str("# HELP nordgeo_tile_render_seconds Tile generation time by zoom.\n# TYPE nordgeo_tile_render_seconds histogram\n");
+        for (z, h) in &m.tiles {
             h.write(
                 &mut out,
                 "nordgeo_tile_render_seconds",
-                &format!("layers=\"{}\",zoom=\"{z}\"", escape(layers)),
+                &format!("zoom=\"{z}\""),
             );
         }
         let _ = write!(
@@ -175,7 +175,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             out,
             "nordgeo_index_features{{layer=\"{}\"}} {}",
             escape(&l.def.table),
-            l.features.len()
+            l.len()
         );
     }
     let mut r = out.into_response();
@@ -195,16 +195,26 @@ pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next)
     let uri = req.uri().clone();
     let started = Instant::now();
     let limit = state.config.request_timeout;
-    let res = match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(r) => r,
-        Err(_) => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "the request took longer than {} s and was stopped; try a smaller bbox or limit",
-                limit.as_secs()
-            ),
-        )
-        .into_response(),
+    // Only reads are cut off here: cutting off a write would answer "failed" for a change
+    // that still commits. Writes carry their own budget and roll back when it runs out.
+    let read = matches!(
+        method,
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let res = if read {
+        match tokio::time::timeout(limit, next.run(req)).await {
+            Ok(r) => r,
+            Err(_) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the request took longer than {} s and was stopped; try a smaller bbox or limit",
+                    limit.as_secs()
+                ),
+            )
+            .into_response(),
+        }
+    } else {
+        next.run(req).await
     };
     let took = started.elapsed();
     let status = res.status().as_u16();

@@ -12,12 +12,14 @@ pub mod ogc;
 pub mod params;
 pub mod portal;
 pub mod problem;
+pub mod query;
 pub mod tiles;
 pub mod tilesets;
 pub mod watch;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::Router;
 use axum::extract::State;
@@ -25,9 +27,9 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::index::Catalog;
+use crate::catalog::{Catalog, Live};
 use crate::tiles::TileOptions;
-use crate::tiles::cache::TileCache;
+use crate::tiles::cache::{CacheKey, CachedTile, TileCache};
 
 /// Server settings.
 #[derive(Debug, Clone)]
@@ -48,8 +50,11 @@ pub struct ServerConfig {
     pub require_if_match: bool,
     /// Largest accepted upload (HTTP import), in bytes.
     pub max_upload_bytes: usize,
-    /// Longest time a request may take to produce its response head.
+    /// Longest time a read may take to produce its response head (writes are not cut
+    /// off from outside: a write either commits and says so, or rolls back).
     pub request_timeout: std::time::Duration,
+    /// Longest an HTTP import may run before it stops and rolls back.
+    pub import_timeout: std::time::Duration,
     /// Origins CORS allows (`*`: any).
     pub cors_origins: Vec<String>,
 }
@@ -58,9 +63,12 @@ pub struct ServerConfig {
 pub struct AppState {
     /// Settings.
     pub config: ServerConfig,
-    catalog: RwLock<Arc<Catalog>>,
+    /// The layers, kept in step with the store.
+    pub live: Arc<Live>,
     /// Rendered tiles.
     pub cache: TileCache,
+    /// Tiles being rendered: concurrent misses of one tile wait for one render.
+    pub inflight: Mutex<HashMap<CacheKey, Arc<tokio::sync::OnceCell<Arc<CachedTile>>>>>,
     /// Bounds concurrent tile renders so a burst of low-zoom requests cannot exhaust memory.
     pub render_slots: Arc<tokio::sync::Semaphore>,
     /// Tile encoding settings.
@@ -70,28 +78,26 @@ pub struct AppState {
     /// Access tokens by hash (reloaded when the store changes).
     tokens: RwLock<Arc<crate::auth::TokenTable>>,
     /// The one write connection, opened on the first write.
-    pub writer: std::sync::Mutex<Option<crate::store::Store>>,
-    /// Per-layer signatures of the store content the snapshots reflect (see `watch`).
-    pub applied: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    pub writer: Mutex<Option<crate::store::Store>>,
     /// Prometheus metrics.
     pub metrics: metrics::Metrics,
 }
 
 impl AppState {
-    /// New state around a loaded catalog.
-    pub fn new(config: ServerConfig, catalog: Catalog) -> Self {
+    /// New state around the live catalog.
+    pub fn new(config: ServerConfig, live: Arc<Live>) -> Self {
         let tile_options = TileOptions::default();
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         AppState {
             glyphs: crate::glyphs::Glyphs::scan(&config.fonts),
-            cache: TileCache::new(config.cache_bytes, tile_options.buffer, tile_options.extent),
+            cache: TileCache::new(config.cache_bytes),
+            inflight: Mutex::new(HashMap::new()),
             config,
-            catalog: RwLock::new(Arc::new(catalog)),
+            live,
             render_slots: Arc::new(tokio::sync::Semaphore::new(cores * 2)),
             tile_options,
             tokens: RwLock::new(Arc::new(Default::default())),
-            writer: std::sync::Mutex::new(None),
-            applied: std::sync::Mutex::new(Default::default()),
+            writer: Mutex::new(None),
             metrics: Default::default(),
         }
     }
@@ -113,21 +119,9 @@ impl AppState {
         }
     }
 
-    /// Replaces the catalog; readers holding the old one finish with it.
-    pub fn swap_catalog(&self, catalog: Catalog) {
-        let new = Arc::new(catalog);
-        match self.catalog.write() {
-            Ok(mut c) => *c = new,
-            Err(p) => *p.into_inner() = new,
-        }
-    }
-
-    /// The current catalog snapshot (cheap clone of an `Arc`).
+    /// The current catalog (cheap clone of an `Arc`).
     pub fn catalog(&self) -> Arc<Catalog> {
-        match self.catalog.read() {
-            Ok(c) => c.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+        self.live.catalog()
     }
 
     /// The base URL links are built from: `--public-url`, else `Forwarded`/`X-Forwarded-*`,
@@ -283,7 +277,7 @@ async fn health(State(state): State<Arc<AppState>>) -> axum::Json<serde_json::Va
     axum::Json(serde_json::json!({
         "status": "ok",
         "layers": cat.layers.len(),
-        "features": cat.layers.iter().map(|l| l.features.len()).sum::<usize>(),
+        "features": cat.layers.iter().map(|l| l.len()).sum::<usize>(),
     }))
 }
 

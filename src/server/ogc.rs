@@ -10,11 +10,11 @@ use serde_json::{Value as Json, json};
 
 use super::access::{caller, reader, visible};
 use super::crs_out::{CRS84, OFFERED, OutCrs, epsg_uri};
-use super::features::{DEFAULT_LIMIT, ITEMS_PARAMS, MAX_LIMIT};
 use super::geojson::write_feature;
 use super::html;
 use super::params::{Format, Params};
 use super::problem::Problem;
+use super::query::{DEFAULT_LIMIT, ITEMS_PARAMS, MAX_LIMIT};
 use super::{AppState, json_body};
 use crate::filter::bind::{Kind, column_kind};
 use crate::geom::GeometryKind;
@@ -212,16 +212,13 @@ pub async fn feature(
     };
     let missing = || Problem::not_found(format!("collection '{id}' has no feature '{fid}'"));
     let n: i64 = fid.parse().map_err(|_| missing())?;
-    let i = l
-        .features
-        .binary_search_by_key(&n, |f| f.fid)
-        .map_err(|_| missing())?;
+    let i = l.slot_of(n).ok_or_else(missing)?;
     let b = state.base_url(&headers);
     if format == Format::Html {
         return Ok(html::feature(&b, &l, i, &shown));
     }
     let mut out = String::new();
-    write_feature(&mut out, &l.features[i], &l, &out_crs, &shown);
+    write_feature(&mut out, l.feature(i), &l, &out_crs, &shown);
     // Add the links a single feature must carry.
     let mut v: Json = serde_json::from_str(&out).map_err(|e| Problem::internal(e.to_string()))?;
     v["links"] = json!([
@@ -235,7 +232,7 @@ pub async fn feature(
     }
     // The ETag names the stored version (If-Match on writes); it does not depend on
     // the CRS of this representation.
-    if let Ok(h) = HeaderValue::from_str(&crate::index::etag(&l.features[i])) {
+    if let Ok(h) = HeaderValue::from_str(&crate::write::edit::etag(l.feature(i))) {
         r.headers_mut().insert(axum::http::header::ETAG, h);
     }
     Ok(r)
@@ -381,7 +378,7 @@ pub async fn api(
     paths.insert("/api".into(), json!({"get": {"summary": "This API definition", "operationId": "getApi", "parameters": f_ref, "responses": json_ok("OpenAPI 3.0", OPENAPI)}}));
     paths.insert("/collections".into(), json!({"get": {"summary": "Collections", "operationId": "getCollections", "parameters": f_ref, "responses": json_ok("Collections", "application/json")}}));
     let who = caller(&state, &headers)?;
-    let layers: Vec<&Arc<Layer>> = cat
+    let layers: Vec<&Arc<crate::catalog::Snapshot>> = cat
         .layers
         .iter()
         .filter(|l| who.can_read(&l.def.table, &l.meta))

@@ -47,6 +47,16 @@ impl Problem {
     }
 }
 
+/// A piece of request text for a message: at most 80 characters, control characters
+/// shown escaped, so an answer never grows with what a caller sends.
+pub fn clip(s: &str) -> String {
+    let mut out: String = s.chars().take(80).flat_map(char::escape_debug).collect();
+    if s.chars().count() > 80 {
+        out.push('…');
+    }
+    out
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let body = serde_json::json!({

@@ -10,9 +10,10 @@ use serde_json::json;
 
 use super::AppState;
 use super::problem::Problem;
-use crate::index::{Catalog, Layer};
+use crate::catalog::{Catalog, Snapshot};
+use crate::index::Layer;
 use crate::tiles::cache::{CacheKey, CachedTile};
-use crate::tiles::{self, LayerRules, TileId};
+use crate::tiles::{self, LayerRules, Prepared, TileId};
 
 /// From this zoom on a tile costs well under a millisecond to render (small area, the
 /// index finds only what crosses it), so it is rendered on the request's own worker;
@@ -63,9 +64,10 @@ pub async fn collection_tile(
 ) -> Result<Response, Problem> {
     check_tms(&tms)?;
     let tile = parse_tile(&z, &y, &x)?;
-    super::access::reader(&state, &headers, &id)?;
+    let (_, layer) = super::access::reader(&state, &headers, &id)?;
     let cat = state.catalog();
-    tile_response(&state, cat, Arc::from(vec![id]), tile, &headers).await
+    let names: Arc<[String]> = Arc::from(vec![layer.def.table.clone()]);
+    tile_response(&state, cat, names, tile, &headers).await
 }
 
 /// `GET /collections/{id}/xyz/{z}/{x}/{y}.pbf`: the same tile in XYZ order, for tools
@@ -109,8 +111,9 @@ pub async fn dataset_tile(
     tile_response(&state, cat, layers, tile, &headers).await
 }
 
-/// The layers of a dataset tile: all the caller may read, or the named ones (each must
-/// be readable).
+/// The layers of a dataset tile, canonical: all the caller may read, or the named ones
+/// (each known and readable), without repeats, in store order — so a tile is one MVT
+/// layer per collection and `a,b`, `b,a` and `a,a,b` are one cache entry.
 fn selected_layers(
     state: &AppState,
     cat: &Catalog,
@@ -123,28 +126,41 @@ fn selected_layers(
         .find(|k| k.as_str() != "collections" && k.as_str() != "f")
     {
         return Err(Problem::bad_request(format!(
-            "unknown query parameter '{k}'; tiles accept 'collections'"
+            "unknown query parameter '{}'; tiles accept 'collections'",
+            super::problem::clip(k)
         )));
     }
-    match q.get("collections") {
-        None => Ok(cat
+    let Some(list) = q.get("collections") else {
+        return Ok(cat
             .layers
             .iter()
             .filter(|l| who.can_read(&l.def.table, &l.meta))
             .map(|l| l.def.table.clone())
-            .collect()),
-        Some(list) => {
-            let names: Vec<String> = list
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect();
-            for n in &names {
-                super::access::readable(state, &who, n)?;
-            }
-            Ok(names.into())
-        }
+            .collect());
+    };
+    let mut wanted = vec![false; cat.layers.len()];
+    for n in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some(i) = cat.position(n) else {
+            return Err(Problem::bad_request(format!(
+                "collections: there is no collection '{}'; /collections lists them",
+                super::problem::clip(n)
+            )));
+        };
+        super::access::readable(state, &who, n)?;
+        wanted[i] = true;
     }
+    if !wanted.contains(&true) {
+        return Err(Problem::bad_request(
+            "collections is empty; name one or more collections, separated by commas",
+        ));
+    }
+    Ok(cat
+        .layers
+        .iter()
+        .zip(wanted)
+        .filter(|(_, w)| *w)
+        .map(|(l, _)| l.def.table.clone())
+        .collect())
 }
 
 async fn tile_response(
@@ -155,53 +171,133 @@ async fn tile_response(
     headers: &HeaderMap,
 ) -> Result<Response, Problem> {
     let key = CacheKey { layers, tile };
-    let (cached, hit) = match state.cache.get(&key) {
-        Some(t) => (t, true),
-        None => {
-            let started = std::time::Instant::now();
-            let opts = state.tile_options;
-            let t = if tile.z >= INLINE_FROM_ZOOM {
-                render_cached(&cat, &key.layers, tile, opts)
-            } else {
-                let permit = state
-                    .render_slots
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|e| Problem::internal(e.to_string()))?;
-                let names = key.layers.clone();
-                tokio::task::spawn_blocking(move || {
-                    let _permit = permit;
-                    render_cached(&cat, &names, tile, opts)
-                })
-                .await
-                .map_err(|e| Problem::internal(e.to_string()))?
-            };
-            state
-                .metrics
-                .tile_rendered(&key.layers, tile.z, started.elapsed());
-            let t = Arc::new(t);
-            state.cache.put(key, t.clone());
-            (t, false)
+    if let Some(t) = state.cache.get(&key) {
+        if fresh(state, &cat, &key, &t) {
+            state.metrics.cache_lookup(true);
+            return Ok(respond(&t, headers, true));
         }
-    };
-    state.metrics.cache_lookup(hit);
-    Ok(respond(&cached, headers, hit))
+        state.cache.remove(&key);
+    }
+    state.metrics.cache_lookup(false);
+    let t = render_once(state, &cat, &key).await?;
+    Ok(respond(&t, headers, false))
 }
 
-/// Renders and compresses one tile (used by the server and by tile export).
-pub fn render_cached(
+/// Whether a cached tile shows what `cat` holds: no layer of it changed under the tile
+/// since the generation it was rendered (or last confirmed) at.
+fn fresh(state: &AppState, cat: &Catalog, key: &CacheKey, t: &CachedTile) -> bool {
+    let bounds = key
+        .tile
+        .buffered_bounds(state.tile_options.buffer, state.tile_options.extent);
+    key.layers.iter().enumerate().all(|(i, name)| {
+        let Some(l) = cat.get(name) else {
+            return false;
+        };
+        let had = t.generation(i);
+        if had >= l.generation {
+            return true;
+        }
+        if state.live.changed(name, had, l.generation, bounds) {
+            return false;
+        }
+        t.confirm(i, l.generation);
+        true
+    })
+}
+
+/// Removes a finished render from the in-flight map, also when the request is dropped.
+struct Landed<'a> {
+    state: &'a AppState,
+    key: &'a CacheKey,
+    cell: Arc<tokio::sync::OnceCell<Arc<CachedTile>>>,
+}
+
+impl Drop for Landed<'_> {
+    fn drop(&mut self) {
+        let mut m = self
+            .state
+            .inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if m.get(self.key).is_some_and(|c| Arc::ptr_eq(c, &self.cell)) {
+            m.remove(self.key);
+        }
+    }
+}
+
+/// Renders a tile once for all concurrent requests of it, and caches it.
+async fn render_once(
+    state: &Arc<AppState>,
+    cat: &Arc<Catalog>,
+    key: &CacheKey,
+) -> Result<Arc<CachedTile>, Problem> {
+    let cell = state
+        .inflight
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(key.clone())
+        .or_default()
+        .clone();
+    let landed = Landed {
+        state,
+        key,
+        cell: cell.clone(),
+    };
+    let t = cell
+        .get_or_try_init(|| render(state, cat.clone(), key.clone()))
+        .await?
+        .clone();
+    drop(landed);
+    // Another request's render may come from an older catalog than this request's.
+    if fresh(state, cat, key, &t) {
+        return Ok(t);
+    }
+    render(state, cat.clone(), key.clone()).await
+}
+
+async fn render(
+    state: &Arc<AppState>,
+    cat: Arc<Catalog>,
+    key: CacheKey,
+) -> Result<Arc<CachedTile>, Problem> {
+    let started = std::time::Instant::now();
+    let opts = state.tile_options;
+    let tile = key.tile;
+    let t = if tile.z >= INLINE_FROM_ZOOM {
+        render_tile(&cat, &key.layers, tile, opts)
+    } else {
+        let permit = state
+            .render_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Problem::internal(e.to_string()))?;
+        let names = key.layers.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            render_tile(&cat, &names, tile, opts)
+        })
+        .await
+        .map_err(|e| Problem::internal(e.to_string()))?
+    };
+    state.metrics.tile_rendered(tile.z, started.elapsed());
+    let t = Arc::new(t);
+    state.cache.put(key, t.clone());
+    Ok(t)
+}
+
+/// Renders one tile of the named layers of a catalog (used by the server and by tile
+/// export), stamped with each layer's generation.
+pub fn render_tile(
     cat: &Catalog,
     names: &[String],
     tile: TileId,
     opts: tiles::TileOptions,
 ) -> CachedTile {
-    let refs: Vec<(&Layer, &LayerRules)> = names
-        .iter()
-        .filter_map(|n| cat.get(n))
-        .map(|l| (l.as_ref(), &l.rules))
-        .collect();
-    CachedTile::new(tiles::render(&refs, tile, opts))
+    let snaps: Vec<&Arc<Snapshot>> = names.iter().filter_map(|n| cat.get(n)).collect();
+    let refs: Vec<(&Layer, &Prepared)> = snaps.iter().map(|s| (&s.layer, &s.tiles)).collect();
+    let generations: Vec<u64> = snaps.iter().map(|s| s.generation).collect();
+    CachedTile::new(tiles::render(&refs, tile, opts), &generations)
 }
 
 fn respond(t: &CachedTile, headers: &HeaderMap, hit: bool) -> Response {
@@ -307,11 +403,11 @@ fn field_type(c: &crate::store::Column) -> &'static str {
 
 fn tilejson(
     base: &str,
-    layers: &[&Arc<Layer>],
+    layers: &[&Arc<Snapshot>],
     tiles_url: String,
     name: &str,
 ) -> serde_json::Value {
-    let rules: Vec<&LayerRules> = layers.iter().map(|l| &l.rules).collect();
+    let rules: Vec<&LayerRules> = layers.iter().map(|l| &l.tiles.rules).collect();
     let mut bounds: Option<[f64; 4]> = None;
     for l in layers {
         if let Some(b) = l.extent_lonlat {
@@ -371,7 +467,7 @@ pub async fn dataset_tilejson(
     let base = state.base_url(&headers);
     let cat = state.catalog();
     let names = selected_layers(&state, &cat, &q, &headers)?;
-    let layers: Vec<&Arc<Layer>> = names.iter().filter_map(|n| cat.get(n)).collect();
+    let layers: Vec<&Arc<Snapshot>> = names.iter().filter_map(|n| cat.get(n)).collect();
     let query = q
         .get("collections")
         .map(|c| format!("?collections={c}"))

@@ -14,8 +14,8 @@ fn json(v: Json) -> Response {
     json_body(&v, "application/json")
 }
 use super::problem::Problem;
+use crate::catalog::Snapshot as Layer;
 use crate::geom::GeometryKind;
-use crate::index::Layer;
 
 /// OGC URI of the one tile matrix set served.
 pub const WEB_MERCATOR_QUAD: &str =
@@ -110,7 +110,7 @@ fn dimension(kind: GeometryKind) -> Option<u8> {
 }
 
 fn layer_json(l: &Layer) -> Json {
-    let r = &l.rules;
+    let r = &l.tiles.rules;
     let props: serde_json::Map<String, Json> = r
         .properties
         .iter()

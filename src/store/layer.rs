@@ -81,6 +81,19 @@ pub struct LayerDef {
     pub bounds: Option<Bbox>,
 }
 
+impl LayerDef {
+    /// Whether two definitions describe the same table layout (the extent, which every
+    /// edit may change, is left out).
+    pub fn same_shape(&self, o: &LayerDef) -> bool {
+        self.table == o.table
+            && self.geom_column == o.geom_column
+            && self.fid_column == o.fid_column
+            && self.kind == o.kind
+            && (self.z, self.m, self.srs_id) == (o.z, o.m, o.srs_id)
+            && self.columns == o.columns
+    }
+}
+
 /// A row of gpkg_spatial_ref_sys.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SrsRow {

@@ -3,6 +3,7 @@
 //! Only one read-write connection exists per process (the writer); every write runs in
 //! one SQLite transaction, so a crash or kill leaves the previous state.
 
+pub mod capture;
 pub mod functions;
 pub mod history;
 pub mod layer;
@@ -48,6 +49,11 @@ pub enum StoreError {
     /// Busy beyond the timeout.
     #[error("store {0} is locked by another writer; try again when the other import has finished")]
     Busy(PathBuf),
+    /// Stopped by its time budget or because its client went away.
+    #[error(
+        "the change was stopped (it ran out of time, or its client went away); nothing was changed"
+    )]
+    Interrupted,
     /// Unknown layer.
     #[error("layer '{0}' does not exist in the store; `nordgeo layers` lists the layers")]
     NoSuchLayer(String),
@@ -72,6 +78,7 @@ impl StoreError {
                 StoreError::Corrupt(p, e.to_string())
             }
             Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => StoreError::Busy(p),
+            Some(ErrorCode::OperationInterrupted) => StoreError::Interrupted,
             Some(ErrorCode::CannotOpen) if !path.exists() => StoreError::NotFound(p),
             Some(ErrorCode::CannotOpen) => StoreError::ReadOnly(p),
             _ => StoreError::Sqlite { path: p, source: e },
@@ -139,7 +146,19 @@ impl Store {
             .execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
             .map_err(err)?;
         schema::ensure_nordgeo(&store.conn).map_err(err)?;
+        store.ensure_capture()?;
         Ok(store)
+    }
+
+    /// Adds the change-capture triggers to layers that lack them (a layer GDAL or QGIS
+    /// created in the store), so their later changes are seen by running servers.
+    pub fn ensure_capture(&self) -> Result<(), StoreError> {
+        for def in self.layers()? {
+            if !capture::has_triggers(&self.conn, &def).map_err(|e| self.err(e))? {
+                capture::ensure(&self.conn, &def).map_err(|e| self.err(e))?;
+            }
+        }
+        Ok(())
     }
 
     /// Opens a store for reading only.

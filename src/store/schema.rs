@@ -84,6 +84,19 @@ CREATE TABLE IF NOT EXISTS nordgeo_changes (
 CREATE INDEX IF NOT EXISTS nordgeo_changes_layer ON nordgeo_changes(layer, id);
 ";
 
+/// The token table: names, roles and scopes; only SHA-256 hashes of the secrets.
+pub const TOKENS: &str = "
+CREATE TABLE IF NOT EXISTS nordgeo_tokens (
+  name TEXT NOT NULL PRIMARY KEY,
+  hash TEXT NOT NULL UNIQUE,
+  role TEXT NOT NULL,
+  municipality TEXT,
+  collections TEXT,
+  created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')),
+  expires TEXT,
+  revoked TEXT
+);";
+
 /// The extension name nordgeo registers its tables under.
 pub const EXTENSION: &str = "nordgeo_layer_metadata";
 const EXTENSION_DEF: &str =
@@ -123,8 +136,14 @@ pub fn create(conn: &Connection) -> rusqlite::Result<()> {
 /// Adds nordgeo's extension tables if missing (a store may start as a GDAL-made file).
 pub fn ensure_nordgeo(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(NORDGEO)?;
-    conn.execute_batch(crate::auth::DDL)?;
-    for table in ["nordgeo_layers", "nordgeo_changes", "nordgeo_tokens"] {
+    conn.execute_batch(TOKENS)?;
+    conn.execute_batch(super::capture::DDL)?;
+    for table in [
+        "nordgeo_layers",
+        "nordgeo_changes",
+        "nordgeo_tokens",
+        "nordgeo_capture",
+    ] {
         register_table(conn, table, EXTENSION_DEF)?;
     }
     Ok(())

@@ -1,15 +1,17 @@
-//! The tile cache: bounded in bytes, least-recently-used out first, and purged exactly
-//! where data changed — the tiles whose buffered bounds touch a changed feature's old or
-//! new extent, at every zoom — never wholesale and never by TTL.
+//! The tile cache: bounded in bytes (keys and values both charged), evicted by `moka`'s
+//! frequency-aware policy. Every entry carries the generation of each of its layers when
+//! it was rendered; before a cached tile is served the caller checks that nothing
+//! changed under it since (see `catalog::Recent`), so correctness never depends on the
+//! order in which a render, a commit and a purge happen. Entries found stale are
+//! replaced; the rest are never purged wholesale and never by age.
 
-use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::body::Bytes;
 
 use super::grid::TileId;
-use crate::geom::Bbox;
 
 /// A cached tile body with its validators.
 #[derive(Debug)]
@@ -22,11 +24,13 @@ pub struct CachedTile {
     br: OnceLock<Bytes>,
     /// Strong ETag (quoted).
     pub etag: String,
+    /// Per layer of the key: the generation its content is known to be current at.
+    generations: Box<[AtomicU64]>,
 }
 
 impl CachedTile {
-    /// Wraps a rendered tile and computes its ETag.
-    pub fn new(raw: Vec<u8>) -> Self {
+    /// Wraps a rendered tile, its layers' generations, and computes its ETag.
+    pub fn new(raw: Vec<u8>, generations: &[u64]) -> Self {
         let hash = raw.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
             (h ^ x as u64).wrapping_mul(0x0100_0000_01b3)
         });
@@ -35,6 +39,21 @@ impl CachedTile {
             gzip: OnceLock::new(),
             br: OnceLock::new(),
             etag: format!("\"{hash:016x}\""),
+            generations: generations.iter().map(|&g| AtomicU64::new(g)).collect(),
+        }
+    }
+
+    /// The generation layer `i` of the key had when this tile was last known current.
+    pub fn generation(&self, i: usize) -> u64 {
+        self.generations
+            .get(i)
+            .map_or(0, |g| g.load(Ordering::Acquire))
+    }
+
+    /// Records that layer `i` is unchanged under this tile up to generation `g`.
+    pub fn confirm(&self, i: usize, g: u64) {
+        if let Some(x) = self.generations.get(i) {
+            x.fetch_max(g, Ordering::AcqRel);
         }
     }
 
@@ -67,14 +86,14 @@ impl CachedTile {
         })
     }
 
-    /// Bytes this entry is charged in the cache (raw plus the compressed copies clients
-    /// may ask for, at their usual ratio).
+    /// Bytes this entry is charged (raw plus the compressed copies clients may ask for,
+    /// at their usual ratio, plus bookkeeping).
     fn weight(&self) -> usize {
-        self.raw.len() + self.raw.len() / 2 + 64
+        self.raw.len() + self.raw.len() / 2 + self.etag.len() + 8 * self.generations.len() + 160
     }
 }
 
-/// Cache key: the ordered layer list and the tile.
+/// Cache key: the canonical layer list (store order, no repeats) and the tile.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     /// Layer names, in tile order.
@@ -83,132 +102,61 @@ pub struct CacheKey {
     pub tile: TileId,
 }
 
-struct Entry {
-    tile: Arc<CachedTile>,
-    last_used: u64,
-}
-
-#[derive(Default)]
-struct Inner {
-    map: HashMap<CacheKey, Entry>,
-    bytes: usize,
-    tick: u64,
+impl CacheKey {
+    fn weight(&self) -> usize {
+        64 + self.layers.iter().map(|l| l.len() + 24).sum::<usize>()
+    }
 }
 
 /// A byte-bounded tile cache.
 pub struct TileCache {
-    inner: Mutex<Inner>,
-    capacity: usize,
-    buffer_units: u32,
-    extent: u32,
-    /// Lookups answered from the cache.
-    pub hits: AtomicU64,
-    /// Lookups that had to render.
-    pub misses: AtomicU64,
+    inner: Option<moka::sync::Cache<CacheKey, Arc<CachedTile>>>,
 }
 
 impl TileCache {
     /// A cache holding at most `capacity` bytes (0 disables it).
-    pub fn new(capacity: usize, buffer_units: u32, extent: u32) -> Self {
-        TileCache {
-            inner: Mutex::new(Inner::default()),
-            capacity,
-            buffer_units,
-            extent,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave the map inconsistent in a way
-        // that matters more than losing the cache, so keep serving.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    pub fn new(capacity: usize) -> Self {
+        let inner = (capacity > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(capacity as u64)
+                .weigher(|k: &CacheKey, v: &Arc<CachedTile>| {
+                    u32::try_from(k.weight() + v.weight()).unwrap_or(u32::MAX)
+                })
+                .build()
+        });
+        TileCache { inner }
     }
 
     /// Looks a tile up.
     pub fn get(&self, key: &CacheKey) -> Option<Arc<CachedTile>> {
-        if self.capacity == 0 {
-            return None;
-        }
-        let mut g = self.lock();
-        g.tick += 1;
-        let tick = g.tick;
-        let found = g.map.get_mut(key).map(|e| {
-            e.last_used = tick;
-            e.tile.clone()
-        });
-        drop(g);
-        let counter = if found.is_some() {
-            &self.hits
-        } else {
-            &self.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        found
+        self.inner.as_ref()?.get(key)
     }
 
-    /// Stores a tile, evicting the least recently used ones beyond the capacity.
+    /// Stores a tile (one larger than a quarter of the cache is not kept).
     pub fn put(&self, key: CacheKey, tile: Arc<CachedTile>) {
-        let size = tile.weight();
-        if self.capacity == 0 || size > self.capacity / 4 {
-            return;
-        }
-        let mut g = self.lock();
-        g.tick += 1;
-        let tick = g.tick;
-        if let Some(old) = g.map.insert(
-            key,
-            Entry {
-                tile,
-                last_used: tick,
-            },
-        ) {
-            g.bytes -= old.tile.weight();
-        }
-        g.bytes += size;
-        if g.bytes > self.capacity {
-            let mut by_age: Vec<(u64, CacheKey)> = g
-                .map
-                .iter()
-                .map(|(k, e)| (e.last_used, k.clone()))
-                .collect();
-            by_age.sort_unstable_by_key(|(t, _)| *t);
-            let target = self.capacity * 9 / 10;
-            for (_, k) in by_age {
-                if g.bytes <= target {
-                    break;
-                }
-                if let Some(e) = g.map.remove(&k) {
-                    g.bytes -= e.tile.weight();
-                }
-            }
+        if let Some(c) = &self.inner
+            && (key.weight() + tile.weight()) as u64 <= c.policy().max_capacity().unwrap_or(0) / 4
+        {
+            c.insert(key, tile);
         }
     }
 
-    /// Removes every cached tile that contains `layer` and whose buffered bounds (EPSG:3857)
-    /// `touches` a change. Returns how many were removed.
-    pub fn purge(&self, layer: &str, touches: &dyn Fn(Bbox) -> bool) -> usize {
-        let mut g = self.lock();
-        let doomed: Vec<CacheKey> = g
-            .map
-            .keys()
-            .filter(|k| k.layers.iter().any(|l| l == layer))
-            .filter(|k| touches(k.tile.buffered_bounds(self.buffer_units, self.extent)))
-            .cloned()
-            .collect();
-        for k in &doomed {
-            if let Some(e) = g.map.remove(k) {
-                g.bytes -= e.tile.weight();
-            }
+    /// Drops a tile found stale.
+    pub fn remove(&self, key: &CacheKey) {
+        if let Some(c) = &self.inner {
+            c.invalidate(key);
         }
-        doomed.len()
     }
 
     /// (entries, bytes) held.
-    pub fn usage(&self) -> (usize, usize) {
-        let g = self.lock();
-        (g.map.len(), g.bytes)
+    pub fn usage(&self) -> (u64, u64) {
+        match &self.inner {
+            Some(c) => {
+                c.run_pending_tasks();
+                (c.entry_count(), c.weighted_size())
+            }
+            None => (0, 0),
+        }
     }
 }
 
@@ -223,26 +171,17 @@ mod tests {
         }
     }
 
-    fn tile(n: usize) -> Arc<CachedTile> {
-        Arc::new(CachedTile::new(vec![0; n]))
-    }
-
     #[test]
-    fn purge_is_targeted_and_capacity_holds() {
-        let c = TileCache::new(10_000, 64, 4096);
-        c.put(key(1, 0, 0), tile(100));
-        c.put(key(1, 1, 1), tile(100));
-        // A change in the north-west quarter purges only that quarter's tile.
-        let b = key(1, 0, 0).tile.bounds();
-        let inner = [b[0] + 10.0, b[1] + 1e6, b[0] + 20.0, b[1] + 1e6 + 10.0];
-        let touches = |tb: Bbox| crate::tiles::grid::intersects(tb, inner);
-        assert_eq!(c.purge("parcels", &touches), 1);
-        assert!(c.get(&key(1, 0, 0)).is_none());
-        assert!(c.get(&key(1, 1, 1)).is_some());
-        assert_eq!(c.purge("trails", &touches), 0);
-        for i in 0..200 {
-            c.put(key(10, i, 0), tile(1000));
+    fn capacity_holds_keys_included() {
+        let c = TileCache::new(100_000);
+        for i in 0..2_000 {
+            c.put(key(14, i, 0), Arc::new(CachedTile::new(vec![0; 100], &[1])));
         }
-        assert!(c.usage().1 <= 10_000);
+        let (_, bytes) = c.usage();
+        assert!(bytes <= 100_000, "{bytes}");
+        let t = CachedTile::new(vec![1, 2, 3], &[4, 9]);
+        t.confirm(0, 7);
+        t.confirm(1, 3);
+        assert_eq!((t.generation(0), t.generation(1)), (7, 9));
     }
 }

@@ -13,9 +13,13 @@
 
 pub mod cache;
 pub mod clip;
+pub mod dict;
 pub mod grid;
 pub mod mvt;
+pub mod prepared;
 pub mod simplify;
+
+use std::collections::HashMap;
 
 use geo::{Coord, Geometry, LineString, Polygon};
 
@@ -25,6 +29,7 @@ use crate::store::layer::ValueClass;
 use clip::{ClipBox, Pt};
 pub use grid::TileId;
 use mvt::{GeomEncoder, GeomType, LayerWriter};
+pub use prepared::Prepared;
 
 /// Tile encoding settings.
 #[derive(Debug, Clone, Copy)]
@@ -98,7 +103,11 @@ impl LayerRules {
 
 /// One feature's encoded geometry, before the budget decides whether it stays.
 struct Candidate {
+    /// Feature slot.
     index: usize,
+    /// Position in fid order: ties and output order follow it, so a snapshot with an
+    /// overlay encodes exactly what a fresh one does.
+    ord: usize,
     kind: GeomType,
     /// Range of its commands in the layer's command arena.
     cmds: std::ops::Range<usize>,
@@ -150,7 +159,7 @@ impl Frame {
 const MIN_SIZE_UNITS: f64 = 8.0;
 
 /// Renders one tile of the given layers; an empty vector means an empty tile.
-pub fn render(layers: &[(&Layer, &LayerRules)], tile: TileId, opts: TileOptions) -> Vec<u8> {
+pub fn render(layers: &[(&Layer, &Prepared)], tile: TileId, opts: TileOptions) -> Vec<u8> {
     // Buffers live per thread: the value map alone spans a layer's whole dictionary
     // (300,000 parcel ids), which must not be allocated and filled per tile.
     thread_local! {
@@ -173,7 +182,7 @@ pub fn render(layers: &[(&Layer, &LayerRules)], tile: TileId, opts: TileOptions)
 }
 
 fn render_with(
-    layers: &[(&Layer, &LayerRules)],
+    layers: &[(&Layer, &Prepared)],
     tile: TileId,
     opts: TileOptions,
     scratch: &mut Scratch,
@@ -183,7 +192,8 @@ fn render_with(
     let extent = opts.extent as f64;
     let query = tile.buffered_bounds(opts.buffer, opts.extent);
     let mut per_layer: Vec<(usize, Vec<Candidate>, Vec<u32>)> = Vec::new();
-    for (li, (layer, rules)) in layers.iter().enumerate() {
+    for (li, (layer, prep)) in layers.iter().enumerate() {
+        let rules = &prep.rules;
         if tile.z < rules.min_zoom {
             continue;
         }
@@ -216,7 +226,8 @@ fn render_with(
         // roughly what each costs. When that is far over budget, only the largest are
         // encoded at all (the budget below would drop the rest anyway).
         let hits = layer.query_parts(query, min_size);
-        let mut pre: Vec<(usize, std::ops::Range<usize>, f64, usize)> = Vec::new();
+        // (position in fid order, slot, its hits, size, estimated bytes)
+        let mut pre: Vec<(usize, usize, std::ops::Range<usize>, f64, usize)> = Vec::new();
         let mut k = 0;
         while k < hits.len() {
             // All entries of one feature are adjacent (sorted by feature).
@@ -227,7 +238,7 @@ fn render_with(
                 .map_or(hits.len(), |n| k + n);
             let range = k..end;
             k = end;
-            let (Some(g), Some(bb)) = (&layer.features[i].geometry, layer.bboxes[i]) else {
+            let (Some(g), Some(bb)) = (&layer.feature(i).geometry, layer.bbox(i)) else {
                 continue;
             };
             let tb = frame.bbox(bb);
@@ -237,35 +248,36 @@ fn render_with(
                 continue;
             }
             let est = 8
-                + property_cost(layer, i, rules)
+                + property_cost(layer, prep, i)
                 + if is_point {
                     3
                 } else {
                     2 * vertex_estimate(g, size)
                 };
-            pre.push((i, range, size, est));
+            pre.push((pre.len(), i, range, size, est));
         }
-        let total_est: usize = pre.iter().map(|p| p.3).sum();
+        let total_est: usize = pre.iter().map(|p| p.4).sum();
         if total_est > 2 * opts.max_bytes {
-            pre.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+            pre.sort_by(|a, b| b.3.total_cmp(&a.3).then(a.0.cmp(&b.0)));
             let mut used = 0;
             pre.retain(|p| {
-                used += p.3;
+                used += p.4;
                 used <= 3 * opts.max_bytes / 2
             });
             pre.sort_by_key(|p| p.0);
         }
-        for (i, range, size, _) in pre {
-            let (Some(g), Some(bb)) = (&layer.features[i].geometry, layer.bboxes[i]) else {
+        for (ord, i, range, size, _) in pre {
+            let (Some(g), Some(bb)) = (&layer.feature(i).geometry, layer.bbox(i)) else {
                 continue;
             };
             let tb = frame.bbox(bb);
             let group = &hits[range];
             scratch.enc.reset();
+            let imp = prep.importance(layer, i);
             let kind = if group.iter().any(|h| h.part == Hit::WHOLE) {
-                encode_geometry(g, layer.importance[i].as_deref(), tb, &frame, scratch)
+                encode_geometry(g, imp, tb, &frame, scratch)
             } else {
-                encode_stretches(g, layer.importance[i].as_deref(), group, &frame, scratch);
+                encode_stretches(g, imp, group, &frame, scratch);
                 GeomType::LineString
             };
             if scratch.enc.is_empty() {
@@ -274,9 +286,10 @@ fn render_with(
             let cmds = scratch.enc.commands();
             let start = arena.len();
             arena.extend_from_slice(cmds);
-            let cost = scratch.enc.encoded_len() + 8 + property_cost(layer, i, rules);
+            let cost = scratch.enc.encoded_len() + 8 + property_cost(layer, prep, i);
             cands.push(Candidate {
                 index: i,
+                ord,
                 kind,
                 cmds: start..arena.len(),
                 size,
@@ -299,18 +312,19 @@ fn render_with(
         let budget = (opts.max_bytes as f64 * factor) as usize;
         let mut out = Vec::new();
         for (li, cands, arena) in &per_layer {
-            let (layer, rules) = layers[*li];
+            let (layer, prep) = layers[*li];
+            let rules = &prep.rules;
             let mut chosen: Vec<&Candidate> = cands.iter().collect();
             if total > budget {
                 let mine: usize = cands.iter().map(|c| c.cost).sum();
                 let share = budget * mine / total.max(1);
-                chosen.sort_by(|a, b| b.size.total_cmp(&a.size).then(a.index.cmp(&b.index)));
+                chosen.sort_by(|a, b| b.size.total_cmp(&a.size).then(a.ord.cmp(&b.ord)));
                 let mut used = 0;
                 chosen.retain(|c| {
                     used += c.cost;
                     used <= share
                 });
-                chosen.sort_by_key(|c| c.index);
+                chosen.sort_by_key(|c| c.ord);
             }
             let mut w = LayerWriter::new(&rules.name, opts.extent);
             let keys: Vec<u32> = rules
@@ -319,16 +333,24 @@ fn render_with(
                 .map(|(_, name, _)| w.key(name))
                 .collect();
             let mut props: Vec<(u32, u32, &[u8])> = Vec::with_capacity(keys.len());
+            // Values only changed features have get ids after the dictionary's.
+            let mut extra: HashMap<&[u8], u32> = HashMap::new();
+            let first_extra = prep.dict_len() as u32;
             map.clear();
             for c in chosen {
                 props.clear();
                 for ((col, _, _), &k) in rules.properties.iter().zip(&keys) {
-                    let id = layer.dict.id(c.index, *col);
-                    if id != crate::index::dict::NONE {
-                        props.push((k, id, &layer.dict.values[id as usize]));
+                    match prep.value(layer, c.index, *col) {
+                        prepared::Value::None => {}
+                        prepared::Value::Dict(id, bytes) => props.push((k, id, bytes)),
+                        prepared::Value::Extra(bytes) => {
+                            let next = first_extra + extra.len() as u32;
+                            let id = *extra.entry(bytes).or_insert(next);
+                            props.push((k, id, bytes));
+                        }
                     }
                 }
-                let fid = layer.features[c.index].fid;
+                let fid = layer.feature(c.index).fid;
                 w.add_dict(
                     u64::try_from(fid).ok(),
                     c.kind,
@@ -362,13 +384,13 @@ fn vertex_estimate(g: &Geometry<f64>, size_units: f64) -> usize {
 }
 
 /// An upper bound of the bytes a feature's properties add (as if every value were new).
-fn property_cost(layer: &Layer, i: usize, rules: &LayerRules) -> usize {
-    rules
+fn property_cost(layer: &Layer, prep: &Prepared, i: usize) -> usize {
+    prep.rules
         .properties
         .iter()
-        .map(|(col, _, _)| match layer.dict.id(i, *col) {
-            crate::index::dict::NONE => 0,
-            id => layer.dict.values[id as usize].len() + 4,
+        .map(|(col, _, _)| match prep.value(layer, i, *col) {
+            prepared::Value::None => 0,
+            prepared::Value::Dict(_, b) | prepared::Value::Extra(b) => b.len() + 4,
         })
         .sum()
 }

@@ -302,8 +302,8 @@ pub fn apply(store: &Store, e: &Edit) -> Result<Outcome, EditError> {
         None => None,
     };
     if let (Some(fid), Some(cur)) = (target, &current) {
-        let now = index::read_features(store, def, Some(&[fid]))?;
-        let tag = now.first().map(index::etag).unwrap_or_default();
+        let now = index::load_features(store, def, Some(&[fid]))?;
+        let tag = now.first().map(etag).unwrap_or_default();
         if let Some(m) = e.if_match
             && m.trim() != "*"
             && !m.split(',').any(|t| t.trim() == tag)
@@ -421,14 +421,55 @@ pub fn apply(store: &Store, e: &Edit) -> Result<Outcome, EditError> {
             [&def.table],
         )?;
     }
-    tx.commit()?;
+    super::commit(tx)?;
     let feature = match e.op {
         Op::Delete(_) => None,
-        _ => index::read_features(store, def, Some(&[fid]))?.pop(),
+        _ => index::load_features(store, def, Some(&[fid]))?.pop(),
     };
     Ok(Outcome {
         fid,
         change_id: change,
         feature,
     })
+}
+
+/// A strong validator of one feature's content (fid, values and geometry).
+pub fn etag(f: &Feature) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(f.fid.to_le_bytes());
+    for v in &f.values {
+        match v {
+            Value::Null => h.update([0u8]),
+            Value::Integer(i) => {
+                h.update([1u8]);
+                h.update(i.to_le_bytes());
+            }
+            Value::Real(r) => {
+                h.update([2u8]);
+                h.update(r.to_bits().to_le_bytes());
+            }
+            Value::Text(t) => {
+                h.update([3u8]);
+                h.update((t.len() as u64).to_le_bytes());
+                h.update(t.as_bytes());
+            }
+            Value::Blob(b) => {
+                h.update([4u8]);
+                h.update((b.len() as u64).to_le_bytes());
+                h.update(b);
+            }
+        }
+    }
+    if let Some(g) = &f.geometry {
+        h.update(crate::geom::wkb::encode(g));
+    }
+    let d = h.finalize();
+    format!(
+        "\"{}\"",
+        d[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
 }

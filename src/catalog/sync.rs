@@ -1,0 +1,261 @@
+//! Following the store: the capture rows after the cursor (see `store::capture`) become
+//! change events and a new catalog, read in one SQLite read transaction so the snapshot
+//! and the cursor always belong together.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{Boxes, Catalog, ChangeEvent, Snapshot, SyncError};
+use crate::index;
+use crate::store::{LayerDef, Store, capture};
+
+/// More changed fids than this (or a tenth of the layer) reload the layer instead.
+const MAX_FIDS: usize = 5000;
+
+/// The reading side of the catalog: its own read-only connection and the cursor.
+pub(super) struct Follower {
+    store: Store,
+    /// The last capture row applied.
+    cursor: i64,
+    data_version: Option<i64>,
+    schema_version: i64,
+    /// Layers without capture triggers.
+    untracked: Vec<String>,
+}
+
+/// What changed in one layer.
+#[derive(Default)]
+struct Work {
+    reload: bool,
+    settings: bool,
+    fids: BTreeSet<i64>,
+}
+
+impl Follower {
+    /// Opens the store, loads every layer and sets the cursor, all from one snapshot.
+    pub(super) fn start(path: &Path) -> Result<(Follower, Catalog), SyncError> {
+        let store = Store::open_read_only(path)?;
+        let mut f = Follower {
+            store,
+            cursor: 0,
+            data_version: None,
+            schema_version: -1,
+            untracked: Vec::new(),
+        };
+        let catalog = f.read(|f| {
+            let p = capture::pending(f.store.conn(), i64::MAX).map_err(|e| f.store.err(e))?;
+            f.cursor = p.top;
+            f.schema_version = f.schema_version()?;
+            let defs = f.store.layers()?;
+            f.untracked = untracked(&f.store, &defs)?;
+            let mut layers = Vec::new();
+            for def in defs {
+                let layer = index::load_layer(&f.store, def, 0)?;
+                layers.push(Arc::new(Snapshot::new(layer, None)));
+            }
+            Ok(Catalog::from_layers(layers, 0))
+        })?;
+        f.store_changed()?;
+        Ok((f, catalog))
+    }
+
+    /// Whether another connection committed since the last call.
+    pub(super) fn store_changed(&mut self) -> Result<bool, SyncError> {
+        let v: i64 = self
+            .store
+            .conn()
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| self.store.err(e))?;
+        let changed = self.data_version != Some(v);
+        self.data_version = Some(v);
+        Ok(changed)
+    }
+
+    pub(super) fn untracked(&self) -> Vec<String> {
+        self.untracked.clone()
+    }
+
+    fn schema_version(&self) -> Result<i64, SyncError> {
+        self.store
+            .conn()
+            .query_row("PRAGMA schema_version", [], |r| r.get(0))
+            .map_err(|e| self.store.err(e).into())
+    }
+
+    /// Runs `f` inside one read transaction.
+    fn read<T>(
+        &mut self,
+        f: impl FnOnce(&mut Follower) -> Result<T, SyncError>,
+    ) -> Result<T, SyncError> {
+        self.store
+            .conn()
+            .execute_batch("BEGIN")
+            .map_err(|e| self.store.err(e))?;
+        let out = f(self);
+        // A read transaction: ending it cannot lose anything.
+        let _ = self.store.conn().execute_batch("COMMIT");
+        out
+    }
+
+    /// The catalog after every change since the cursor, and its events; `None` when
+    /// nothing changed. `store_changed`: another connection committed (layers without
+    /// capture triggers are then reloaded).
+    pub(super) fn apply(
+        &mut self,
+        cat: &Catalog,
+        store_changed: bool,
+    ) -> Result<Option<(Catalog, Vec<ChangeEvent>)>, SyncError> {
+        self.read(|f| f.apply_in_snapshot(cat, store_changed))
+    }
+
+    fn apply_in_snapshot(
+        &mut self,
+        cat: &Catalog,
+        store_changed: bool,
+    ) -> Result<Option<(Catalog, Vec<ChangeEvent>)>, SyncError> {
+        let conn = self.store.conn();
+        let p = capture::pending(conn, self.cursor).map_err(|e| self.store.err(e))?;
+        let schema = self.schema_version()?;
+        let retrack = store_changed && !self.untracked.is_empty();
+        if p.top <= self.cursor && schema == self.schema_version && !retrack {
+            return Ok(None);
+        }
+        let defs = self.store.layers()?;
+        if schema != self.schema_version {
+            self.untracked = untracked(&self.store, &defs)?;
+            self.schema_version = schema;
+        }
+        let mut work: HashMap<String, Work> = HashMap::new();
+        for (layer, fid, what) in p.rows {
+            let w = work.entry(layer).or_default();
+            match (what.as_str(), fid) {
+                ("feature", Some(fid)) => {
+                    w.fids.insert(fid);
+                }
+                ("settings", _) => w.settings = true,
+                _ => w.reload = true,
+            }
+        }
+        for def in &defs {
+            let reload = p.gap
+                || (store_changed && self.untracked.contains(&def.table))
+                || cat.get(&def.table).is_none_or(|s| !s.def.same_shape(def));
+            if reload {
+                work.entry(def.table.clone()).or_default().reload = true;
+            }
+        }
+        let in_store: HashSet<&str> = defs.iter().map(|d| d.table.as_str()).collect();
+        let mut generation = cat.generation;
+        let mut events = Vec::new();
+        for gone in cat
+            .layers
+            .iter()
+            .filter(|l| !in_store.contains(l.def.table.as_str()))
+        {
+            generation += 1;
+            events.push(ChangeEvent {
+                layer: gone.def.table.clone(),
+                generation,
+                boxes: Boxes::Whole,
+                settings_changed: true,
+            });
+        }
+        let mut layers = Vec::with_capacity(defs.len());
+        for def in defs {
+            let snapshot = match (cat.get(&def.table), work.remove(&def.table)) {
+                (Some(old), None) => {
+                    layers.push(old.clone());
+                    continue;
+                }
+                (Some(old), Some(w)) => {
+                    generation += 1;
+                    let (snapshot, boxes) = self.changed_layer(old, def, &w, generation)?;
+                    events.push(ChangeEvent {
+                        layer: snapshot.def.table.clone(),
+                        generation,
+                        boxes,
+                        settings_changed: w.settings || w.reload,
+                    });
+                    snapshot
+                }
+                (None, _) => {
+                    generation += 1;
+                    let layer = index::load_layer(&self.store, def, generation)?;
+                    events.push(ChangeEvent {
+                        layer: layer.def.table.clone(),
+                        generation,
+                        boxes: Boxes::Whole,
+                        settings_changed: true,
+                    });
+                    Snapshot::new(layer, None)
+                }
+            };
+            layers.push(Arc::new(snapshot));
+        }
+        self.cursor = p.top.max(self.cursor);
+        if events.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some((Catalog::from_layers(layers, generation), events)))
+    }
+
+    /// The new snapshot of a layer that changed, and where it changed.
+    fn changed_layer(
+        &self,
+        old: &Arc<Snapshot>,
+        def: LayerDef,
+        w: &Work,
+        generation: u64,
+    ) -> Result<(Snapshot, Boxes), SyncError> {
+        let too_many = w.fids.len() > MAX_FIDS.max(old.len() / 10);
+        if w.reload || too_many {
+            let layer = index::load_layer(&self.store, def, generation)?;
+            return Ok((Snapshot::new(layer, None), Boxes::Whole));
+        }
+        let mut boxes = Vec::new();
+        let mut layer = if w.fids.is_empty() {
+            old.layer.with_meta(old.meta.clone(), generation)
+        } else {
+            let fids: Vec<i64> = w.fids.iter().copied().collect();
+            let found = index::load_features(&self.store, &def, Some(&fids))?;
+            let present: HashSet<i64> = found.iter().map(|f| f.fid).collect();
+            for &fid in &fids {
+                if let Some(b) = old.slot_of(fid).and_then(|s| old.bbox(s)) {
+                    boxes.push(b);
+                }
+            }
+            for f in &found {
+                if let Some(b) = f.geometry.as_ref().and_then(crate::geom::bbox_of) {
+                    boxes.push(b);
+                }
+            }
+            let removed: Vec<i64> = fids
+                .iter()
+                .copied()
+                .filter(|f| !present.contains(f) && old.slot_of(*f).is_some())
+                .collect();
+            old.layer.with_changes(found, &removed, generation)
+        };
+        // The extent in gpkg_contents moves with the edits.
+        layer.def = def;
+        let boxes = if w.settings {
+            layer = layer.with_meta(self.store.meta(&layer.def.table)?, generation);
+            Boxes::Whole
+        } else {
+            Boxes::Some(boxes)
+        };
+        Ok((Snapshot::new(layer, Some(old)), boxes))
+    }
+}
+
+/// The layers that lack capture triggers.
+fn untracked(store: &Store, defs: &[LayerDef]) -> Result<Vec<String>, SyncError> {
+    let mut out = Vec::new();
+    for d in defs {
+        if !capture::has_triggers(store.conn(), d).map_err(|e| store.err(e))? {
+            out.push(d.table.clone());
+        }
+    }
+    Ok(out)
+}

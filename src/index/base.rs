@@ -1,0 +1,214 @@
+//! The immutable part of a layer snapshot: the features of the last full load or fold,
+//! in fid order, under R-trees of their envelopes. Built once, shared by every snapshot
+//! until the next fold.
+
+use geo::Geometry;
+use rstar::{AABB, RTree, primitives::GeomWithData, primitives::Rectangle};
+use rusqlite::types::Value;
+
+use super::{Feature, Hit};
+use crate::geom::{Bbox, bbox_of};
+
+type Entry = GeomWithData<Rectangle<[f64; 2]>, Hit>;
+
+/// Segments per indexed stretch of a long line.
+pub(super) const CHUNK: usize = 64;
+
+/// Extents (metres) from which a feature also enters a coarser R-tree: a low-zoom tile
+/// that drops everything under a pixel only searches features that can be seen.
+pub(super) const SIZE_LEVELS: [f64; 8] = [32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0];
+
+/// Features, envelopes and R-trees of one full load.
+pub struct Base {
+    /// Features in fid order.
+    pub(super) features: Vec<Feature>,
+    /// Each feature's extent in EPSG:3857 (`None` for NULL or empty geometry).
+    pub(super) bboxes: Vec<Option<Bbox>>,
+    /// Union of all extents.
+    pub(super) extent: Option<Bbox>,
+    /// Per column: the range of its date/time values (seconds since 1970), for the
+    /// columns that hold dates.
+    pub(super) time_ranges: Vec<Option<[f64; 2]>>,
+    tree: RTree<Entry>,
+    /// (minimum extent in metres, R-tree of the features at least that large).
+    coarse: Vec<(f64, RTree<Entry>)>,
+}
+
+/// The larger side of an extent.
+pub(super) fn size_of(b: Bbox) -> f64 {
+    (b[2] - b[0]).max(b[3] - b[1])
+}
+
+/// Index rectangles of one feature: the whole envelope, or one per stretch of each long
+/// line (`split`), so a small tile over a long trail only looks at what crosses it.
+pub(super) fn rects_of(g: &Geometry<f64>, b: Bbox, split: bool) -> Vec<(Bbox, u32, u32, u32)> {
+    let lines: Vec<&geo::LineString<f64>> = match g {
+        Geometry::LineString(l) => vec![l],
+        Geometry::MultiLineString(m) => m.0.iter().collect(),
+        _ => return vec![(b, Hit::WHOLE, 0, 0)],
+    };
+    if !split || lines.iter().all(|l| l.0.len() <= CHUNK + 1) {
+        return vec![(b, Hit::WHOLE, 0, 0)];
+    }
+    let mut out = Vec::new();
+    for (part, l) in lines.iter().enumerate() {
+        let mut start = 0;
+        while start + 1 < l.0.len() {
+            let end = (start + CHUNK).min(l.0.len() - 1);
+            let mut bb = [
+                f64::INFINITY,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                f64::NEG_INFINITY,
+            ];
+            for c in &l.0[start..=end] {
+                bb = [
+                    bb[0].min(c.x),
+                    bb[1].min(c.y),
+                    bb[2].max(c.x),
+                    bb[3].max(c.y),
+                ];
+            }
+            out.push((bb, part as u32, start as u32, end as u32));
+            start = end;
+        }
+    }
+    out
+}
+
+/// The date/time value of a column as seconds, when it holds one.
+pub(super) fn time_of(v: &Value) -> Option<f64> {
+    match v {
+        Value::Text(t) => crate::filter::time::parse_instant(t),
+        _ => None,
+    }
+}
+
+/// Which columns hold dates or times.
+pub(super) fn time_columns(def: &crate::store::LayerDef) -> Vec<bool> {
+    use crate::filter::bind::{Kind, column_kind};
+    def.columns
+        .iter()
+        .map(|c| column_kind(c) == Some(Kind::Time))
+        .collect()
+}
+
+impl Base {
+    /// Builds the indexes over features in EPSG:3857, fid order.
+    pub fn build(def: &crate::store::LayerDef, features: Vec<Feature>) -> Base {
+        let bboxes: Vec<Option<Bbox>> = features
+            .iter()
+            .map(|f| f.geometry.as_ref().and_then(bbox_of))
+            .collect();
+        let mut extent: Option<Bbox> = None;
+        for b in bboxes.iter().flatten() {
+            crate::geom::bbox_union(&mut extent, *b);
+        }
+        let entries = |min: f64, split: bool| -> Vec<Entry> {
+            features
+                .iter()
+                .zip(&bboxes)
+                .enumerate()
+                .filter_map(|(i, (f, b))| {
+                    let (g, b) = (f.geometry.as_ref()?, (*b)?);
+                    (size_of(b) >= min).then(|| {
+                        rects_of(g, b, split)
+                            .into_iter()
+                            .map(move |(r, part, start, end)| {
+                                GeomWithData::new(
+                                    Rectangle::from_corners([r[0], r[1]], [r[2], r[3]]),
+                                    Hit {
+                                        feature: i as u32,
+                                        part,
+                                        start,
+                                        end,
+                                    },
+                                )
+                            })
+                    })
+                })
+                .flatten()
+                .collect()
+        };
+        let tree = RTree::bulk_load(entries(0.0, true));
+        // Coarse trees serve low zooms, where tiles are large and lines are wanted whole.
+        let coarse = SIZE_LEVELS
+            .iter()
+            .map(|&m| (m, RTree::bulk_load(entries(m, false))))
+            .collect();
+        let is_time = time_columns(def);
+        let time_ranges = is_time
+            .iter()
+            .enumerate()
+            .map(|(col, &t)| {
+                if !t {
+                    return None;
+                }
+                let mut range: Option<[f64; 2]> = None;
+                for f in &features {
+                    if let Some(v) = f.values.get(col).and_then(time_of) {
+                        range = Some(range.map_or([v, v], |[a, b]| [a.min(v), b.max(v)]));
+                    }
+                }
+                range
+            })
+            .collect();
+        Base {
+            features,
+            bboxes,
+            extent,
+            time_ranges,
+            tree,
+            coarse,
+        }
+    }
+
+    /// Number of features.
+    pub fn len(&self) -> usize {
+        self.features.len()
+    }
+
+    /// Whether the base holds no feature.
+    pub fn is_empty(&self) -> bool {
+        self.features.is_empty()
+    }
+
+    /// The features, in fid order.
+    pub fn features(&self) -> &[Feature] {
+        &self.features
+    }
+
+    /// Index of a fid.
+    pub(super) fn position(&self, fid: i64) -> Option<usize> {
+        self.features.binary_search_by_key(&fid, |f| f.fid).ok()
+    }
+
+    /// Entries whose envelope intersects a box, sorted by feature and position; features
+    /// under `min_size` metres may be left out (every one at least that large is in).
+    pub(super) fn query_parts(&self, b: Bbox, min_size: f64) -> Vec<Hit> {
+        let env = AABB::from_corners([b[0], b[1]], [b[2], b[3]]);
+        let tree = self
+            .coarse
+            .iter()
+            .rev()
+            .find(|(level, _)| *level <= min_size)
+            .map_or(&self.tree, |(_, t)| t);
+        let mut hits: Vec<Hit> = tree
+            .locate_in_envelope_intersecting(&env)
+            .map(|e| e.data)
+            .collect();
+        hits.sort_unstable();
+        hits
+    }
+
+    /// Entries of the fine tree (stretches of lines), nearest first to a point, with
+    /// their squared distance in EPSG:3857 units.
+    pub(super) fn nearest_iter<'a>(
+        &'a self,
+        point: &[f64; 2],
+    ) -> impl Iterator<Item = (Hit, f64)> + 'a {
+        self.tree
+            .nearest_neighbor_iter_with_distance_2(point)
+            .map(|(e, d2)| (e.data, d2))
+    }
+}

@@ -1,0 +1,103 @@
+//! A layer's property values encoded once for vector tiles: every distinct value as the
+//! bytes of an MVT `Value` message, and each feature's values as dictionary ids, so a
+//! tile neither formats, hashes nor clones a property.
+
+use std::collections::HashMap;
+
+use rusqlite::types::Value;
+
+use crate::index::Feature;
+use crate::store::LayerDef;
+use crate::store::layer::ValueClass;
+use crate::tiles::mvt::{MvtValue, encode_value};
+
+/// Marks a NULL (or unencodable) value.
+pub const NONE: u32 = u32::MAX;
+
+/// Distinct values and per-feature value ids of one layer's base.
+#[derive(Debug, Default)]
+pub struct TileDict {
+    /// Encoded MVT values by id.
+    pub values: Vec<Vec<u8>>,
+    /// `ids[feature * columns + column]`: the value id or [`NONE`].
+    ids: Vec<u32>,
+    columns: usize,
+    /// (hash of the encoded value, id), sorted: finds the id of a value written later.
+    lookup: Vec<(u64, u32)>,
+}
+
+/// A value as MVT encodes it (`None` for NULL and binary values, which tiles leave out).
+pub fn encode(v: &Value, class: ValueClass) -> Option<Vec<u8>> {
+    let mvt = match (v, class) {
+        (Value::Integer(i), ValueClass::Boolean) => MvtValue::Bool(*i != 0),
+        (Value::Integer(i), _) => MvtValue::Int(*i),
+        (Value::Real(r), _) => MvtValue::Double(*r),
+        (Value::Text(t), _) => MvtValue::Str(t.clone()),
+        (Value::Null | Value::Blob(_), _) => return None,
+    };
+    Some(encode_value(&mvt))
+}
+
+fn hash(bytes: &[u8]) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(bytes)
+}
+
+impl TileDict {
+    /// Builds the dictionary of a layer's features.
+    pub fn build(def: &LayerDef, features: &[Feature]) -> TileDict {
+        let columns = def.columns.len();
+        let classes: Vec<ValueClass> = def.columns.iter().map(|c| c.class()).collect();
+        let mut index: HashMap<Vec<u8>, u32> = HashMap::new();
+        let mut values = Vec::new();
+        let mut ids = Vec::with_capacity(features.len() * columns);
+        for f in features {
+            for (c, v) in f.values.iter().enumerate() {
+                let Some(bytes) = encode(v, classes[c]) else {
+                    ids.push(NONE);
+                    continue;
+                };
+                // Equal values share one id across columns: MVT values are per layer.
+                let id = match index.get(&bytes) {
+                    Some(&id) => id,
+                    None => {
+                        let id = values.len() as u32;
+                        values.push(bytes.clone());
+                        index.insert(bytes, id);
+                        id
+                    }
+                };
+                ids.push(id);
+            }
+        }
+        drop(index);
+        let mut lookup: Vec<(u64, u32)> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (hash(v), i as u32))
+            .collect();
+        lookup.sort_unstable();
+        TileDict {
+            values,
+            ids,
+            columns,
+            lookup,
+        }
+    }
+
+    /// The value id of feature `f`, column `c`.
+    pub fn id(&self, f: usize, c: usize) -> u32 {
+        self.ids.get(f * self.columns + c).copied().unwrap_or(NONE)
+    }
+
+    /// The id of an encoded value, if the dictionary has it.
+    pub fn find(&self, bytes: &[u8]) -> Option<u32> {
+        let h = hash(bytes);
+        let from = self.lookup.partition_point(|&(x, _)| x < h);
+        self.lookup[from..]
+            .iter()
+            .take_while(|&&(x, _)| x == h)
+            .map(|&(_, id)| id)
+            .find(|&id| self.values[id as usize] == bytes)
+    }
+}

@@ -1,0 +1,220 @@
+//! What a layer snapshot contributes to tiles, prepared from it and kept beside it: the
+//! rules (zoom range, public properties), the value dictionary and each line vertex's
+//! simplification importance. The base's part is built once per base; an edit prepares
+//! only the features it wrote.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use geo::{Coord, Geometry};
+
+use super::LayerRules;
+use super::dict::{self, TileDict};
+use crate::index::{Base, Entry, Layer, Slot};
+use crate::store::layer::ValueClass;
+
+/// Tile data of one base.
+struct BasePrep {
+    base: Arc<Base>,
+    dict: TileDict,
+    importance: Vec<Option<Box<[f32]>>>,
+}
+
+/// Tile data of one overlay entry.
+struct EntryPrep {
+    entry: Arc<Entry>,
+    /// Per column: the dictionary id, or the encoded value when the base has no such
+    /// value, or nothing (NULL).
+    values: Vec<Prop>,
+    importance: Option<Box<[f32]>>,
+}
+
+#[derive(Clone)]
+enum Prop {
+    None,
+    Dict(u32),
+    Extra(Arc<[u8]>),
+}
+
+/// A property value of a feature, for the encoder.
+pub enum Value<'a> {
+    /// NULL: left out.
+    None,
+    /// A value of the base dictionary: its id and bytes.
+    Dict(u32, &'a [u8]),
+    /// A value only a changed feature has.
+    Extra(&'a [u8]),
+}
+
+/// A layer's tile data.
+pub struct Prepared {
+    /// Zoom range and properties.
+    pub rules: LayerRules,
+    base: Arc<BasePrep>,
+    overlay: Vec<Arc<EntryPrep>>,
+}
+
+impl Prepared {
+    /// Prepares a snapshot, reusing what `previous` (an earlier snapshot of the same
+    /// layer) already prepared for the same base and the same changed features.
+    pub fn new(layer: &Layer, previous: Option<&Prepared>) -> Prepared {
+        let base = match previous {
+            Some(p) if Arc::ptr_eq(&p.base.base, layer.base()) => p.base.clone(),
+            _ => Arc::new(BasePrep::build(layer)),
+        };
+        let classes: Vec<ValueClass> = layer.def.columns.iter().map(|c| c.class()).collect();
+        let reuse: HashMap<*const Entry, &Arc<EntryPrep>> = previous
+            .filter(|p| Arc::ptr_eq(&p.base, &base))
+            .map(|p| {
+                p.overlay
+                    .iter()
+                    .map(|e| (Arc::as_ptr(&e.entry), e))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let overlay = layer
+            .overlay()
+            .entries()
+            .iter()
+            .map(|e| match reuse.get(&Arc::as_ptr(e)) {
+                Some(p) => Arc::clone(p),
+                None => Arc::new(EntryPrep::build(e, &base.dict, &classes)),
+            })
+            .collect();
+        Prepared {
+            rules: LayerRules::new(&layer.def, &layer.meta),
+            base,
+            overlay,
+        }
+    }
+
+    /// Number of values in the base dictionary (ids of other values start there).
+    pub fn dict_len(&self) -> usize {
+        self.base.dict.values.len()
+    }
+
+    /// The value of column `col` of the feature in `slot`.
+    pub fn value<'a>(&'a self, layer: &Layer, slot: usize, col: usize) -> Value<'a> {
+        let prop = match layer.locate(slot) {
+            Slot::Base(i) => match self.base.dict.id(i, col) {
+                dict::NONE => return Value::None,
+                id => return Value::Dict(id, &self.base.dict.values[id as usize]),
+            },
+            Slot::Overlay(j) => match self.overlay.get(j).and_then(|e| e.values.get(col)) {
+                Some(p) => p,
+                None => return Value::None,
+            },
+        };
+        match prop {
+            Prop::None => Value::None,
+            Prop::Dict(id) => Value::Dict(*id, &self.base.dict.values[*id as usize]),
+            Prop::Extra(b) => Value::Extra(b),
+        }
+    }
+
+    /// Douglas–Peucker importance of every vertex of a line feature (parts concatenated).
+    pub fn importance(&self, layer: &Layer, slot: usize) -> Option<&[f32]> {
+        match layer.locate(slot) {
+            Slot::Base(i) => self.base.importance.get(i)?.as_deref(),
+            Slot::Overlay(j) => self.overlay.get(j)?.importance.as_deref(),
+        }
+    }
+}
+
+impl BasePrep {
+    fn build(layer: &Layer) -> BasePrep {
+        let base = layer.base().clone();
+        let importance = base
+            .features()
+            .iter()
+            .map(|f| f.geometry.as_ref().and_then(line_importance))
+            .collect();
+        BasePrep {
+            dict: TileDict::build(&layer.def, base.features()),
+            importance,
+            base,
+        }
+    }
+}
+
+impl EntryPrep {
+    fn build(entry: &Arc<Entry>, dict: &TileDict, classes: &[ValueClass]) -> EntryPrep {
+        let (values, importance) = match &entry.feature {
+            None => (Vec::new(), None),
+            Some(f) => (
+                f.values
+                    .iter()
+                    .zip(classes)
+                    .map(|(v, c)| match dict::encode(v, *c) {
+                        None => Prop::None,
+                        Some(bytes) => match dict.find(&bytes) {
+                            Some(id) => Prop::Dict(id),
+                            None => Prop::Extra(bytes.into()),
+                        },
+                    })
+                    .collect(),
+                f.geometry.as_ref().and_then(line_importance),
+            ),
+        };
+        EntryPrep {
+            entry: entry.clone(),
+            values,
+            importance,
+        }
+    }
+}
+
+/// Douglas–Peucker importance of every vertex of a line geometry: the squared distance
+/// at which DP would drop it, capped by its parent split's, so keeping the vertices whose
+/// importance exceeds t² gives exactly DP's result at tolerance t.
+fn line_importance(g: &Geometry<f64>) -> Option<Box<[f32]>> {
+    let lines: Vec<&geo::LineString<f64>> = match g {
+        Geometry::LineString(l) => vec![l],
+        Geometry::MultiLineString(m) => m.0.iter().collect(),
+        _ => return None,
+    };
+    let mut out = Vec::with_capacity(lines.iter().map(|l| l.0.len()).sum());
+    let mut stack = Vec::new();
+    for l in lines {
+        let p = &l.0;
+        let base = out.len();
+        out.resize(base + p.len(), 0.0f32);
+        if p.is_empty() {
+            continue;
+        }
+        out[base] = f32::INFINITY;
+        out[base + p.len() - 1] = f32::INFINITY;
+        stack.clear();
+        stack.push((0usize, p.len() - 1, f32::INFINITY));
+        while let Some((a, b, cap)) = stack.pop() {
+            if b <= a + 1 {
+                continue;
+            }
+            let (mut best, mut best_d) = (a + 1, -1.0f64);
+            for (i, c) in p.iter().enumerate().take(b).skip(a + 1) {
+                let d = seg_dist2(*c, p[a], p[b]);
+                if d > best_d {
+                    best = i;
+                    best_d = d;
+                }
+            }
+            let imp = (best_d as f32).min(cap);
+            out[base + best] = imp;
+            stack.push((a, best, imp));
+            stack.push((best, b, imp));
+        }
+    }
+    Some(out.into_boxed_slice())
+}
+
+fn seg_dist2(p: Coord<f64>, a: Coord<f64>, b: Coord<f64>) -> f64 {
+    let (dx, dy) = (b.x - a.x, b.y - a.y);
+    let len2 = dx * dx + dy * dy;
+    let t = if len2 == 0.0 {
+        0.0
+    } else {
+        (((p.x - a.x) * dx + (p.y - a.y) * dy) / len2).clamp(0.0, 1.0)
+    };
+    let (x, y) = (a.x + t * dx - p.x, a.y + t * dy - p.y);
+    x * x + y * y
+}

@@ -1,0 +1,201 @@
+//! Layer settings — who may read a layer, which properties only token holders see, its
+//! zoom range and texts — live in one place, the store's `nordgeo_layers` table. The
+//! command line and the configuration file change them through here; a configuration
+//! file never loosens access the store grants unless the administrator says so.
+
+use rusqlite::TransactionBehavior;
+
+use super::WriteError;
+use crate::store::history::{self, ChangeMeta};
+use crate::store::{LayerMeta, Store, write_meta};
+
+/// A change of a layer's settings; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Settings {
+    /// Title.
+    pub title: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Attribution shown on maps.
+    pub attribution: Option<String>,
+    /// The column naming each feature's municipality.
+    pub municipality_column: Option<String>,
+    /// Readable only with a token.
+    pub restricted: Option<bool>,
+    /// Properties only token holders see (replaces the list).
+    pub internal: Option<Vec<String>>,
+    /// First zoom with tiles.
+    pub min_zoom: Option<u8>,
+    /// Zoom of full detail.
+    pub max_zoom: Option<u8>,
+}
+
+/// One setting a change would alter.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Altered {
+    /// The setting.
+    pub setting: &'static str,
+    /// Its value now.
+    pub before: String,
+    /// Its value after.
+    pub after: String,
+    /// Whether the change shows more to callers than before.
+    pub loosens: bool,
+}
+
+fn show<T: std::fmt::Debug>(v: &Option<T>) -> String {
+    match v {
+        Some(x) => format!("{x:?}"),
+        None => "unset".into(),
+    }
+}
+
+/// The settings after a change, and what it alters.
+pub fn apply(meta: &LayerMeta, s: &Settings) -> (LayerMeta, Vec<Altered>) {
+    let mut m = meta.clone();
+    let mut out = Vec::new();
+    let mut text = |name: &'static str, dst: &mut Option<String>, v: &Option<String>| {
+        if v.is_some() && dst != v {
+            out.push(Altered {
+                setting: name,
+                before: show(dst),
+                after: show(v),
+                loosens: false,
+            });
+            dst.clone_from(v);
+        }
+    };
+    text("title", &mut m.title, &s.title);
+    text("description", &mut m.description, &s.description);
+    text("attribution", &mut m.attribution, &s.attribution);
+    // Which municipality a maintainer may edit follows this column: changing it is an
+    // access change in both directions.
+    if s.municipality_column.is_some() && m.municipality_column != s.municipality_column {
+        out.push(Altered {
+            setting: "municipality_column",
+            before: show(&m.municipality_column),
+            after: show(&s.municipality_column),
+            loosens: true,
+        });
+        m.municipality_column.clone_from(&s.municipality_column);
+    }
+    if let Some(r) = s.restricted
+        && r != m.restricted
+    {
+        out.push(Altered {
+            setting: "restricted",
+            before: m.restricted.to_string(),
+            after: r.to_string(),
+            loosens: !r,
+        });
+        m.restricted = r;
+    }
+    if let Some(list) = &s.internal
+        && list != &m.internal_properties
+    {
+        let loosens = m.internal_properties.iter().any(|p| !list.contains(p));
+        out.push(Altered {
+            setting: "internal",
+            before: format!("{:?}", m.internal_properties),
+            after: format!("{list:?}"),
+            loosens,
+        });
+        m.internal_properties.clone_from(list);
+    }
+    for (name, dst, v) in [
+        ("min_zoom", &mut m.min_zoom, s.min_zoom),
+        ("max_zoom", &mut m.max_zoom, s.max_zoom),
+    ] {
+        if v.is_some() && *dst != v {
+            out.push(Altered {
+                setting: name,
+                before: show(dst),
+                after: show(&v),
+                loosens: false,
+            });
+            *dst = v;
+        }
+    }
+    (m, out)
+}
+
+/// Checks a change against the layer's columns and the zoom limits.
+pub fn check(store: &Store, layer: &str, s: &Settings) -> Result<(), WriteError> {
+    let def = store.layer(layer)?;
+    let known = |c: &str| def.columns.iter().any(|x| x.name == c);
+    for c in s.internal.iter().flatten().chain(&s.municipality_column) {
+        if !known(c) {
+            return Err(WriteError::Invalid(format!(
+                "layer '{layer}' has no property '{c}'; its properties are: {}",
+                def.columns
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    if s.max_zoom.is_some_and(|z| z > 22) || s.min_zoom.is_some_and(|z| z > 22) {
+        return Err(WriteError::Invalid(format!(
+            "layer '{layer}': zoom levels go from 0 to 22"
+        )));
+    }
+    let meta = store.meta(layer)?;
+    let (after, _) = apply(&meta, s);
+    if let (Some(a), Some(b)) = (after.min_zoom, after.max_zoom)
+        && a > b
+    {
+        return Err(WriteError::Invalid(format!(
+            "layer '{layer}': min_zoom {a} is above max_zoom {b}"
+        )));
+    }
+    Ok(())
+}
+
+/// Changes a layer's settings in one transaction, recorded in the change log. A change
+/// that loosens access is refused unless `may_loosen`.
+pub fn set(
+    store: &Store,
+    layer: &str,
+    s: &Settings,
+    actor: &str,
+    may_loosen: bool,
+) -> Result<(LayerMeta, Vec<Altered>), WriteError> {
+    check(store, layer, s)?;
+    let err = |e| WriteError::Store(store.err(e));
+    let tx = rusqlite::Transaction::new_unchecked(store.conn(), TransactionBehavior::Immediate)
+        .map_err(err)?;
+    let meta = store.meta(layer)?;
+    let (after, altered) = apply(&meta, s);
+    if altered.is_empty() {
+        return Ok((meta, altered));
+    }
+    if !may_loosen && let Some(a) = altered.iter().find(|a| a.loosens) {
+        return Err(WriteError::Conflict(format!(
+            "layer '{layer}': {} would change from {} to {}, which shows more than the store allows now; \
+             change it with `nordgeo set-layer`, or start with --allow-loosening if the configuration file is right",
+            a.setting, a.before, a.after
+        )));
+    }
+    write_meta(&tx, layer, &after).map_err(err)?;
+    let note = altered
+        .iter()
+        .map(|a| format!("{}: {} -> {}", a.setting, a.before, a.after))
+        .collect::<Vec<_>>()
+        .join("; ");
+    history::begin_change(
+        &tx,
+        layer,
+        &ChangeMeta {
+            kind: "settings".into(),
+            mode: None,
+            municipality: None,
+            source: None,
+            actor: actor.into(),
+            note: Some(note),
+        },
+    )
+    .map_err(err)?;
+    super::commit(tx).map_err(err)?;
+    Ok((after, altered))
+}
