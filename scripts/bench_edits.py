@@ -68,7 +68,7 @@ def run(binary, data, edits, label):
                      headers={"Authorization": f"Bearer {secret}"})
         fids = [f["id"] for f in json.loads(conn.getresponse().read())["features"]]
         lat = []
-        rss_40 = None
+        rss_40 = float("nan")
         for i in range(edits):
             fid = fids[(i * 7919) % len(fids)]
             body = json.dumps({"properties": {"land_use": ["Wald", "Acker", "Grünland"][i % 3]}})
@@ -105,16 +105,18 @@ def run(binary, data, edits, label):
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "nordgeo"))
     ap.add_argument("--vs", help="a second nordgeo binary (e.g. an earlier commit's)")
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--edits", type=int, default=1000)
+    ap.add_argument("--vs-edits", type=int, default=40,
+                    help="edits for the --vs binary (an O(n) edit path takes seconds each)")
     a = ap.parse_args()
     data = dataset(a.binary, a.scale)
     this = run(a.binary, data, a.edits, "this")
     if a.vs:
-        other = run(a.vs, data, a.edits, "vs")
+        other = run(a.vs, data, a.vs_edits, "vs")
         print(f"ratio vs/this: median {other['median_ms'] / this['median_ms']:.1f}x, "
               f"p99 {other['p99_ms'] / this['p99_ms']:.1f}x, "
               f"RSS growth {other['rss_after_mb'] / other['rss_start_mb']:.2f}x vs "

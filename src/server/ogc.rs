@@ -434,6 +434,33 @@ pub async fn api(
                 "200": {"description": "Feature", "content": {"application/geo+json": {"schema": {"type": "object"}}, "text/html": {"schema": {"type": "string"}}}},
                 "404": problem("Not found"),
             }}}));
+        let qp = |name: &str, what: &str, schema: Json| json!({"name": name, "in": "query", "required": false, "description": what, "schema": schema});
+        paths.insert(format!("/collections/{id}/import"), json!({"post": {
+            "summary": format!("Import a GeoPackage into {id}"), "operationId": format!("import_{id}"),
+            "description": "The GeoPackage is the request body. The answer comes once the import has committed (200 with the report) or was rolled back: 422 with the report when features are rejected, 503 when it ran out of the server's import time (`--import-timeout-s`) or its client went away. The read time limit does not cut imports off, so 200 always means committed and any other answer means nothing changed.",
+            "security": [{"bearer": []}],
+            "parameters": [
+                qp("mode", "replace (default), append, or create (admins)", json!({"type": "string", "enum": ["replace", "append", "create"]})),
+                qp("dry-run", "check and report only", json!({"type": "boolean"})),
+                qp("layer", "the file's layer to import", json!({"type": "string"})),
+                qp("municipality", "only this municipality (maintainers: always their own)", json!({"type": "string"})),
+                qp("repair", "make invalid polygons valid", json!({"type": "boolean"})),
+            ],
+            "requestBody": {"required": true, "content": {"application/geopackage+sqlite3": {"schema": {"type": "string", "format": "binary"}}}},
+            "responses": {"200": {"description": "Committed: the import report", "content": {"application/json": {"schema": {"type": "object"}}}},
+                "401": problem("No valid token"), "403": problem("Not allowed"), "413": problem("Larger than the upload limit"),
+                "422": problem("Rejected; the report lists every feature and reason"), "503": problem("Stopped; nothing was changed")}}}));
+        paths.insert(format!("/collections/{id}/rollback"), json!({"post": {
+            "summary": format!("Restore {id}, or one feature, to its state after a change (admins)"), "operationId": format!("rollback_{id}"),
+            "security": [{"bearer": []}],
+            "parameters": [qp("to", "the change to return to", json!({"type": "integer"})), qp("feature", "only this feature", json!({"type": "integer"}))],
+            "responses": {"200": {"description": "Committed as a change of its own", "content": {"application/json": {"schema": {"type": "object"}}}},
+                "401": problem("No valid token"), "403": problem("Not allowed"), "404": problem("No such change"), "409": problem("The feature has not changed since")}}}));
+        paths.insert(format!("/collections/{id}/items/{{featureId}}/history"), json!({"get": {
+            "summary": format!("Every change of one feature of {id}, with the version before and after"), "operationId": format!("history_{id}"),
+            "security": [{"bearer": []}], "parameters": [fid_param],
+            "responses": {"200": {"description": "The changes, oldest first", "content": {"application/json": {"schema": {"type": "object"}}}},
+                "401": problem("No valid token"), "403": problem("Not allowed"), "404": problem("No recorded change")}}}));
     }
     let tile_params = |prefix: &str| {
         let mut p = vec![
