@@ -170,6 +170,13 @@ enum Command {
         /// Human title.
         #[arg(long)]
         title: Option<String>,
+        /// This layer holds the municipalities' boundaries: the column naming each one
+        /// (maintainers then place features only inside their own).
+        #[arg(long)]
+        boundaries: Option<String>,
+        /// Metres outside its boundary a maintainer may still place a feature (default 100).
+        #[arg(long)]
+        boundary_margin_m: Option<f64>,
         /// Who changes the settings (recorded in the history).
         #[arg(long, env = "NORDGEO_ACTOR")]
         actor: Option<String>,
@@ -225,6 +232,16 @@ struct ServeFlags {
     /// Longest an HTTP import may run, in seconds [env NORDGEO_IMPORT_TIMEOUT_S; default 600].
     #[arg(long)]
     import_timeout_s: Option<f64>,
+    /// Reverse proxies whose Forwarded/X-Forwarded-* headers are believed, comma-separated
+    /// IP addresses [env NORDGEO_TRUSTED_PROXIES; default none].
+    #[arg(long)]
+    trusted_proxies: Option<String>,
+    /// Most connections open at once [env NORDGEO_MAX_CONNECTIONS; default 4096].
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Serve /metrics without a token on this separate address [env NORDGEO_METRICS_BIND].
+    #[arg(long)]
+    metrics_bind: Option<SocketAddr>,
     /// Let the configuration file's layer settings show more than the store allows now
     /// (make a restricted layer public, an internal property visible).
     #[arg(long)]
@@ -290,6 +307,29 @@ fn settings(file: Option<&Path>, flags: &ServeFlags) -> Result<crate::config::Se
     if let Some(v) = env("NORDGEO_CORS_ORIGINS") {
         srv.cors_origins = v.split(',').map(|o| o.trim().to_string()).collect();
     }
+    if let Some(v) = env("NORDGEO_TRUSTED_PROXIES") {
+        srv.trusted_proxies = parse_ips(&v).map_err(|e| format!("NORDGEO_TRUSTED_PROXIES: {e}"))?;
+    }
+    if let Some(v) = num("NORDGEO_MAX_CONNECTIONS")? {
+        srv.max_connections = v as usize;
+    }
+    if let Some(v) = num("NORDGEO_HEADER_TIMEOUT_S")? {
+        srv.header_timeout_s = v;
+    }
+    if let Some(v) = env("NORDGEO_METRICS_BIND") {
+        srv.metrics_bind = Some(v.parse().map_err(|_| {
+            format!("NORDGEO_METRICS_BIND='{v}' is not an address like 127.0.0.1:9090")
+        })?);
+    }
+    if let Some(v) = &flags.trusted_proxies {
+        srv.trusted_proxies = parse_ips(v).map_err(|e| format!("--trusted-proxies: {e}"))?;
+    }
+    if let Some(v) = flags.max_connections {
+        srv.max_connections = v;
+    }
+    if let Some(v) = flags.metrics_bind {
+        srv.metrics_bind = Some(v);
+    }
     if let Some(v) = flags.bind {
         srv.bind = v;
     }
@@ -354,6 +394,14 @@ enum TokenCmd {
     },
 }
 
+fn parse_ips(s: &str) -> Result<Vec<std::net::IpAddr>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(|x| x.parse().map_err(|_| format!("'{x}' is not an IP address")))
+        .collect()
+}
+
 fn parse_epsg(s: &str) -> Result<i32, String> {
     let code = s.trim().to_ascii_uppercase();
     let code = code.strip_prefix("EPSG:").unwrap_or(&code);
@@ -385,6 +433,12 @@ fn token(store_path: &Path, cmd: TokenCmd) -> Result<(), String> {
                     return Err(format!("the store has no collection '{bad}'"));
                 }
             }
+            // One spelling per municipality: the boundary layer's, or refused with the list.
+            let known = crate::municipality::known(&store).map_err(|e| e.to_string())?;
+            let municipality = municipality
+                .map(|m| crate::municipality::canonical(&m, &known))
+                .transpose()
+                .map_err(|e| format!("--municipality: {e}"))?;
             let expires = expires
                 .map(|e| crate::auth::parse_expiry(&e))
                 .transpose()
@@ -697,6 +751,8 @@ fn run(cli: Cli) -> Result<(), String> {
             internal,
             municipality_column,
             title,
+            boundaries,
+            boundary_margin_m,
             actor: who,
         } => {
             let store = Store::open(&store_path).map_err(|e| e.to_string())?;
@@ -710,6 +766,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 }),
                 municipality_column,
                 title,
+                boundaries,
+                boundary_margin_m,
                 ..Default::default()
             };
             // The administrator asked for exactly this: it may loosen access.
@@ -851,6 +909,10 @@ fn serve(
         request_timeout: std::time::Duration::from_secs(srv.request_timeout_s.max(1)),
         import_timeout: std::time::Duration::from_secs_f64(srv.import_timeout_s),
         cors_origins: srv.cors_origins.clone(),
+        trusted_proxies: srv.trusted_proxies.clone(),
+        max_connections: srv.max_connections,
+        header_timeout: std::time::Duration::from_secs(srv.header_timeout_s),
+        metrics_bind: srv.metrics_bind,
     };
     let state = Arc::new(server::AppState::new(config, live));
     state.set_tokens(server::watch::token_table(&store));
@@ -859,6 +921,8 @@ fn serve(
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    rt.block_on(server::serve(state))
-        .map_err(|e| format!("cannot serve on {bind}: {e}"))
+    let served = rt.block_on(server::listen::serve(state));
+    // A blocking task still running (a query past its time) must not hold the exit.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    served.map_err(|e| format!("cannot serve on {bind}: {e}"))
 }

@@ -65,6 +65,16 @@ pub struct ServerSettings {
     pub import_timeout_s: f64,
     /// Origins allowed by CORS (`*` for any).
     pub cors_origins: Vec<String>,
+    /// Reverse proxies (IP addresses) whose `Forwarded`/`X-Forwarded-*` headers are
+    /// believed; without them links come from `public_url` or the address connected to.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Most connections open at once; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// Seconds a client may take to send its request headers.
+    pub header_timeout_s: u64,
+    /// A separate address serving `/metrics` without a token (on the main address it
+    /// needs an admin token).
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 impl Default for ServerSettings {
@@ -80,6 +90,10 @@ impl Default for ServerSettings {
             request_timeout_s: 60,
             import_timeout_s: 600.0,
             cors_origins: vec!["*".into()],
+            trusted_proxies: Vec::new(),
+            max_connections: 4096,
+            header_timeout_s: 10,
+            metrics_bind: None,
         }
     }
 }
@@ -112,6 +126,12 @@ pub struct LayerSettings {
     /// The column naming each feature's municipality.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub municipality_column: Option<String>,
+    /// This layer holds the municipalities' boundaries: the column naming each one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boundaries: Option<String>,
+    /// Metres outside its boundary a maintainer may still place a feature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boundary_margin_m: Option<f64>,
 }
 
 impl LayerSettings {
@@ -126,6 +146,8 @@ impl LayerSettings {
             internal: self.internal.clone(),
             min_zoom: self.min_zoom,
             max_zoom: self.max_zoom,
+            boundaries: self.boundaries.clone(),
+            boundary_margin_m: self.boundary_margin_m,
         }
     }
 }
@@ -177,6 +199,11 @@ impl Settings {
                 "server.import_timeout_s must be a number of seconds above 0".into(),
             ));
         }
+        if s.max_connections == 0 || s.header_timeout_s == 0 {
+            return Err(ConfigError::Invalid(
+                "server.max_connections and server.header_timeout_s must be at least 1".into(),
+            ));
+        }
         if s.cors_origins.is_empty() {
             return Err(ConfigError::Invalid(
                 "server.cors_origins is empty: list the portal's origins, or \"*\"".into(),
@@ -204,6 +231,7 @@ impl Settings {
                 .iter()
                 .flatten()
                 .chain(&l.municipality_column)
+                .chain(&l.boundaries)
                 .map(String::as_str)
                 .collect();
             if let Some(bad) = cols

@@ -2,9 +2,9 @@
 //! from local font files by `pbf_font_tools` on first request and kept in memory, so
 //! labels never come from a third-party font host.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use pbf_font_tools::Fontstack;
 use pbf_font_tools::freetype::Library;
@@ -16,7 +16,7 @@ const RADIUS: usize = 8;
 const CUTOFF: f64 = 0.25;
 
 /// Why a glyph range cannot be served.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum GlyphError {
     /// No font of the stack is installed.
     #[error("no font of '{stack}' is installed; available: {available}")]
@@ -41,8 +41,14 @@ pub enum GlyphError {
     },
 }
 
-/// Rendered ranges by (font stack, first code point).
-type RangeCache = Mutex<HashMap<(String, u32), Arc<Vec<u8>>>>;
+/// Bytes the rendered ranges may take (a range of DejaVu Sans is about 70 KB).
+const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Fonts one stack may name (MapLibre styles name two or three).
+const MAX_STACK: usize = 8;
+
+/// Rendered ranges by (installed fonts of the stack, first code point).
+type RangeCache = moka::sync::Cache<(Arc<str>, u32), Arc<Vec<u8>>>;
 
 /// The installed fonts and the ranges rendered so far.
 pub struct Glyphs {
@@ -76,10 +82,13 @@ impl Glyphs {
                 }
             }
         }
-        Glyphs {
-            fonts,
-            cache: Mutex::new(HashMap::new()),
-        }
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(CACHE_BYTES)
+            .weigher(|k: &(Arc<str>, u32), v: &Arc<Vec<u8>>| {
+                u32::try_from(k.0.len() + v.len() + 64).unwrap_or(u32::MAX)
+            })
+            .build();
+        Glyphs { fonts, cache }
     }
 
     /// Installed font names.
@@ -90,33 +99,52 @@ impl Glyphs {
     /// The PBF for one range of a comma-separated font stack; each code point comes
     /// from the first font of the stack that has it.
     pub fn range(&self, stack: &str, range: &str) -> Result<Arc<Vec<u8>>, GlyphError> {
-        let bad = || GlyphError::BadRange(range.to_string());
+        let bad = || GlyphError::BadRange(range.chars().take(40).collect());
         let (a, b) = range.split_once('-').ok_or_else(bad)?;
         let (start, end): (u32, u32) =
             (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
         if start % 256 != 0 || end != start + 255 || end > 65_535 {
             return Err(bad());
         }
-        let key = (stack.to_string(), start);
-        if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
-            return Ok(hit);
+        // Only installed fonts make the key: a request cannot grow the cache by naming
+        // fonts that do not exist, nor repeat one to get another entry.
+        let mut names: Vec<&str> = Vec::new();
+        for n in stack.split(',').map(str::trim) {
+            if self.fonts.contains_key(n) && !names.contains(&n) && names.len() < MAX_STACK {
+                names.push(n);
+            }
         }
-        let paths: Vec<&PathBuf> = stack
-            .split(',')
-            .filter_map(|n| self.fonts.get(n.trim()))
-            .collect();
-        if paths.is_empty() {
+        if names.is_empty() {
             return Err(GlyphError::UnknownFont {
-                stack: stack.to_string(),
+                stack: stack.chars().take(200).collect(),
                 available: self.names().join(", "),
             });
         }
+        let canonical: Arc<str> = names.join(",").into();
+        self.cache
+            .try_get_with((canonical.clone(), start), || {
+                self.render(&canonical, &names, start, end)
+            })
+            .map_err(|e: Arc<GlyphError>| (*e).clone())
+    }
+
+    fn render(
+        &self,
+        stack: &str,
+        names: &[&str],
+        start: u32,
+        end: u32,
+    ) -> Result<Arc<Vec<u8>>, GlyphError> {
+        let paths: Vec<&PathBuf> = names.iter().filter_map(|n| self.fonts.get(*n)).collect();
         let mut parts = Vec::new();
         for p in paths {
             parts.push(
                 pbf_font_tools::glyph_range_for_font(p, start, end, SIZE, RADIUS, CUTOFF).map_err(
                     |e| GlyphError::Render {
-                        path: p.display().to_string(),
+                        path: p
+                            .file_name()
+                            .map(|f| f.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
                         msg: e.to_string(),
                     },
                 )?,
@@ -127,16 +155,12 @@ impl Glyphs {
             let mut g = pbf_font_tools::Glyphs::default();
             g.stacks.push(Fontstack {
                 name: stack.to_string(),
-                range: range.to_string(),
+                range: format!("{start}-{end}"),
                 glyphs: Vec::new(),
             });
             g
         });
-        let bytes = Arc::new(glyphs.encode_to_vec());
-        if let Ok(mut c) = self.cache.lock() {
-            c.insert(key, bytes.clone());
-        }
-        Ok(bytes)
+        Ok(Arc::new(glyphs.encode_to_vec()))
     }
 }
 

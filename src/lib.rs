@@ -19,6 +19,7 @@ pub mod geom;
 pub mod glyphs;
 pub mod import;
 pub mod index;
+pub mod municipality;
 pub mod server;
 pub mod store;
 pub mod tiles;

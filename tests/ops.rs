@@ -12,6 +12,16 @@ use common::*;
 #[test]
 fn ready_and_metrics() {
     let (_dir, store) = sample_store();
+    let out = ok(nordgeo(
+        &store,
+        &["token", "create", "--name", "ops", "--role", "admin"],
+    ));
+    let secret = out
+        .lines()
+        .find(|l| l.starts_with("ngt_"))
+        .unwrap()
+        .trim()
+        .to_string();
     let srv = serve(&store, &[]);
     assert_eq!(get(&format!("{}/ready", srv.base), &[]).status, 200);
     for _ in 0..2 {
@@ -21,7 +31,17 @@ fn ready_and_metrics() {
         );
     }
     get(&format!("{}/collections/nope", srv.base), &[]);
-    let m = String::from_utf8(get(&format!("{}/metrics", srv.base), &[]).body).unwrap();
+    // /metrics names every layer, restricted ones too: admins only.
+    assert_eq!(get(&format!("{}/metrics", srv.base), &[]).status, 401);
+    let auth = format!("Bearer {secret}");
+    let m = String::from_utf8(
+        get(
+            &format!("{}/metrics", srv.base),
+            &[("Authorization", &auth)],
+        )
+        .body,
+    )
+    .unwrap();
     for line in [
         "nordgeo_http_requests_total{route=\"/tiles/{tms}/{z}/{y}/{x}\",status=\"200\"} 2",
         "nordgeo_http_requests_total{route=\"/collections/{id}\",status=\"404\"} 1",

@@ -105,6 +105,32 @@ impl Catalog {
         self.by_name.get(name).map(|&i| &self.layers[i])
     }
 
+    /// The layer of municipality boundaries and the position of its name column.
+    pub fn boundaries(&self) -> Option<(&Arc<Snapshot>, usize)> {
+        self.layers.iter().find_map(|l| {
+            let col = l.meta.boundaries.as_ref()?;
+            Some((l, l.def.columns.iter().position(|c| &c.name == col)?))
+        })
+    }
+
+    /// The municipalities named in the boundary layer, sorted (none without one).
+    pub fn municipalities(&self) -> Vec<String> {
+        let Some((l, col)) = self.boundaries() else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = l
+            .slots()
+            .into_iter()
+            .filter_map(|s| match &l.feature(s).values[col] {
+                rusqlite::types::Value::Text(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// The position of a layer in store order.
     pub fn position(&self, name: &str) -> Option<usize> {
         self.by_name.get(name).copied()
@@ -154,7 +180,13 @@ impl Live {
     /// Like [`Live::catch_up`], but only when the store changed since the last look;
     /// returns whether it did (then the caller reloads what else it keeps, the tokens).
     pub fn poll(self: &Arc<Self>) -> Result<bool, SyncError> {
-        let mut f = self.lock();
+        // A catch-up in progress (a large reload) will see what changed; waiting for it
+        // would hold up whatever else the caller does between looks.
+        let mut f = match self.follower.try_lock() {
+            Ok(f) => f,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(false),
+        };
         if !f.store_changed()? {
             return Ok(false);
         }

@@ -334,10 +334,27 @@ fn plan(
                         .any(|n| c.name.eq_ignore_ascii_case(n))
                 })
                 .map(|c| c.name.clone());
+            // A layer of municipality boundaries named as such says which municipalities
+            // there are and where each one's maintainers may place features.
+            let is_polygon = matches!(
+                def.kind,
+                crate::geom::GeometryKind::Polygon | crate::geom::GeometryKind::MultiPolygon
+            );
+            let boundaries = (is_polygon
+                && ["municipalities", "gemeinden"]
+                    .contains(&target_name.to_ascii_lowercase().as_str()))
+            .then(|| {
+                def.columns
+                    .iter()
+                    .find(|c| c.name.eq_ignore_ascii_case("name"))
+                    .map(|c| c.name.clone())
+            })
+            .flatten();
             let meta = LayerMeta {
                 title: def.identifier.clone().filter(|i| i != &def.table),
                 description: def.description.clone().filter(|d| !d.is_empty()),
                 municipality_column,
+                boundaries,
                 ..LayerMeta::default()
             };
             (t, false, meta)

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use rusqlite::types::Value;
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
 
 use crate::store::layer::{self, LayerDef, SrsRow, q};
 
@@ -35,6 +35,18 @@ pub enum SourceError {
     /// No feature layers.
     #[error("{0} has no feature layers (gpkg_contents lists no table with data_type 'features')")]
     NoLayers(PathBuf),
+    /// A layer is a view (or missing), not a table.
+    #[error(
+        "{file}: layer '{layer}' is a {kind}, not a table; nordgeo imports tables only (a view's query would run on the server). In QGIS, export the layer with Save Features As… into a new GeoPackage"
+    )]
+    NotATable {
+        /// File.
+        file: PathBuf,
+        /// Layer.
+        layer: String,
+        /// What it is.
+        kind: String,
+    },
     /// --layer names a layer that is not there.
     #[error("{file}: there is no feature layer '{layer}'; the file has: {available}")]
     NoSuchLayer {
@@ -100,6 +112,19 @@ pub struct RawFeature {
     pub values: Vec<Value>,
 }
 
+/// A file from outside is untrusted: nothing in its schema may run on the way in. Views
+/// and triggers are switched off (a view whose query recurses would otherwise run for
+/// good), SQL functions in its schema may not have side effects (`trusted_schema`), and
+/// the connection cannot write. Layers must be plain tables.
+fn untrusted(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::config::DbConfig;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_VIEW, false)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
+    conn.execute_batch("PRAGMA query_only = ON;")
+}
+
 impl Source {
     /// The file's connection.
     pub fn conn(&self) -> &Connection {
@@ -142,6 +167,7 @@ impl Source {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| SourceError::Unreadable(p.clone(), e.to_string()))?;
+        untrusted(&conn).map_err(|e| SourceError::Unreadable(p.clone(), e.to_string()))?;
         let src = Source { conn, path: p };
         let has: i64 = src
             .conn
@@ -178,18 +204,38 @@ impl Source {
         if all.is_empty() {
             return Err(SourceError::NoLayers(self.path.clone()));
         }
-        let Some(name) = only else { return Ok(all) };
-        let picked: Vec<LayerDef> = all.iter().filter(|l| l.table == name).cloned().collect();
+        let picked: Vec<LayerDef> = match only {
+            None => all.clone(),
+            Some(name) => all.iter().filter(|l| l.table == name).cloned().collect(),
+        };
         if picked.is_empty() {
             return Err(SourceError::NoSuchLayer {
                 file: self.path.clone(),
-                layer: name.into(),
+                layer: only.unwrap_or_default().into(),
                 available: all
                     .iter()
                     .map(|l| l.table.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
             });
+        }
+        for l in &picked {
+            let kind: Option<String> = self
+                .conn
+                .query_row(
+                    "SELECT type FROM sqlite_master WHERE name = ?1",
+                    [&l.table],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| self.err(e))?;
+            if kind.as_deref() != Some("table") {
+                return Err(SourceError::NotATable {
+                    file: self.path.clone(),
+                    layer: l.table.clone(),
+                    kind: kind.unwrap_or_else(|| "missing".into()),
+                });
+            }
         }
         Ok(picked)
     }

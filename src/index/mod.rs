@@ -52,6 +52,55 @@ pub struct Feature {
     pub geometry: Option<Geometry<f64>>,
 }
 
+impl Feature {
+    /// A strong validator of what a caller sees of this feature: its fid, the values of
+    /// the `visible` columns and its geometry. A value the caller may not see is not in
+    /// it, so it can neither be guessed from the ETag nor seen changing.
+    pub fn etag(&self, visible: &[bool]) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.fid.to_le_bytes());
+        for (i, v) in self.values.iter().enumerate() {
+            if !visible.get(i).copied().unwrap_or(false) {
+                continue;
+            }
+            h.update((i as u32).to_le_bytes());
+            match v {
+                Value::Null => h.update([0u8]),
+                Value::Integer(n) => {
+                    h.update([1u8]);
+                    h.update(n.to_le_bytes());
+                }
+                Value::Real(r) => {
+                    h.update([2u8]);
+                    h.update(r.to_bits().to_le_bytes());
+                }
+                Value::Text(t) => {
+                    h.update([3u8]);
+                    h.update((t.len() as u64).to_le_bytes());
+                    h.update(t.as_bytes());
+                }
+                Value::Blob(b) => {
+                    h.update([4u8]);
+                    h.update((b.len() as u64).to_le_bytes());
+                    h.update(b);
+                }
+            }
+        }
+        if let Some(g) = &self.geometry {
+            h.update(crate::geom::wkb::encode(g));
+        }
+        let d = h.finalize();
+        let mut out = String::with_capacity(34);
+        out.push('"');
+        for b in &d[..16] {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out.push('"');
+        out
+    }
+}
+
 /// What an R-tree entry points at: a whole feature, or a stretch of one of its lines
 /// (vertices `start..=end` of line `part`), so a small tile over a long trail only looks
 /// at the stretch that crosses it.

@@ -188,9 +188,20 @@ async fn write(
             Op::Replace(f) | Op::Patch(f) | Op::Delete(f) => format!("/{f}"),
         }
     );
+    let shown = super::access::visible(&who, &layer);
+    let seen = shown.clone();
+    let cat = state.catalog();
     let outcome = with_writer(&state, move |st, store| {
         let may_edit = |m: Option<&str>| who.can_edit(&id, m);
+        let known = cat.municipalities();
+        let srs = layer.def.srs_id;
+        let inside = |m: Option<&str>, blob: &[u8]| inside_municipality(&cat, m, blob, srs);
+        // Administrators place features anywhere; maintainers inside their municipality.
+        let placement: Option<&edit::Placement> = (!who.is_admin()).then_some(&inside);
         let e = Edit {
+            municipalities: &known,
+            placement,
+            visible: &seen,
             def: &layer.def,
             municipality_column: layer.meta.municipality_column.as_deref(),
             op,
@@ -220,7 +231,7 @@ async fn write(
         h.insert(header::LOCATION, v);
     }
     if let Some(f) = &out.feature
-        && let Ok(v) = HeaderValue::from_str(&edit::etag(f))
+        && let Ok(v) = HeaderValue::from_str(&f.etag(&shown))
     {
         h.insert(header::ETAG, v);
     }
@@ -228,6 +239,74 @@ async fn write(
         h.insert("x-nordgeo-change", v);
     }
     Ok(res)
+}
+
+/// Whether a geometry (a blob in the layer's CRS `srs`) lies within `municipality`'s
+/// boundary, give or take the boundary layer's margin (default 100 m). Without a
+/// boundary layer anything goes.
+fn inside_municipality(
+    cat: &crate::catalog::Catalog,
+    municipality: Option<&str>,
+    blob: &[u8],
+    srs: i32,
+) -> Result<(), String> {
+    use geo::{Distance, Euclidean, Geometry, Point};
+    let Some((b, col)) = cat.boundaries() else {
+        return Ok(());
+    };
+    let Some(m) = municipality else {
+        return Err("the feature names no municipality, so it cannot be placed".into());
+    };
+    let want = crate::store::functions::slug(m);
+    let areas: Vec<&Geometry<f64>> = b
+        .slots()
+        .into_iter()
+        .map(|s| b.feature(s))
+        .filter(|f| {
+            matches!(&f.values[col], rusqlite::types::Value::Text(t)
+                if crate::store::functions::slug(t) == want)
+        })
+        .filter_map(|f| f.geometry.as_ref())
+        .collect();
+    if areas.is_empty() {
+        return Err(format!(
+            "there is no boundary of {m} to place the feature in"
+        ));
+    }
+    let Some(mut g) = crate::geom::gpkg::decode(blob)
+        .ok()
+        .and_then(|d| d.decoded.geometry)
+    else {
+        return Ok(());
+    };
+    let mut xy = Vec::new();
+    crate::index::for_each_coord_mut(&mut g, &mut |c| xy.push((c.x, c.y)));
+    crate::crs::transform(srs, crate::crs::WEB_MERCATOR, &mut xy).map_err(|e| e.to_string())?;
+    let margin = b
+        .meta
+        .boundary_margin_m
+        .unwrap_or(crate::write::settings::DEFAULT_MARGIN_M);
+    let mut worst = 0.0f64;
+    for (x, y) in xy {
+        let p = Point::new(x, y);
+        let d = areas
+            .iter()
+            .map(|a| match a {
+                Geometry::Polygon(poly) => Euclidean.distance(&p, poly),
+                Geometry::MultiPolygon(mp) => Euclidean.distance(&p, mp),
+                _ => f64::INFINITY,
+            })
+            .fold(f64::INFINITY, f64::min);
+        // Web Mercator units are ground metres times 1/cos(latitude).
+        let lat = crate::crs::mercator_to_lonlat(x, y).1.to_radians();
+        worst = worst.max(d * lat.cos());
+    }
+    if worst > margin {
+        return Err(format!(
+            "the geometry lies {worst:.0} m outside the boundary of {m}; features of {m} must lie within it (give or take {margin:.0} m)"
+        ));
+    }
+    Ok(())
 }
 
 fn fid_of(id: &str, fid: &str) -> Result<i64, Problem> {
@@ -391,83 +470,191 @@ pub async fn import(
             "maintainers may replace or append their municipality's features, not create collections",
         ));
     }
-    let bytes = read_body(body, state.config.max_upload_bytes).await?;
-    if bytes.len() < 100 || !bytes.starts_with(b"SQLite format 3\0") {
-        return Err(Problem::bad_request(
-            "the body is not a GeoPackage (an SQLite file); send the .gpkg file as the request body",
-        ));
-    }
+    // A few uploads at a time, each streamed to a file: memory does not grow with them.
+    let _slot = state
+        .upload_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "other imports are being uploaded right now; try again in a minute",
+            )
+        })?;
+    let file = receive(body, state.config.max_upload_bytes).await?;
     let layer = p.get("layer").map(str::to_string);
     let actor = who.actor().to_string();
     // Dropped with this request (the client went away): the import stops, uncommitted.
     let cancel = CancelOnDrop::default();
-    let budget = crate::write::Budget::new(state.config.import_timeout, Some(cancel.0.clone()));
-    let report = with_writer(&state, move |st, store| {
-        let file = tempfile::Builder::new()
-            .suffix(".gpkg")
-            .tempfile()
-            .map_err(|e| Problem::internal(format!("cannot store the upload: {e}")))?;
-        std::fs::write(file.path(), &bytes)
-            .map_err(|e| Problem::internal(format!("cannot store the upload: {e}")))?;
-        let opts = crate::import::ImportOptions {
-            file: file.path().to_path_buf(),
-            layer,
-            into: Some(id.clone()),
-            mode,
-            municipality,
-            dry_run,
-            repair,
-            target_crs: None,
-            actor,
-            progress: false,
-            budget,
-        };
-        let report = match crate::import::run_on(store, &opts) {
-            Ok(r) => r,
-            Err(crate::import::ImportError::Rejected { report, .. }) => {
-                return Ok((
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    serde_json::to_value(&*report).unwrap_or(Json::Null),
-                ));
-            }
-            Err(e) => {
-                use crate::import::ImportError;
-                use crate::store::StoreError;
-                let status = match &e {
-                    ImportError::Store(StoreError::Interrupted | StoreError::Busy(_)) => {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    }
-                    ImportError::Store(StoreError::DiskFull(_)) => StatusCode::INSUFFICIENT_STORAGE,
-                    ImportError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-                    _ => StatusCode::UNPROCESSABLE_ENTITY,
-                };
-                // The temporary file's name means nothing to the client.
-                let msg = e.to_string().replace(
-                    &file.path().display().to_string(),
-                    "the uploaded GeoPackage",
-                );
-                return Err(Problem::new(status, msg));
-            }
-        };
-        if !dry_run {
-            show_committed(st);
-        }
-        st.metrics
-            .write(&id, if dry_run { "import-dry-run" } else { "import" });
-        Ok((
-            StatusCode::OK,
-            serde_json::to_value(&report).unwrap_or(Json::Null),
-        ))
+    let budget = crate::write::Budget::new(
+        state.config.import_timeout,
+        vec![cancel.0.clone(), state.stopping.clone()],
+    );
+    let opts = crate::import::ImportOptions {
+        file: file.path().to_path_buf(),
+        layer,
+        into: Some(id.clone()),
+        mode,
+        municipality,
+        dry_run: true,
+        repair,
+        target_crs: None,
+        actor,
+        progress: false,
+        budget,
+    };
+    // The whole file is checked before the write lock is taken: however slow or hostile
+    // the file, other writes go on meanwhile.
+    let st = state.clone();
+    let checked = opts.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        let store = crate::store::Store::open_read_only(&st.config.store)
+            .map_err(|e| import_problem(e.into(), &checked.file, &st.config.store))?;
+        run_import(&store, &checked)
     })
-    .await?;
+    .await
+    .map_err(|e| Problem::internal(e.to_string()))??;
+    let report = if dry_run || report.0 != StatusCode::OK {
+        report
+    } else {
+        let opts = crate::import::ImportOptions {
+            dry_run: false,
+            ..opts
+        };
+        with_writer(&state, move |st, store| {
+            let report = run_import(store, &opts)?;
+            if report.0 == StatusCode::OK {
+                st.metrics.write(&id, "import");
+                show_committed(st);
+            }
+            Ok(report)
+        })
+        .await?
+    };
+    drop(file);
     drop(cancel);
     let mut r = json_body(&report.1, "application/json");
     *r.status_mut() = report.0;
     Ok(r)
 }
 
-/// Sets its flag when dropped before [`std::mem::forget`]-free completion: a handler
-/// future dropped mid-way (client gone, server stopping) stops the write it started.
+/// An import on `store` as (status, JSON report): 200 when it went through (or was a dry
+/// run without rejections), 422 with the report when features were rejected. Nothing
+/// in the answer names a path on the server.
+fn run_import(
+    store: &Store,
+    opts: &crate::import::ImportOptions,
+) -> Result<(StatusCode, Json), Problem> {
+    let public = |r: &crate::import::ImportReport| {
+        let mut v = serde_json::to_value(r).unwrap_or(Json::Null);
+        v["file"] = json!(UPLOAD);
+        v["store"] = json!("the store");
+        v
+    };
+    match crate::import::run_on(store, opts) {
+        Ok(r) => Ok((StatusCode::OK, public(&r))),
+        Err(crate::import::ImportError::Rejected { report, .. }) => {
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, public(&report)))
+        }
+        Err(e) => Err(import_problem(e, &opts.file, store.path())),
+    }
+}
+
+/// What an upload is called in answers.
+const UPLOAD: &str = "the uploaded GeoPackage";
+
+/// An import that did not happen as a problem response.
+fn import_problem(
+    e: crate::import::ImportError,
+    file: &std::path::Path,
+    store: &std::path::Path,
+) -> Problem {
+    use crate::import::ImportError;
+    use crate::store::StoreError;
+    let status = match &e {
+        ImportError::Store(StoreError::Interrupted | StoreError::Busy(_)) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        ImportError::Store(StoreError::DiskFull(_)) => StatusCode::INSUFFICIENT_STORAGE,
+        ImportError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    let msg = e
+        .to_string()
+        .replace(&file.display().to_string(), UPLOAD)
+        .replace(&store.display().to_string(), "the store");
+    Problem::new(status, msg)
+}
+
+/// How long an upload may send nothing before it is dropped.
+const BODY_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Streams an upload into a temporary file, at most `limit` bytes, each piece within
+/// [`BODY_IDLE`]; the file must start like an SQLite database.
+async fn receive(body: Body, limit: usize) -> Result<tempfile::NamedTempFile, Problem> {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let cannot = |e: std::io::Error| {
+        tracing::error!(error = %e, "cannot store an upload");
+        Problem::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "the upload cannot be stored on the server right now",
+        )
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix("nordgeo-upload-")
+        .suffix(".gpkg")
+        .tempfile()
+        .map_err(cannot)?;
+    let mut f = tokio::fs::File::from_std(tmp.reopen().map_err(cannot)?);
+    let mut stream = body.into_data_stream();
+    let mut size = 0usize;
+    let mut head: Vec<u8> = Vec::with_capacity(16);
+    loop {
+        let chunk = match tokio::time::timeout(BODY_IDLE, stream.next()).await {
+            Err(_) => {
+                return Err(Problem::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the upload stalled for {} s; send the file again",
+                        BODY_IDLE.as_secs()
+                    ),
+                ));
+            }
+            Ok(None) => break,
+            Ok(Some(Err(_))) => {
+                return Err(Problem::bad_request(
+                    "the upload was cut off; send the file again",
+                ));
+            }
+            Ok(Some(Ok(c))) => c,
+        };
+        size += chunk.len();
+        if size > limit {
+            return Err(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the file is larger than the limit of {} MB for imports",
+                    limit / (1024 * 1024)
+                ),
+            ));
+        }
+        if head.len() < 16 {
+            head.extend(chunk.iter().take(16 - head.len()));
+        }
+        f.write_all(&chunk).await.map_err(cannot)?;
+    }
+    f.flush().await.map_err(cannot)?;
+    if size < 100 || head != b"SQLite format 3\0" {
+        return Err(Problem::bad_request(
+            "the body is not a GeoPackage (an SQLite file); send the .gpkg file as the request body",
+        ));
+    }
+    Ok(tmp)
+}
+
+/// Sets its flag when dropped: a handler future dropped mid-way (client gone, server
+/// stopping) stops the write it started.
 #[derive(Default)]
 struct CancelOnDrop(Arc<std::sync::atomic::AtomicBool>);
 
@@ -486,10 +673,15 @@ pub async fn history(
 ) -> Result<Response, Problem> {
     let (_, layer) = writer_of(&state, &headers, &id)?;
     let fid = fid_of(&id, &fid)?;
-    let doc = with_writer(&state, move |_, store| {
+    // Read on a connection of its own: a running import must not hold up a history.
+    let st = state.clone();
+    let doc = tokio::task::spawn_blocking(move || {
+        let store = Store::open_read_only(&st.config.store)
+            .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
         feature_history(store.conn(), &layer.def, fid).map_err(|e| Problem::internal(e.to_string()))
     })
-    .await?;
+    .await
+    .map_err(|e| Problem::internal(e.to_string()))??;
     if doc.as_array().is_some_and(|a| a.is_empty()) {
         return Err(Problem::not_found(format!(
             "feature {fid} of '{id}' has no recorded changes"

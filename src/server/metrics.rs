@@ -117,8 +117,32 @@ fn escape(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// `GET /metrics`.
-pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+/// `GET /metrics` on the main address: for administrators only (the figures name every
+/// layer, restricted ones too).
+pub async fn metrics(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, Problem> {
+    let who = super::access::caller(&state, &headers)?;
+    if !who.is_admin() {
+        return Err(Problem::new(
+            if matches!(who, crate::auth::Caller::Anonymous) {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::FORBIDDEN
+            },
+            "/metrics needs an admin token, or is served on the address set with metrics_bind",
+        ));
+    }
+    Ok(render(&state))
+}
+
+/// `GET /metrics` on the separate `metrics_bind` address, without a token.
+pub async fn metrics_open(State(state): State<Arc<AppState>>) -> Response {
+    render(&state)
+}
+
+fn render(state: &AppState) -> Response {
     let mut out = String::new();
     if let Ok(m) = state.metrics.0.lock() {
         out.push_str("# HELP nordgeo_http_requests_total HTTP requests by route and status.\n# TYPE nordgeo_http_requests_total counter\n");

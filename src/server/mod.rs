@@ -7,6 +7,7 @@ pub mod edit;
 pub mod features;
 pub mod geojson;
 pub mod html;
+pub mod listen;
 pub mod metrics;
 pub mod ogc;
 pub mod params;
@@ -57,7 +58,19 @@ pub struct ServerConfig {
     pub import_timeout: std::time::Duration,
     /// Origins CORS allows (`*`: any).
     pub cors_origins: Vec<String>,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Most connections open at once; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// Longest a client may take to send its request headers.
+    pub header_timeout: std::time::Duration,
+    /// A separate address serving `/metrics` without a token (e.g. loopback for
+    /// Prometheus); on the main address `/metrics` needs an admin token.
+    pub metrics_bind: Option<SocketAddr>,
 }
+
+/// Imports that may be uploaded at the same time (each streams to a temporary file).
+const UPLOADS: usize = 2;
 
 /// Shared state of all handlers.
 pub struct AppState {
@@ -81,6 +94,10 @@ pub struct AppState {
     pub writer: Mutex<Option<crate::store::Store>>,
     /// Prometheus metrics.
     pub metrics: metrics::Metrics,
+    /// Set on SIGTERM: running writes stop and roll back.
+    pub stopping: Arc<std::sync::atomic::AtomicBool>,
+    /// Imports being uploaded at once.
+    pub upload_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -99,6 +116,8 @@ impl AppState {
             tokens: RwLock::new(Arc::new(Default::default())),
             writer: Mutex::new(None),
             metrics: Default::default(),
+            stopping: Default::default(),
+            upload_slots: Arc::new(tokio::sync::Semaphore::new(UPLOADS)),
         }
     }
 
@@ -124,39 +143,16 @@ impl AppState {
         self.live.catalog()
     }
 
-    /// The base URL links are built from: `--public-url`, else `Forwarded`/`X-Forwarded-*`,
-    /// else the `Host` header.
+    /// The base URL links are built from, as `listen` decided it for this request from
+    /// trusted sources (the public URL, a trusted proxy, the address connected to).
     pub fn base_url(&self, req: &axum::http::HeaderMap) -> String {
         if let Some(u) = &self.config.public_url {
             return u.trim_end_matches('/').to_string();
         }
-        let h = |name: &str| {
-            req.get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let mut proto = h("x-forwarded-proto").unwrap_or_else(|| "http".into());
-        let mut host = h("x-forwarded-host").or_else(|| h(header::HOST.as_str()));
-        if let Some(fwd) = h("forwarded") {
-            for part in fwd.split(',').next().unwrap_or("").split(';') {
-                if let Some((k, v)) = part.trim().split_once('=') {
-                    let v = v.trim_matches('"').to_string();
-                    match k.trim().to_ascii_lowercase().as_str() {
-                        "proto" => proto = v,
-                        "host" => host = Some(v),
-                        _ => {}
-                    }
-                }
-            }
-        }
-        let host = host
-            .filter(|h| {
-                h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
-            })
-            .unwrap_or_else(|| self.config.bind.to_string());
-        let proto = if proto == "https" { "https" } else { "http" };
-        format!("{proto}://{host}")
+        req.get(&listen::BASE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("http://{}", self.config.bind))
     }
 }
 
@@ -249,9 +245,25 @@ async fn cors(
     next: axum::middleware::Next,
 ) -> Response {
     let origin = req.headers().get(header::ORIGIN).cloned();
+    let authorized = req.headers().contains_key(header::AUTHORIZATION);
     let mut res = next.run(req).await;
     let allowed = &state.config.cors_origins;
     let h = res.headers_mut();
+    // What a caller gets depends on its token: shared caches must key on it, and must
+    // not keep an answer to a caller with a token at all.
+    h.append(header::VARY, HeaderValue::from_static("Authorization"));
+    if authorized {
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-cache"),
+        );
+    }
+    if !state.config.trusted_proxies.is_empty() {
+        h.append(
+            header::VARY,
+            HeaderValue::from_static("Forwarded, X-Forwarded-Host, X-Forwarded-Proto"),
+        );
+    }
     if allowed.iter().any(|o| o == "*") {
         h.insert(
             header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -272,13 +284,10 @@ async fn cors(
     res
 }
 
-async fn health(State(state): State<Arc<AppState>>) -> axum::Json<serde_json::Value> {
-    let cat = state.catalog();
-    axum::Json(serde_json::json!({
-        "status": "ok",
-        "layers": cat.layers.len(),
-        "features": cat.layers.iter().map(|l| l.len()).sum::<usize>(),
-    }))
+/// Liveness: nothing about the data (counts would tell anonymous callers about
+/// restricted layers); `/metrics` has the figures.
+async fn health() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "ok"}))
 }
 
 /// Readiness: the indexes are loaded (the server listens only after) and the store can
@@ -291,43 +300,15 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
             .map_err(|e| e.to_string())
             .and_then(|r| r.map_err(|e| e.to_string()));
     match ok {
-        Ok(()) => json_body(
-            &serde_json::json!({"status": "ready", "layers": state.catalog().layers.len()}),
-            "application/json",
-        ),
-        Err(e) => problem::Problem::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            format!("the store cannot be opened: {e}"),
-        )
-        .into_response(),
-    }
-}
-
-/// Runs the server until Ctrl-C or SIGTERM.
-pub async fn serve(state: Arc<AppState>) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(state.config.bind).await?;
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, "nordgeo listening");
-    // Tests and scripts read this line to find the port when binding to :0.
-    println!("listening on http://{addr}");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown())
-        .await
-}
-
-async fn shutdown() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
+        Ok(()) => json_body(&serde_json::json!({"status": "ready"}), "application/json"),
+        Err(e) => {
+            // The reason names server paths: it goes to the log, not to the caller.
+            tracing::error!(error = %e, "not ready: the store cannot be opened");
+            problem::Problem::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "the store cannot be opened; the server log says why",
+            )
+            .into_response()
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down");
+    }
 }

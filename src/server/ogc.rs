@@ -230,9 +230,9 @@ pub async fn feature(
     if let Ok(h) = HeaderValue::from_str(&format!("<{}>", out_crs.uri)) {
         r.headers_mut().insert("content-crs", h);
     }
-    // The ETag names the stored version (If-Match on writes); it does not depend on
-    // the CRS of this representation.
-    if let Ok(h) = HeaderValue::from_str(&crate::write::edit::etag(l.feature(i))) {
+    // The ETag names the version this caller sees (If-Match on writes); it does not
+    // depend on the CRS of this representation.
+    if let Ok(h) = HeaderValue::from_str(&l.feature(i).etag(&shown)) {
         r.headers_mut().insert(axum::http::header::ETAG, h);
     }
     Ok(r)

@@ -107,6 +107,10 @@ pub struct LayerMeta {
     pub max_zoom: Option<u8>,
     /// Readable only with a token.
     pub restricted: bool,
+    /// This layer holds the municipalities' boundaries; the column naming each one.
+    pub boundaries: Option<String>,
+    /// How far (metres) outside its boundary a maintainer may still place a feature.
+    pub boundary_margin_m: Option<f64>,
 }
 
 /// An open store.
@@ -293,25 +297,34 @@ impl Store {
 
     /// Metadata of a layer (defaults when none was stored).
     pub fn meta(&self, table: &str) -> Result<LayerMeta, StoreError> {
-        let has_table: bool = self
+        let columns: Vec<String> = self
             .conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name = 'nordgeo_layers'",
-                [],
-                |r| r.get::<_, i64>(0).map(|n| n > 0),
-            )
+            .prepare("PRAGMA table_info(nordgeo_layers)")
+            .and_then(|mut st| st.query_map([], |r| r.get(1))?.collect())
             .map_err(|e| self.err(e))?;
-        if !has_table {
+        if columns.is_empty() {
             return Ok(LayerMeta::default());
         }
+        // A store of an earlier version opened read-only has not got the later columns.
+        let or_null = |c: &str| {
+            if columns.iter().any(|x| x == c) {
+                c.to_string()
+            } else {
+                "NULL".into()
+            }
+        };
         let list = |s: Option<String>| -> Option<Vec<String>> {
             s.and_then(|s| serde_json::from_str::<Vec<String>>(&s).ok())
         };
         self.conn
             .query_row(
-                "SELECT title, description, attribution, municipality_column, public_properties,
-                        internal_properties, min_zoom, max_zoom, restricted
-                 FROM nordgeo_layers WHERE table_name = ?1",
+                &format!(
+                    "SELECT title, description, attribution, municipality_column, public_properties,
+                            internal_properties, min_zoom, max_zoom, restricted, {}, {}
+                     FROM nordgeo_layers WHERE table_name = ?1",
+                    or_null("boundaries"),
+                    or_null("boundary_margin_m")
+                ),
                 [table],
                 |r| {
                     Ok(LayerMeta {
@@ -324,6 +337,8 @@ impl Store {
                         min_zoom: r.get::<_, Option<i64>>(6)?.map(|z| z.clamp(0, 24) as u8),
                         max_zoom: r.get::<_, Option<i64>>(7)?.map(|z| z.clamp(0, 24) as u8),
                         restricted: r.get::<_, i64>(8)? != 0,
+                        boundaries: r.get(9)?,
+                        boundary_margin_m: r.get(10)?,
                     })
                 },
             )
@@ -338,8 +353,8 @@ pub fn write_meta(conn: &Connection, table: &str, m: &LayerMeta) -> rusqlite::Re
     let json = |v: &Option<Vec<String>>| v.as_ref().and_then(|v| serde_json::to_string(v).ok());
     conn.execute(
         "INSERT OR REPLACE INTO nordgeo_layers (table_name, title, description, attribution, municipality_column,
-             public_properties, internal_properties, min_zoom, max_zoom, restricted)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             public_properties, internal_properties, min_zoom, max_zoom, restricted, boundaries, boundary_margin_m)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             table,
             m.title,
@@ -350,7 +365,9 @@ pub fn write_meta(conn: &Connection, table: &str, m: &LayerMeta) -> rusqlite::Re
             serde_json::to_string(&m.internal_properties).ok(),
             m.min_zoom,
             m.max_zoom,
-            m.restricted as i64
+            m.restricted as i64,
+            m.boundaries,
+            m.boundary_margin_m
         ],
     )?;
     Ok(())

@@ -66,7 +66,9 @@ CREATE TABLE IF NOT EXISTS nordgeo_layers (
   internal_properties TEXT,
   min_zoom INTEGER,
   max_zoom INTEGER,
-  restricted INTEGER NOT NULL DEFAULT 0
+  restricted INTEGER NOT NULL DEFAULT 0,
+  boundaries TEXT,
+  boundary_margin_m REAL
 );
 CREATE TABLE IF NOT EXISTS nordgeo_changes (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -136,6 +138,18 @@ pub fn create(conn: &Connection) -> rusqlite::Result<()> {
 /// Adds nordgeo's extension tables if missing (a store may start as a GDAL-made file).
 pub fn ensure_nordgeo(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(NORDGEO)?;
+    // Stores made by earlier versions lack the later settings columns.
+    let have: Vec<String> = conn
+        .prepare("PRAGMA table_info(nordgeo_layers)")?
+        .query_map([], |r| r.get(1))?
+        .collect::<Result<_, _>>()?;
+    for (col, decl) in [("boundaries", "TEXT"), ("boundary_margin_m", "REAL")] {
+        if !have.iter().any(|h| h == col) {
+            conn.execute_batch(&format!(
+                "ALTER TABLE nordgeo_layers ADD COLUMN {col} {decl}"
+            ))?;
+        }
+    }
     conn.execute_batch(TOKENS)?;
     conn.execute_batch(super::capture::DDL)?;
     for table in [

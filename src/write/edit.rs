@@ -67,6 +67,9 @@ impl Op {
     }
 }
 
+/// Given a feature's municipality and geometry blob, why the caller may not put it there.
+pub type Placement<'a> = dyn Fn(Option<&str>, &[u8]) -> Result<(), String> + 'a;
+
 /// One edit.
 pub struct Edit<'a> {
     /// The layer.
@@ -83,6 +86,8 @@ pub struct Edit<'a> {
     pub body_north_first: bool,
     /// `If-Match` value, if sent.
     pub if_match: Option<&'a str>,
+    /// The properties the caller sees (its ETags are made of them).
+    pub visible: &'a [bool],
     /// Who edits (recorded).
     pub actor: &'a str,
     /// The request, for the change log.
@@ -90,6 +95,12 @@ pub struct Edit<'a> {
     /// Whether the caller may edit a feature of this municipality (checked on the
     /// feature before and after the edit).
     pub may_edit: &'a dyn Fn(Option<&str>) -> bool,
+    /// The known municipalities: a value of the municipality column is stored in their
+    /// spelling, or refused.
+    pub municipalities: &'a [String],
+    /// Where the caller may place a feature: given its municipality and geometry blob
+    /// (the layer's CRS), why not (maintainers stay inside their municipality).
+    pub placement: Option<&'a Placement<'a>>,
 }
 
 /// What an edit did.
@@ -272,6 +283,14 @@ fn new_row(e: &Edit, current: Option<&Row>) -> Result<Row, EditError> {
             None => column_value(e.def, i, &Json::Null)?,
         });
     }
+    if let Some(col) = e.municipality_column
+        && let Some(i) = e.def.columns.iter().position(|c| c.name == col)
+        && let Value::Text(t) = &values[i]
+    {
+        let canonical = crate::municipality::canonical(t, e.municipalities)
+            .map_err(|m| invalid(format!("property '{col}': {m}")))?;
+        values[i] = Value::Text(canonical);
+    }
     let geometry = match body.get("geometry") {
         Some(g) => geometry_blob(e, g)?,
         None if patch => current.and_then(|r| r.0.clone()),
@@ -303,7 +322,7 @@ pub fn apply(store: &Store, e: &Edit) -> Result<Outcome, EditError> {
     };
     if let (Some(fid), Some(cur)) = (target, &current) {
         let now = index::load_features(store, def, Some(&[fid]))?;
-        let tag = now.first().map(etag).unwrap_or_default();
+        let tag = now.first().map(|f| f.etag(e.visible)).unwrap_or_default();
         if let Some(m) = e.if_match
             && m.trim() != "*"
             && !m.split(',').any(|t| t.trim() == tag)
@@ -331,6 +350,9 @@ pub fn apply(store: &Store, e: &Edit) -> Result<Outcome, EditError> {
                 def.table,
                 m.unwrap_or("none")
             )));
+        }
+        if let (Some(check), Some(blob)) = (e.placement, r.0.as_deref()) {
+            check(m, blob).map_err(EditError::Forbidden)?;
         }
     }
     let change = history::begin_change(
@@ -431,45 +453,4 @@ pub fn apply(store: &Store, e: &Edit) -> Result<Outcome, EditError> {
         change_id: change,
         feature,
     })
-}
-
-/// A strong validator of one feature's content (fid, values and geometry).
-pub fn etag(f: &Feature) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(f.fid.to_le_bytes());
-    for v in &f.values {
-        match v {
-            Value::Null => h.update([0u8]),
-            Value::Integer(i) => {
-                h.update([1u8]);
-                h.update(i.to_le_bytes());
-            }
-            Value::Real(r) => {
-                h.update([2u8]);
-                h.update(r.to_bits().to_le_bytes());
-            }
-            Value::Text(t) => {
-                h.update([3u8]);
-                h.update((t.len() as u64).to_le_bytes());
-                h.update(t.as_bytes());
-            }
-            Value::Blob(b) => {
-                h.update([4u8]);
-                h.update((b.len() as u64).to_le_bytes());
-                h.update(b);
-            }
-        }
-    }
-    if let Some(g) = &f.geometry {
-        h.update(crate::geom::wkb::encode(g));
-    }
-    let d = h.finalize();
-    format!(
-        "\"{}\"",
-        d[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    )
 }

@@ -38,19 +38,20 @@ pub enum WriteError {
     Conflict(String),
 }
 
-/// How long a write may run, and a flag that stops it (the client went away). A write
-/// stopped either way is rolled back: it never commits after its caller gave up.
+/// How long a write may run, and flags that stop it (the client went away, the server
+/// is stopping). A write stopped either way is rolled back: it never commits after its
+/// caller gave up.
 #[derive(Debug, Clone, Default)]
 pub struct Budget {
     /// Stop at this moment.
     pub deadline: Option<Instant>,
-    /// Stop when set.
-    pub cancel: Option<Arc<AtomicBool>>,
+    /// Stop when any of these is set.
+    pub cancel: Vec<Arc<AtomicBool>>,
 }
 
 impl Budget {
-    /// A budget of `limit` from now, stopped early when `cancel` is set.
-    pub fn new(limit: Duration, cancel: Option<Arc<AtomicBool>>) -> Budget {
+    /// A budget of `limit` from now, stopped early when one of `cancel` is set.
+    pub fn new(limit: Duration, cancel: Vec<Arc<AtomicBool>>) -> Budget {
         Budget {
             deadline: Some(Instant::now() + limit),
             cancel,
@@ -60,16 +61,13 @@ impl Budget {
     /// Whether the write must stop now.
     pub fn exhausted(&self) -> bool {
         self.deadline.is_some_and(|d| Instant::now() >= d)
-            || self
-                .cancel
-                .as_ref()
-                .is_some_and(|c| c.load(Ordering::Relaxed))
+            || self.cancel.iter().any(|c| c.load(Ordering::Relaxed))
     }
 
     /// Makes SQLite give up on `conn` once the budget is exhausted, until the returned
     /// guard is dropped: a watchdog thread interrupts whatever statement runs then.
     pub fn watch(&self, conn: &Connection) -> BudgetGuard {
-        if self.deadline.is_none() && self.cancel.is_none() {
+        if self.deadline.is_none() && self.cancel.is_empty() {
             return BudgetGuard { stop: None };
         }
         let (stop, stopped) = std::sync::mpsc::channel::<()>();

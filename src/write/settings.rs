@@ -9,6 +9,10 @@ use super::WriteError;
 use crate::store::history::{self, ChangeMeta};
 use crate::store::{LayerMeta, Store, write_meta};
 
+/// How far (metres) outside its boundary a maintainer may place a feature unless the
+/// boundary layer says otherwise.
+pub const DEFAULT_MARGIN_M: f64 = 100.0;
+
 /// A change of a layer's settings; `None` leaves a setting as it is.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Settings {
@@ -28,6 +32,10 @@ pub struct Settings {
     pub min_zoom: Option<u8>,
     /// Zoom of full detail.
     pub max_zoom: Option<u8>,
+    /// The column naming each municipality, when this layer holds their boundaries.
+    pub boundaries: Option<String>,
+    /// Metres outside its boundary a maintainer may still place a feature.
+    pub boundary_margin_m: Option<f64>,
 }
 
 /// One setting a change would alter.
@@ -66,8 +74,20 @@ pub fn apply(meta: &LayerMeta, s: &Settings) -> (LayerMeta, Vec<Altered>) {
         }
     };
     text("title", &mut m.title, &s.title);
+    text("boundaries", &mut m.boundaries, &s.boundaries);
     text("description", &mut m.description, &s.description);
     text("attribution", &mut m.attribution, &s.attribution);
+    if let Some(v) = s.boundary_margin_m
+        && m.boundary_margin_m != Some(v)
+    {
+        out.push(Altered {
+            setting: "boundary_margin_m",
+            before: show(&m.boundary_margin_m),
+            after: v.to_string(),
+            loosens: v > m.boundary_margin_m.unwrap_or(DEFAULT_MARGIN_M),
+        });
+        m.boundary_margin_m = Some(v);
+    }
     // Which municipality a maintainer may edit follows this column: changing it is an
     // access change in both directions.
     if s.municipality_column.is_some() && m.municipality_column != s.municipality_column {
@@ -123,7 +143,20 @@ pub fn apply(meta: &LayerMeta, s: &Settings) -> (LayerMeta, Vec<Altered>) {
 pub fn check(store: &Store, layer: &str, s: &Settings) -> Result<(), WriteError> {
     let def = store.layer(layer)?;
     let known = |c: &str| def.columns.iter().any(|x| x.name == c);
-    for c in s.internal.iter().flatten().chain(&s.municipality_column) {
+    if s.boundary_margin_m
+        .is_some_and(|m| !(0.0..=100_000.0).contains(&m))
+    {
+        return Err(WriteError::Invalid(format!(
+            "layer '{layer}': the boundary margin is metres from 0 to 100000"
+        )));
+    }
+    for c in s
+        .internal
+        .iter()
+        .flatten()
+        .chain(&s.municipality_column)
+        .chain(&s.boundaries)
+    {
         if !known(c) {
             return Err(WriteError::Invalid(format!(
                 "layer '{layer}' has no property '{c}'; its properties are: {}",

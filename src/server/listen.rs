@@ -1,0 +1,186 @@
+//! Accepting connections: every anonymous client may be hostile, so a connection gets a
+//! deadline for its request headers, the number of open connections is capped (one
+//! over the cap is answered 503 and closed at once), and the base URL links are built
+//! from is decided here, from trusted sources only — never from a header a client can
+//! set, unless the client is a configured reverse proxy.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::http::{HeaderName, HeaderValue, Request, header};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt;
+
+use super::AppState;
+
+/// The header the trusted base URL travels in from here to the handlers; whatever a
+/// client sends under this name is removed first.
+pub static BASE_HEADER: HeaderName = HeaderName::from_static("x-nordgeo-internal-base");
+
+/// How long running requests may finish after SIGTERM before the process ends anyway.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// The base URL of a request: the configured public URL; else, from a trusted proxy, its
+/// `Forwarded` / `X-Forwarded-*` headers; else the address the client connected to.
+fn base_url(
+    state: &AppState,
+    peer: IpAddr,
+    local: SocketAddr,
+    h: &axum::http::HeaderMap,
+) -> String {
+    if let Some(u) = &state.config.public_url {
+        return u.trim_end_matches('/').to_string();
+    }
+    let direct = format!("http://{local}");
+    if !state.config.trusted_proxies.contains(&peer) {
+        return direct;
+    }
+    let get = |name: &str| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let mut proto = get("x-forwarded-proto");
+    let mut host = get("x-forwarded-host").or_else(|| get(header::HOST.as_str()));
+    if let Some(fwd) = get("forwarded") {
+        for part in fwd.split(',').next().unwrap_or("").split(';') {
+            if let Some((k, v)) = part.trim().split_once('=') {
+                let v = v.trim_matches('"').to_string();
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "proto" => proto = Some(v),
+                    "host" => host = Some(v),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let host = host.filter(|h| {
+        !h.is_empty()
+            && h.len() <= 255
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+    });
+    match host {
+        Some(host) => {
+            let proto = if proto.as_deref() == Some("https") {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{proto}://{host}")
+        }
+        None => direct,
+    }
+}
+
+/// Lets this process keep as many sockets open as it is allowed to (the soft limit is
+/// often 1,024, which a few slow clients exhaust).
+fn raise_open_files_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        let mut l = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 && l.rlim_cur < l.rlim_max {
+            l.rlim_cur = l.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+        }
+    }
+}
+
+/// Runs the server until Ctrl-C or SIGTERM: stops accepting, stops running writes (they
+/// roll back), lets the other requests finish for a bounded time.
+pub async fn serve(state: Arc<AppState>) -> std::io::Result<()> {
+    raise_open_files_limit();
+    let listener = tokio::net::TcpListener::bind(state.config.bind).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "nordgeo listening");
+    // Tests and scripts read this line to find the port when binding to :0.
+    println!("listening on http://{addr}");
+    if let Some(m) = state.config.metrics_bind {
+        let metrics = tokio::net::TcpListener::bind(m).await?;
+        tracing::info!(addr = %metrics.local_addr()?, "metrics listening");
+        let app = axum::Router::new()
+            .route("/metrics", axum::routing::get(super::metrics::metrics_open))
+            .with_state(state.clone());
+        tokio::spawn(async move { axum::serve(metrics, app).await });
+    }
+    let app = super::router(state.clone());
+    let open = Arc::new(tokio::sync::Semaphore::new(state.config.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stop = std::pin::pin!(shutdown_signal());
+    loop {
+        let (stream, peer) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of descriptors or memory: wait instead of spinning on accept.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            tokio::spawn(async move {
+                let mut s = stream;
+                let _ = s
+                    .write_all(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+            });
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().unwrap_or(addr);
+        let st = state.clone();
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+            let base = base_url(&st, peer.ip(), local, req.headers());
+            let h = req.headers_mut();
+            h.remove(&BASE_HEADER);
+            if let Ok(v) = HeaderValue::from_str(&base) {
+                h.insert(BASE_HEADER.clone(), v);
+            }
+            let mut app = app.clone();
+            async move { tower_service::Service::call(&mut app, req).await }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(state.config.header_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    tracing::info!("shutting down");
+    state.stopping.store(true, Ordering::Relaxed);
+    tokio::select! {
+        _ = graceful.shutdown() => {},
+        _ = tokio::time::sleep(DRAIN) => {
+            tracing::warn!("requests still running after {} s; stopping anyway", DRAIN.as_secs());
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
