@@ -2,8 +2,8 @@
 # Side-by-side benchmark against Martin on PostGIS with the shared harness
 # (../shared/bench/run_peer.sh, used in place — not copied). Run by hand, not in CI.
 #
-#   bash scripts/bench_peer.sh            # cold run (tile caches off on both sides) + wrk
-#   CACHE_MB=256 bash scripts/bench_peer.sh   # the same with nordgeo's tile cache on
+#   bash scripts/bench_peer.sh     # cold run, wrk with caches filled, wrk with caches off
+#   CACHE_MB=64 bash scripts/bench_peer.sh   # another cache size for the cached runs
 #
 # Needs the harness's packages (postgresql-15-postgis-3, wrk) and Martin 1.14 built as
 # ../shared/bench/README.md says. Results: $PB/results/<timestamp>/summary.md.
@@ -16,7 +16,8 @@ mkdir -p "$PB"
 [ -f "$PB/region.gpkg" ] || python3 "$SHARED/make_dataset.py" --seed 20240607 --scale 1 --out "$PB/region.gpkg"
 # nordgeo serves the harness's GeoPackage as it is (EPSG:25832, reprojected to 3857 at load).
 export PROJECT_TEMPLATE='http://127.0.0.1:8080/collections/{layer}/tiles/WebMercatorQuad/{z}/{y}/{x}'
-export PROJECT_CMD="$PWD/target/release/nordgeo --store $PB/region.gpkg serve --bind 127.0.0.1:8080 --cache-mb ${CACHE_MB:-0}"
+export PROJECT_CMD="$PWD/target/release/nordgeo --store $PB/region.gpkg serve --bind 127.0.0.1:8080 --cache-mb ${CACHE_MB:-256}"
+export PROJECT_NOCACHE_CMD="$PWD/target/release/nordgeo --store $PB/region.gpkg serve --bind 127.0.0.1:8080 --cache-mb 0"
 # The harness pipes its client into `head -1`; when head exits first the Python client
 # dies of a broken pipe and `set -o pipefail` aborts the run. A head that drains its
 # input after printing avoids that without touching the harness.

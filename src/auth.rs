@@ -103,15 +103,28 @@ fn date_or_offset(s: &str, sign: f64) -> Result<String, AuthError> {
         .unwrap_or(0.0);
     let bad = || {
         AuthError::Invalid(format!(
-            "expiry '{s}' is neither a date (2027-01-31, 2027-01-31T12:00:00Z) nor a duration (90d, 12h)"
+            "'{}' is neither a date (2027-01-31, 2027-01-31T12:00:00Z) nor a duration (12h, 90d, 2w, 1y)",
+            s.chars().take(40).collect::<String>()
         ))
     };
-    let t = if let Some(d) = s.strip_suffix('d') {
-        now + sign * d.parse::<f64>().map_err(|_| bad())? * 86_400.0
-    } else if let Some(h) = s.strip_suffix('h') {
-        now + sign * h.parse::<f64>().map_err(|_| bad())? * 3_600.0
-    } else {
-        crate::filter::time::parse_instant(s).ok_or_else(bad)?
+    let unit = |suffix: char, seconds: f64| -> Option<Result<f64, AuthError>> {
+        let n = s.trim().strip_suffix(suffix)?;
+        Some(
+            n.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .map(|v| now + sign * v * seconds)
+                .ok_or_else(bad),
+        )
+    };
+    let t = match unit('h', 3_600.0)
+        .or_else(|| unit('d', 86_400.0))
+        .or_else(|| unit('w', 7.0 * 86_400.0))
+        .or_else(|| unit('y', 365.0 * 86_400.0))
+    {
+        Some(t) => t?,
+        None => crate::filter::time::parse_instant(s.trim()).ok_or_else(bad)?,
     };
     Ok(crate::filter::time::format_timestamp(t))
 }
@@ -229,6 +242,26 @@ pub fn revoke(conn: &Connection, name: &str) -> Result<(), AuthError> {
 /// The tokens the server knows, by hash.
 pub type TokenTable = HashMap<String, std::sync::Arc<Token>>;
 
+/// The token in an `Authorization` value: `Bearer <token>`, or HTTP Basic with the token
+/// as the password (desktop GIS such as QGIS 3.22 can only send Basic credentials).
+fn secret_of(v: &str) -> Option<String> {
+    let (scheme, rest) = v.trim().split_once(' ')?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(rest.to_string());
+    }
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (_user, password) = text.split_once(':')?;
+    Some(password.to_string())
+}
+
 /// Who is asking.
 #[derive(Debug, Clone)]
 pub enum Caller {
@@ -250,8 +283,10 @@ pub enum Refused {
     /// Revoked.
     #[error("the token '{0}' was revoked; ask an administrator for a new one")]
     Revoked(String),
-    /// Not a bearer token.
-    #[error("send the token as 'Authorization: Bearer <token>'")]
+    /// Neither a bearer token nor Basic credentials with the token as password.
+    #[error(
+        "send the token as 'Authorization: Bearer <token>', or as the password of HTTP Basic authentication (any user name)"
+    )]
     Malformed,
 }
 
@@ -261,12 +296,8 @@ impl Caller {
         let Some(v) = value else {
             return Ok(Caller::Anonymous);
         };
-        let secret = v
-            .strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))
-            .map(str::trim)
-            .ok_or(Refused::Malformed)?;
-        let t = tokens.get(&hash(secret)).ok_or(Refused::Unknown)?;
+        let secret = secret_of(v).ok_or(Refused::Malformed)?;
+        let t = tokens.get(&hash(&secret)).ok_or(Refused::Unknown)?;
         if t.revoked.is_some() {
             return Err(Refused::Revoked(t.name.clone()));
         }
@@ -371,6 +402,12 @@ mod tests {
         );
         assert_eq!(
             Caller::from_header(Some("Basic abc"), &tokens).unwrap_err(),
+            Refused::Malformed
+        );
+        // "qgis:ngt_secret" in Basic: the password is the token.
+        assert!(Caller::from_header(Some("Basic cWdpczpuZ3Rfc2VjcmV0"), &tokens).is_ok());
+        assert_eq!(
+            Caller::from_header(Some("Digest x"), &tokens).unwrap_err(),
             Refused::Malformed
         );
         let mut old = maintainer();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::import::{self, ImportError, ImportOptions, Mode};
+use crate::import::{ImportError, ImportOptions, Mode};
 use crate::store::{Store, history};
 use crate::{crs, export, server};
 
@@ -82,6 +82,13 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Add the columns the file has and the layer lacks (without it such a file is
+        /// refused: it is most likely another layer's export).
+        #[arg(long)]
+        add_columns: bool,
+        /// Import features that are exact copies of stored ones.
+        #[arg(long)]
+        allow_duplicates: bool,
     },
     /// List the store's layers.
     Layers {
@@ -95,6 +102,9 @@ enum Command {
         layer: String,
         /// Output file.
         out: PathBuf,
+        /// Only this municipality's features (to edit and import back with --municipality).
+        #[arg(long)]
+        municipality: Option<String>,
         /// Overwrite an existing file.
         #[arg(long)]
         force: bool,
@@ -121,6 +131,18 @@ enum Command {
         #[arg(long, env = "NORDGEO_ACTOR")]
         actor: Option<String>,
     },
+    /// Undo one change (an import, an edit, a dropped column) when no later change
+    /// touched the same features; recorded as a change of its own.
+    Undo {
+        /// Layer name.
+        layer: String,
+        /// The change to undo (see `nordgeo history`).
+        #[arg(long)]
+        change: i64,
+        /// Who undoes it (recorded).
+        #[arg(long, env = "NORDGEO_ACTOR")]
+        actor: Option<String>,
+    },
     /// Write the tile pyramid into one PMTiles or MBTiles file (for a static host or CDN).
     ExportTiles {
         /// Output file.
@@ -137,6 +159,10 @@ enum Command {
         /// Only these collections (comma-separated; default all public ones).
         #[arg(long)]
         collections: Option<String>,
+        /// Allow restricted collections and internal properties (a file that is not
+        /// published; without it they are left out).
+        #[arg(long)]
+        include_restricted: bool,
         /// Replace an existing file.
         #[arg(long)]
         force: bool,
@@ -177,6 +203,20 @@ enum Command {
         /// Metres outside its boundary a maintainer may still place a feature (default 100).
         #[arg(long)]
         boundary_margin_m: Option<f64>,
+        /// The columns that identify a feature, comma-separated (e.g. parcel_id): imports
+        /// then match features by them and keep their fids; empty to remove the key.
+        #[arg(long)]
+        key: Option<String>,
+        /// A condition every feature must meet, in CQL2 text (repeat for more; replaces
+        /// the layer's rules), e.g. "free_places >= 0 AND free_places <= capacity".
+        #[arg(long = "rule")]
+        rules: Vec<String>,
+        /// Remove all rules.
+        #[arg(long, conflicts_with = "rules")]
+        no_rules: bool,
+        /// Drop a column added by mistake (kept in the history; undo brings it back).
+        #[arg(long)]
+        drop_column: Option<String>,
         /// Who changes the settings (recorded in the history).
         #[arg(long, env = "NORDGEO_ACTOR")]
         actor: Option<String>,
@@ -583,21 +623,22 @@ fn run(cli: Cli) -> Result<(), String> {
             target_crs,
             actor: who,
             json,
+            add_columns,
+            allow_duplicates,
         } => {
             let opts = ImportOptions {
-                file,
                 layer,
                 into,
-                mode,
                 municipality,
                 dry_run,
                 repair,
                 target_crs,
-                actor: actor(who),
                 progress: std::io::stderr().is_terminal() && !json,
-                budget: Default::default(),
+                add_columns,
+                allow_duplicates,
+                ..ImportOptions::new(file, mode, actor(who))
             };
-            match import::run(&store_path, &opts) {
+            match crate::write::import::run(&store_path, &opts) {
                 Ok(report) => {
                     if json {
                         println!(
@@ -624,9 +665,15 @@ fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Command::Layers { json } => layers(&store_path, json),
-        Command::Export { layer, out, force } => {
+        Command::Export {
+            layer,
+            out,
+            municipality,
+            force,
+        } => {
             let store = Store::open_read_only(&store_path).map_err(|e| e.to_string())?;
-            let n = export::export(&store, &layer, &out, force).map_err(|e| e.to_string())?;
+            let n = export::export_where(&store, &layer, &out, force, municipality.as_deref())
+                .map_err(|e| e.to_string())?;
             println!("exported {n} features of '{layer}' to {}", out.display());
             Ok(())
         }
@@ -697,6 +744,17 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Undo {
+            layer,
+            change,
+            actor: who,
+        } => {
+            let store = Store::open(&store_path).map_err(|e| e.to_string())?;
+            let id = crate::write::rollback::undo(&store, &layer, change, &actor(who), None)
+                .map_err(|e| e.to_string())?;
+            println!("change {change} of '{layer}' undone (recorded as change {id})");
+            Ok(())
+        }
         Command::Token { cmd } => token(&store_path, cmd),
         Command::ExportTiles {
             out,
@@ -704,9 +762,11 @@ fn run(cli: Cli) -> Result<(), String> {
             minzoom,
             maxzoom,
             collections,
+            include_restricted,
             force,
         } => {
             let opts = crate::export_tiles::ExportTiles {
+                include_restricted,
                 out: out.clone(),
                 format,
                 min_zoom: minzoom,
@@ -753,9 +813,21 @@ fn run(cli: Cli) -> Result<(), String> {
             title,
             boundaries,
             boundary_margin_m,
+            key,
+            rules,
+            no_rules,
+            drop_column,
             actor: who,
         } => {
             let store = Store::open(&store_path).map_err(|e| e.to_string())?;
+            if let Some(col) = drop_column {
+                let id =
+                    crate::write::settings::drop_column(&store, &layer, &col, &actor(who.clone()))
+                        .map_err(|e| e.to_string())?;
+                println!(
+                    "column '{col}' dropped from '{layer}' (change {id}; `nordgeo undo {layer} --change {id}` brings it back)"
+                );
+            }
             let change = crate::write::settings::Settings {
                 restricted,
                 internal: internal.map(|list| {
@@ -768,6 +840,19 @@ fn run(cli: Cli) -> Result<(), String> {
                 title,
                 boundaries,
                 boundary_margin_m,
+                key: key.map(|k| {
+                    k.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                }),
+                rules: if no_rules {
+                    Some(Vec::new())
+                } else if rules.is_empty() {
+                    None
+                } else {
+                    Some(rules)
+                },
                 ..Default::default()
             };
             // The administrator asked for exactly this: it may loosen access.
@@ -852,20 +937,8 @@ fn serve(
             ));
         }
         tracing::info!(store = %store_path.display(), sample = %sample.display(), "first run: building the store from the sample data");
-        let opts = ImportOptions {
-            file: sample.into(),
-            layer: None,
-            into: None,
-            mode: Mode::Create,
-            municipality: None,
-            dry_run: false,
-            repair: false,
-            target_crs: None,
-            actor: "nordgeo (sample data)".into(),
-            progress: false,
-            budget: Default::default(),
-        };
-        import::run(store_path, &opts).map_err(|e| e.to_string())?;
+        let opts = ImportOptions::new(sample.into(), Mode::Create, "nordgeo (sample data)");
+        crate::write::import::run(store_path, &opts).map_err(|e| e.to_string())?;
     }
     // Opening for writing also gives layers other programs made their change capture.
     match Store::open(store_path) {

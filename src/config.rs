@@ -132,6 +132,12 @@ pub struct LayerSettings {
     /// Metres outside its boundary a maintainer may still place a feature.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub boundary_margin_m: Option<f64>,
+    /// The columns that identify a feature (imports match by them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<Vec<String>>,
+    /// CQL2 conditions every feature must meet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Vec<String>>,
 }
 
 impl LayerSettings {
@@ -148,6 +154,8 @@ impl LayerSettings {
             max_zoom: self.max_zoom,
             boundaries: self.boundaries.clone(),
             boundary_margin_m: self.boundary_margin_m,
+            key: self.key.clone(),
+            rules: self.rules.clone(),
         }
     }
 }

@@ -19,16 +19,47 @@ pub enum ExportError {
     /// Writing the output failed.
     #[error("cannot write {0}: {1}")]
     Write(PathBuf, String),
+    /// The layer cannot be limited to a municipality.
+    #[error("{0}")]
+    Municipality(String),
 }
 
 /// Writes layer `name` of the store to `out` (via a temporary file, renamed when complete).
 /// Returns the number of features written.
 pub fn export(store: &Store, name: &str, out: &Path, force: bool) -> Result<i64, ExportError> {
+    export_where(store, name, out, force, None)
+}
+
+/// Like [`export`], only one municipality's features when `municipality` is given.
+pub fn export_where(
+    store: &Store,
+    name: &str,
+    out: &Path,
+    force: bool,
+    municipality: Option<&str>,
+) -> Result<i64, ExportError> {
     if out.exists() && !force {
         return Err(ExportError::Exists(out.into()));
     }
     let def = store.layer(name)?;
     let meta = store.meta(name)?;
+    let filter = match municipality {
+        None => String::new(),
+        Some(m) => {
+            let col = meta.municipality_column.as_ref().ok_or_else(|| {
+                ExportError::Municipality(format!(
+                    "layer '{name}' has no municipality column, so it cannot be limited to {m}"
+                ))
+            })?;
+            let known = crate::municipality::known(store)?;
+            let m = crate::municipality::canonical(m, &known).map_err(ExportError::Municipality)?;
+            format!(
+                " WHERE nordgeo_slug({}) = '{}'",
+                q(col),
+                functions::slug(&m).replace('\'', "''")
+            )
+        }
+    };
     let srs = layer::srs_row(store.conn(), def.srs_id)
         .map_err(|e| store.err(e))?
         .ok_or_else(|| {
@@ -63,7 +94,7 @@ pub fn export(store: &Store, name: &str, out: &Path, force: bool) -> Result<i64,
         let cols = cols.join(", ");
         let n = tx.execute(
             &format!(
-                "INSERT INTO main.{t} ({cols}) SELECT {cols} FROM src.{t}",
+                "INSERT INTO main.{t} ({cols}) SELECT {cols} FROM src.{t}{filter}",
                 t = q(&def.table)
             ),
             [],

@@ -36,6 +36,8 @@ pub struct ExportTiles {
     pub max_zoom: u8,
     /// Layers (default: every collection readable without a token).
     pub collections: Option<Vec<String>>,
+    /// Allow restricted layers and internal properties (an archive not to be published).
+    pub include_restricted: bool,
     /// Replace an existing file.
     pub force: bool,
     /// Show a progress bar.
@@ -134,6 +136,16 @@ pub fn run(store_path: &Path, o: &ExportTiles) -> Result<Summary, ExportTilesErr
                     "the store has no collection '{bad}'"
                 )));
             }
+            if !o.include_restricted
+                && let Some(r) = list
+                    .iter()
+                    .find(|n| cat.get(n).is_some_and(|l| l.meta.restricted))
+            {
+                return Err(ExportTilesError::Invalid(format!(
+                    "collection '{r}' is restricted, and a tile archive is made for publishing; \
+                     leave it out, or add --include-restricted for a file that stays inside"
+                )));
+            }
             list.clone()
         }
         None => cat
@@ -144,7 +156,21 @@ pub fn run(store_path: &Path, o: &ExportTiles) -> Result<Summary, ExportTilesErr
             .collect(),
     };
     let layers: Vec<&Arc<Snapshot>> = names.iter().filter_map(|n| cat.get(n)).collect();
-    let refs: Vec<(&Layer, &Prepared)> = layers.iter().map(|l| (&l.layer, &l.tiles)).collect();
+    // Internal properties go into an archive only with --include-restricted.
+    let preps: Vec<Prepared> = layers
+        .iter()
+        .filter(|_| o.include_restricted)
+        .map(|l| l.tiles.with_internal(&l.layer))
+        .collect();
+    let refs: Vec<(&Layer, &Prepared)> = if o.include_restricted {
+        layers
+            .iter()
+            .zip(&preps)
+            .map(|(l, p)| (&l.layer, p))
+            .collect()
+    } else {
+        layers.iter().map(|l| (&l.layer, &l.tiles)).collect()
+    };
     let plain: Vec<&Layer> = layers.iter().map(|l| &l.layer).collect();
     let list = pyramid(&plain, o.min_zoom, o.max_zoom);
     let bar = if o.progress && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -160,7 +186,7 @@ pub fn run(store_path: &Path, o: &ExportTiles) -> Result<Summary, ExportTilesErr
         indicatif::ProgressBar::hidden()
     };
     let tmp = o.out.with_extension("part");
-    let result = write(&tmp, o, &refs, &list, &bar, &layers);
+    let result = write(&tmp, o, &refs, &list, &bar);
     bar.finish_and_clear();
     match result {
         Ok(mut s) => {
@@ -176,15 +202,16 @@ pub fn run(store_path: &Path, o: &ExportTiles) -> Result<Summary, ExportTilesErr
 }
 
 /// TileJSON-style metadata both containers carry.
-fn metadata(layers: &[&Arc<Snapshot>], o: &ExportTiles) -> serde_json::Value {
-    let vector_layers: Vec<serde_json::Value> = layers
+fn metadata(refs: &[(&Layer, &Prepared)], o: &ExportTiles) -> serde_json::Value {
+    let vector_layers: Vec<serde_json::Value> = refs
         .iter()
-        .map(|l| {
-            let r = &l.tiles.rules;
+        .map(|(_, p)| {
+            let r = &p.rules;
+            // The same field types as the live TileJSON.
             let fields: serde_json::Map<String, serde_json::Value> = r
                 .properties
                 .iter()
-                .map(|(_, n, _)| (n.clone(), serde_json::json!("String")))
+                .map(|(_, n, class)| (n.clone(), serde_json::json!(tiles::field_type(*class))))
                 .collect();
             serde_json::json!({"id": r.name, "minzoom": o.min_zoom.max(r.min_zoom),
                                "maxzoom": o.max_zoom, "fields": fields})
@@ -193,9 +220,9 @@ fn metadata(layers: &[&Arc<Snapshot>], o: &ExportTiles) -> serde_json::Value {
     serde_json::json!({"name": "nordgeo", "vector_layers": vector_layers})
 }
 
-fn bounds(layers: &[&Arc<Snapshot>]) -> [f64; 4] {
+fn bounds(refs: &[(&Layer, &Prepared)]) -> [f64; 4] {
     let mut b: Option<[f64; 4]> = None;
-    for l in layers {
+    for (l, _) in refs {
         if let Some(e) = l.extent_lonlat {
             crate::geom::bbox_union(&mut b, e);
         }
@@ -231,10 +258,9 @@ fn write(
     refs: &[(&Layer, &Prepared)],
     list: &[TileId],
     bar: &indicatif::ProgressBar,
-    layers: &[&Arc<Snapshot>],
 ) -> Result<Summary, ExportTilesError> {
-    let meta = metadata(layers, o);
-    let b = bounds(layers);
+    let meta = metadata(refs, o);
+    let b = bounds(refs);
     let mut summary = Summary {
         tiles: 0,
         empty: 0,

@@ -243,7 +243,10 @@ impl Writers {
                 let body = std::fs::read(&self.one_parking).unwrap();
                 let r = send(
                     "POST",
-                    &format!("{}/collections/parking/import?mode=append", self.base),
+                    &format!(
+                        "{}/collections/parking/import?mode=append&allow-duplicates=true",
+                        self.base
+                    ),
                     &self.admin,
                     "application/geopackage+sqlite3",
                     &body,
@@ -283,6 +286,7 @@ impl Writers {
                         "parking",
                         "--mode",
                         "append",
+                        "--allow-duplicates",
                     ],
                 );
                 format!("CLI import {}", o.status)

@@ -1043,7 +1043,8 @@ fn access_cases_table() {
             "PATCH",
             format!("{mu}/{muni}"),
             "admin",
-            Some(json!({"properties": {"ags": muni_ags}})),
+            // A new value: a patch to the stored one changes nothing and records nothing.
+            Some(json!({"properties": {"ags": format!("{muni_ags}0")}})),
             NONE,
         )
         .check(change_header()),

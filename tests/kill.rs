@@ -77,5 +77,5 @@ fn sigkill_during_a_300k_parcel_import_keeps_the_old_content() {
     assert_valid(&store);
     // And the store still takes the import afterwards.
     let out = ok(nordgeo(&store, &replace));
-    assert!(out.contains("300000 features"), "{out}");
+    assert!(out.contains("300000 added"), "{out}");
 }

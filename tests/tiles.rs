@@ -239,7 +239,13 @@ fn a_commit_purges_only_the_tiles_it_touches() {
 
     ok(nordgeo(
         &store,
-        &["import", one.to_str().unwrap(), "--mode", "append"],
+        &[
+            "import",
+            one.to_str().unwrap(),
+            "--mode",
+            "append",
+            "--allow-duplicates",
+        ],
     ));
     let deadline = Instant::now() + Duration::from_secs(20);
     // Regenerated (a cache miss) once the server has seen the commit; at z16 the new

@@ -231,6 +231,22 @@ pub fn check_plausible(epsg: i32, b: Bbox) -> Result<(), Implausible> {
     Err(Implausible { looks_like })
 }
 
+/// For coordinates declared in `epsg` that lie far from where a layer is (`near`, both
+/// in `epsg`): a CRS in which the same numbers would land within `distance` of it — the
+/// CRS the data were really in ("looks like EPSG:25833").
+pub fn guess_crs(epsg: i32, far: Bbox, near: Bbox, distance: f64) -> Option<i32> {
+    GUESSES.iter().copied().filter(|&g| g != epsg).find(|&g| {
+        let mut c = [((far[0] + far[2]) / 2.0, (far[1] + far[3]) / 2.0)];
+        transform(g, epsg, &mut c).is_ok() && {
+            let (x, y) = c[0];
+            x >= near[0] - distance
+                && x <= near[2] + distance
+                && y >= near[1] - distance
+                && y <= near[3] + distance
+        }
+    })
+}
+
 /// The display name of a built-in CRS, for messages.
 pub fn name(epsg: i32) -> String {
     BUILTIN

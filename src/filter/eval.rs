@@ -79,6 +79,12 @@ impl Pred {
         self.eval(row, geom) == Some(true)
     }
 
+    /// Whether a feature breaks a condition: only a definite `false` does, as an SQL
+    /// CHECK constraint reads it (a rule about a NULL property holds).
+    pub fn rejects(&self, row: &[Value], geom: Option<&Geometry<f64>>) -> bool {
+        self.eval(row, geom) == Some(false)
+    }
+
     fn eval(&self, row: &[Value], geom: Option<&Geometry<f64>>) -> Option<bool> {
         match self {
             Pred::Const(b) => Some(*b),

@@ -8,6 +8,7 @@ pub mod bind;
 mod eval;
 mod json;
 mod like;
+pub mod rules;
 mod text;
 pub mod time;
 

@@ -71,8 +71,28 @@ pub struct LayerReport {
     pub replaced: u64,
     /// The change id in `nordgeo history`.
     pub change_id: Option<i64>,
-    /// Rejected features.
+    /// Rejected features (the first ones; `rejected_total` counts all).
     pub rejected: Vec<Rejected>,
+    /// How many features were rejected.
+    pub rejected_total: u64,
+    /// Rejected features by kind of problem (geometry, property, key, rule, …).
+    pub problems: BTreeMap<String, u64>,
+    /// Things to look at that did not stop the import.
+    pub warnings: Vec<String>,
+    /// The columns features are matched by, when the collection has a key.
+    pub keyed_by: Option<Vec<String>>,
+    /// Features that passed the checks.
+    pub staged: u64,
+    /// Features that lie far outside the collection's extent.
+    pub far_away: u64,
+    /// Features the import adds (new fids).
+    pub added: u64,
+    /// Stored features it changes in place (same fid, old version in the history).
+    pub changed: u64,
+    /// Stored features that are already as in the file (left alone).
+    pub unchanged: u64,
+    /// Stored features it removes (kept in the history).
+    pub removed: u64,
 }
 
 fn fmt_bbox(b: &Option<Bbox>, decimals: usize) -> String {
@@ -151,19 +171,49 @@ impl fmt::Display for ImportReport {
             if !l.added_columns.is_empty() {
                 writeln!(f, "    new columns: {}", l.added_columns.join(", "))?;
             }
-            if self.committed {
+            if let Some(k) = &l.keyed_by {
+                writeln!(f, "    matched by: {}", k.join(", "))?;
+            }
+            if l.rejected_total == 0 {
                 writeln!(
                     f,
-                    "    written:   {} features, {} replaced (kept in history), change {}",
-                    l.imported,
-                    l.replaced,
-                    l.change_id.unwrap_or_default()
+                    "    {}: {} added, {} changed, {} unchanged, {} removed (kept in history){}",
+                    if self.committed {
+                        "written"
+                    } else {
+                        "would be"
+                    },
+                    l.added,
+                    l.changed,
+                    l.unchanged,
+                    l.removed,
+                    match l.change_id {
+                        Some(c) if self.committed => format!(", change {c}"),
+                        _ => String::new(),
+                    }
                 )?;
             }
-            if !l.rejected.is_empty() {
-                writeln!(f, "    REJECTED:  {} features", l.rejected.len())?;
+            for w in &l.warnings {
+                writeln!(f, "    WARNING:   {w}")?;
+            }
+            if l.rejected_total > 0 {
+                let kinds: Vec<String> =
+                    l.problems.iter().map(|(k, n)| format!("{n} {k}")).collect();
+                writeln!(
+                    f,
+                    "    REJECTED:  {} features ({})",
+                    l.rejected_total,
+                    kinds.join(", ")
+                )?;
                 for r in &l.rejected {
                     writeln!(f, "      fid {}: {}", r.fid, r.reason)?;
+                }
+                if l.rejected_total > l.rejected.len() as u64 {
+                    writeln!(
+                        f,
+                        "      … and {} more",
+                        l.rejected_total - l.rejected.len() as u64
+                    )?;
                 }
             }
         }

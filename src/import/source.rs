@@ -355,12 +355,12 @@ impl Source {
             .map_err(|e| self.err(e))
     }
 
-    /// Calls `f` for every feature of a layer, in fid order.
-    pub fn for_each(
+    /// Calls `f` for every feature of a layer, in fid order, until it fails.
+    pub fn try_for_each<E: From<SourceError>>(
         &self,
         def: &LayerDef,
-        mut f: impl FnMut(RawFeature),
-    ) -> Result<(), SourceError> {
+        mut f: impl FnMut(RawFeature) -> Result<(), E>,
+    ) -> Result<(), E> {
         let fid = self.fid_expr(def)?;
         let mut cols = vec![fid.clone(), q(&def.geom_column)];
         cols.extend(def.columns.iter().map(|c| q(&c.name)));
@@ -387,7 +387,7 @@ impl Source {
             for i in 0..n {
                 values.push(r.get::<_, Value>(i + 2).map_err(|e| self.err(e))?);
             }
-            f(RawFeature { fid, blob, values });
+            f(RawFeature { fid, blob, values })?;
         }
         Ok(())
     }

@@ -42,7 +42,7 @@ pub fn readable(state: &AppState, who: &Caller, id: &str) -> Result<Arc<Snapshot
         Caller::Anonymous => Problem::new(
             StatusCode::UNAUTHORIZED,
             format!(
-                "collection '{id}' is restricted; send a token for it as 'Authorization: Bearer <token>'"
+                "collection '{id}' is restricted; send a token for it as 'Authorization: Bearer <token>' or as the password of HTTP Basic authentication"
             ),
         ),
         Caller::Token(t) => Problem::new(
@@ -89,4 +89,41 @@ pub async fn gate(
         return p.into_response();
     }
     next.run(req).await
+}
+
+/// `GET /me`: who the token is and which collections it may change (the maintainers'
+/// page signs in with it); 401 without a token.
+pub async fn me(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<axum::response::Response, Problem> {
+    let who = caller(&state, &headers)?;
+    let Caller::Token(t) = &who else {
+        return Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "send a token as 'Authorization: Bearer <token>' or as the password of HTTP Basic authentication",
+        ));
+    };
+    let cat = state.catalog();
+    let collections: Vec<serde_json::Value> = cat
+        .layers
+        .iter()
+        .filter(|l| who.covers(&l.def.table))
+        .map(|l| {
+            serde_json::json!({
+                "id": l.def.table,
+                "title": l.meta.title.clone().unwrap_or_else(|| l.def.table.clone()),
+                "municipality_column": l.meta.municipality_column,
+            })
+        })
+        .collect();
+    Ok(super::json_body(
+        &serde_json::json!({
+            "name": t.name,
+            "role": t.role,
+            "municipality": t.municipality,
+            "collections": collections,
+        }),
+        "application/json",
+    ))
 }

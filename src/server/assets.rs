@@ -30,7 +30,12 @@ pub async fn file(dir: std::path::PathBuf, name: &str) -> Result<Response, Probl
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    let missing = || Problem::not_found(format!("there is no file '{name}' here"));
+    let missing = || {
+        Problem::not_found(format!(
+            "there is no file '{}' here",
+            super::problem::clip(name)
+        ))
+    };
     if !safe {
         return Err(missing());
     }

@@ -35,6 +35,7 @@ fn problem(store: &std::path::Path, e: EditError) -> Problem {
         EditError::NotFound(..) => StatusCode::NOT_FOUND,
         EditError::Stale(..) => StatusCode::PRECONDITION_FAILED,
         EditError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        EditError::BadBody(_) => StatusCode::BAD_REQUEST,
         EditError::Forbidden(_) => StatusCode::FORBIDDEN,
         EditError::Store(StoreError::DiskFull(_)) => StatusCode::INSUFFICIENT_STORAGE,
         EditError::Store(StoreError::ReadOnly(_) | StoreError::Busy(_)) => {
@@ -55,7 +56,7 @@ fn writer_of(
     if matches!(who, Caller::Anonymous) {
         return Err(Problem::new(
             StatusCode::UNAUTHORIZED,
-            "changing data needs a token: send it as 'Authorization: Bearer <token>'",
+            "changing data needs a token: send it as 'Authorization: Bearer <token>' or as the password of HTTP Basic authentication",
         ));
     }
     let layer = readable(state, &who, id)?;
@@ -198,7 +199,21 @@ async fn write(
         let inside = |m: Option<&str>, blob: &[u8]| inside_municipality(&cat, m, blob, srs);
         // Administrators place features anywhere; maintainers inside their municipality.
         let placement: Option<&edit::Placement> = (!who.is_admin()).then_some(&inside);
+        let rules: Vec<(String, crate::filter::Pred)> = layer
+            .meta
+            .rules
+            .iter()
+            .filter_map(|r| {
+                crate::filter::rules::compile(r, &layer.def)
+                    .map(|p| (r.clone(), p))
+                    .map_err(
+                        |e| tracing::warn!(rule = %r, error = %e, "a layer rule cannot be used"),
+                    )
+                    .ok()
+            })
+            .collect();
         let e = Edit {
+            rules: &rules,
             municipalities: &known,
             placement,
             visible: &seen,
@@ -214,8 +229,10 @@ async fn write(
             may_edit: &may_edit,
         };
         let out = edit::apply(store, &e).map_err(|err| problem(&st.config.store, err))?;
-        st.metrics.write(&id, op.kind());
-        show_committed(st);
+        if out.change_id.is_some() {
+            st.metrics.write(&id, op.kind());
+            show_committed(st);
+        }
         Ok((id, out))
     })
     .await?;
@@ -235,7 +252,9 @@ async fn write(
     {
         h.insert(header::ETAG, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&out.change_id.to_string()) {
+    if let Some(c) = out.change_id
+        && let Ok(v) = HeaderValue::from_str(&c.to_string())
+    {
         h.insert("x-nordgeo-change", v);
     }
     Ok(res)
@@ -419,7 +438,15 @@ pub async fn import(
 ) -> Result<Response, Problem> {
     let p = Params::parse(raw.as_deref())?;
     p.only(
-        &["mode", "dry-run", "layer", "municipality", "repair"],
+        &[
+            "mode",
+            "dry-run",
+            "layer",
+            "municipality",
+            "repair",
+            "add-columns",
+            "allow-duplicates",
+        ],
         "an import",
     )?;
     let who = caller(&state, &headers)?;
@@ -449,7 +476,30 @@ pub async fn import(
         }
     };
     let (dry_run, repair) = (flag("dry-run")?, flag("repair")?);
-    let exists = state.catalog().get(&id).is_some();
+    let (add_columns, allow_duplicates) = (flag("add-columns")?, flag("allow-duplicates")?);
+    if add_columns && !who.is_admin() {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "only an admin token may add columns to a collection (add-columns=true)",
+        ));
+    }
+    let cat = state.catalog();
+    let exists = cat.get(&id).is_some();
+    if !exists && mode != crate::import::Mode::Create {
+        let names: Vec<&str> = cat.layers.iter().map(|l| l.def.table.as_str()).collect();
+        return Err(Problem::not_found(
+            match crate::import::plan::nearest(&id, names.iter().copied()) {
+                Some(n) => format!(
+                    "there is no collection '{}'; did you mean '{n}'?",
+                    super::problem::clip(&id)
+                ),
+                None => format!(
+                    "there is no collection '{}'; /collections lists them",
+                    super::problem::clip(&id)
+                ),
+            },
+        ));
+    }
     if exists {
         writer_of(&state, &headers, &id)?;
     } else if !who.is_admin() {
@@ -490,18 +540,26 @@ pub async fn import(
         state.config.import_timeout,
         vec![cancel.0.clone(), state.stopping.clone()],
     );
+    let placement: Option<Arc<crate::import::Placement>> = (!who.is_admin()).then(|| {
+        let cat = state.catalog();
+        let srs = state
+            .catalog()
+            .get(&id)
+            .map_or(crate::crs::WGS84, |l| l.def.srs_id);
+        Arc::new(move |m: Option<&str>, blob: &[u8]| inside_municipality(&cat, m, blob, srs))
+            as Arc<crate::import::Placement>
+    });
     let opts = crate::import::ImportOptions {
-        file: file.path().to_path_buf(),
         layer,
         into: Some(id.clone()),
-        mode,
         municipality,
         dry_run: true,
         repair,
-        target_crs: None,
-        actor,
-        progress: false,
         budget,
+        add_columns,
+        allow_duplicates,
+        placement,
+        ..crate::import::ImportOptions::new(file.path().to_path_buf(), mode, actor)
     };
     // The whole file is checked before the write lock is taken: however slow or hostile
     // the file, other writes go on meanwhile.
@@ -549,9 +607,9 @@ fn run_import(
         let mut v = serde_json::to_value(r).unwrap_or(Json::Null);
         v["file"] = json!(UPLOAD);
         v["store"] = json!("the store");
-        v
+        serde_json::from_str(&for_http(&v.to_string())).unwrap_or(v)
     };
-    match crate::import::run_on(store, opts) {
+    match crate::write::import::run_on(store, opts) {
         Ok(r) => Ok((StatusCode::OK, public(&r))),
         Err(crate::import::ImportError::Rejected { report, .. }) => {
             Ok((StatusCode::UNPROCESSABLE_ENTITY, public(&report)))
@@ -562,6 +620,34 @@ fn run_import(
 
 /// What an upload is called in answers.
 const UPLOAD: &str = "the uploaded GeoPackage";
+
+/// An import message in the words of the HTTP interface: its parameters instead of the
+/// command line's flags.
+fn for_http(msg: &str) -> String {
+    [
+        ("--mode create", "mode=create"),
+        ("--mode replace", "mode=replace"),
+        ("--mode append", "mode=append"),
+        ("--add-columns", "add-columns=true"),
+        (
+            "import with allow-duplicates",
+            "import with allow-duplicates=true",
+        ),
+        ("--allow-duplicates", "allow-duplicates=true"),
+        ("--repair", "repair=true"),
+        ("--municipality", "municipality="),
+        (
+            "choose one with --into NAME",
+            "choose another collection in the URL",
+        ),
+        ("--into", "the collection in the URL"),
+        ("pick one with --layer", "pick one with layer=NAME"),
+        ("--layer", "layer="),
+        ("--target-crs", "a target CRS (command line only)"),
+    ]
+    .iter()
+    .fold(msg.to_string(), |m, (from, to)| m.replace(from, to))
+}
 
 /// An import that did not happen as a problem response.
 fn import_problem(
@@ -583,7 +669,7 @@ fn import_problem(
         .to_string()
         .replace(&file.display().to_string(), UPLOAD)
         .replace(&store.display().to_string(), "the store");
-    Problem::new(status, msg)
+    Problem::new(status, for_http(&msg))
 }
 
 /// How long an upload may send nothing before it is dropped.
@@ -739,6 +825,92 @@ pub async fn rollback(
     ))
 }
 
+/// `GET /collections/{id}/changes`: the collection's changes, newest first (at most
+/// 200); a maintainer sees those of its municipality. `yours` marks what the caller made.
+pub async fn changes(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let (who, _) = writer_of(&state, &headers, &id)?;
+    let p = Params::parse(raw.as_deref())?;
+    p.only(&[], "the list of changes")?;
+    let st = state.clone();
+    let collection = id.clone();
+    let list = tokio::task::spawn_blocking(move || {
+        let store = Store::open_read_only(&st.config.store)
+            .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        crate::store::history::list(store.conn(), Some(&collection))
+            .map_err(|e| Problem::internal(e.to_string()))
+    })
+    .await
+    .map_err(|e| Problem::internal(e.to_string()))??;
+    let mine = match &who {
+        Caller::Token(t) if !who.is_admin() => {
+            t.municipality.as_deref().map(crate::store::functions::slug)
+        }
+        _ => None,
+    };
+    let me = who.actor().to_string();
+    let out: Vec<Json> = list
+        .into_iter()
+        .rev()
+        .filter(|c| {
+            mine.as_ref().is_none_or(|m| {
+                c.municipality
+                    .as_deref()
+                    .is_some_and(|x| &crate::store::functions::slug(x) == m)
+            })
+        })
+        .take(200)
+        .map(|c| {
+            let yours = c.actor == me;
+            let mut v = serde_json::to_value(&c).unwrap_or(Json::Null);
+            v["yours"] = json!(yours);
+            v
+        })
+        .collect();
+    Ok(json_body(
+        &json!({"collection": id, "changes": out}),
+        "application/json",
+    ))
+}
+
+/// `POST /collections/{id}/undo?change=N`: undoes one change when no later change
+/// touched its features; maintainers undo their own changes, admins any.
+pub async fn undo(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let (who, _) = writer_of(&state, &headers, &id)?;
+    let p = Params::parse(raw.as_deref())?;
+    p.only(&["change"], "an undo")?;
+    let change: i64 = p
+        .get("change")
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| {
+            Problem::bad_request("undo needs change=<change id> (see /collections/{id}/changes)")
+        })?;
+    let actor = who.actor().to_string();
+    let only_by = (!who.is_admin()).then(|| actor.clone());
+    let layer = id.clone();
+    let new = with_writer(&state, move |st, store| {
+        let new = crate::write::rollback::undo(store, &layer, change, &actor, only_by.as_deref())
+            .map_err(write_problem)?;
+        st.metrics.write(&layer, "undo");
+        show_committed(st);
+        Ok(new)
+    })
+    .await?;
+    Ok(json_body(
+        &json!({"change": new, "undoes": change, "collection": id}),
+        "application/json",
+    ))
+}
+
 /// A refused or failed write as a problem response.
 fn write_problem(e: crate::write::WriteError) -> Problem {
     use crate::store::StoreError;
@@ -747,6 +919,7 @@ fn write_problem(e: crate::write::WriteError) -> Problem {
         WriteError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
         WriteError::NotFound(_) => StatusCode::NOT_FOUND,
         WriteError::Conflict(_) => StatusCode::CONFLICT,
+        WriteError::Forbidden(_) => StatusCode::FORBIDDEN,
         WriteError::Store(StoreError::NoSuchLayer(_)) => StatusCode::NOT_FOUND,
         WriteError::Store(StoreError::DiskFull(_)) => StatusCode::INSUFFICIENT_STORAGE,
         WriteError::Store(

@@ -184,6 +184,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/collections/{id}/items/{fid}/history", get(edit::history))
         .route("/collections/{id}/import", post(edit::import))
         .route("/collections/{id}/rollback", post(edit::rollback))
+        .route("/collections/{id}/undo", post(edit::undo))
+        .route("/collections/{id}/changes", get(edit::changes))
         .route("/collections/{id}/queryables", get(ogc::queryables))
         .route("/collections/{id}/sortables", get(ogc::sortables))
         .route("/assets/maplibre-gl/{file}", get(assets::maplibre))
@@ -201,6 +203,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/fonts", get(portal::fonts))
         .route("/fonts/{fontstack}/{range}", get(portal::glyphs))
         .route("/map", get(portal::map_page))
+        .route("/manage", get(portal::manage_page))
+        .route("/manage/{file}", get(portal::manage_file))
+        .route("/me", get(access::me))
         .route("/map/{file}", get(portal::map_file))
         .route(
             "/collections/{id}/tiles/{tms}/tilejson.json",

@@ -136,6 +136,23 @@ pub async fn glyphs(
     Ok(r)
 }
 
+fn manage_dir(state: &AppState) -> std::path::PathBuf {
+    state.config.files.join("web/manage")
+}
+
+/// `GET /manage`: the maintainers' page (check and import a GeoPackage, undo changes).
+pub async fn manage_page(State(state): State<Arc<AppState>>) -> Result<Response, Problem> {
+    assets::file(manage_dir(&state), "index.html").await
+}
+
+/// `GET /manage/{file}`: its script and stylesheet.
+pub async fn manage_file(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Response, Problem> {
+    assets::file(manage_dir(&state), &name).await
+}
+
 fn widget_dir(state: &AppState) -> std::path::PathBuf {
     state.config.files.join("examples/portal-widget")
 }

@@ -392,15 +392,6 @@ fn byte_range(v: &str, len: usize) -> Option<(usize, usize)> {
     (from <= to && from < len).then_some((from, to))
 }
 
-fn field_type(c: &crate::store::Column) -> &'static str {
-    use crate::store::layer::ValueClass;
-    match c.class() {
-        ValueClass::Integer | ValueClass::Real => "Number",
-        ValueClass::Boolean => "Boolean",
-        _ => "String",
-    }
-}
-
 fn tilejson(
     base: &str,
     layers: &[&Arc<Snapshot>],
@@ -430,7 +421,12 @@ fn tilejson(
             let fields: serde_json::Map<String, serde_json::Value> = r
                 .properties
                 .iter()
-                .map(|(i, n, _)| (n.clone(), json!(field_type(&l.def.columns[*i]))))
+                .map(|(i, n, _)| {
+                    (
+                        n.clone(),
+                        json!(tiles::field_type(l.def.columns[*i].class())),
+                    )
+                })
                 .collect();
             json!({
                 "id": r.name,

@@ -6,7 +6,7 @@
 //! too (op `added`). Undoing a change is then: delete its `added` fids, re-insert its
 //! `removed` rows.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::layer::{LayerDef, q};
 
@@ -266,7 +266,18 @@ pub fn rollback(conn: &Connection, def: &LayerDef, to: i64, actor: &str) -> rusq
         "{fid} IN (SELECT {fid} FROM {h} WHERE change_id > ?2 AND change_id < ?3 AND {fid} IS NOT NULL)"
     );
     save_removed(conn, def, id, &touched, &[&to, &id])?;
+    let mut cols = cols;
     for c in &later {
+        if restore_column(conn, def, *c)? {
+            // The table has that column again: later re-inserted rows carry it.
+            if let Some(now) = super::layer::feature_layers(conn)?
+                .into_iter()
+                .find(|l| l.table == def.table)
+            {
+                cols = column_list(&now);
+            }
+            continue;
+        }
         conn.execute(
             &format!("DELETE FROM {t} WHERE {fid} IN (SELECT {fid} FROM {h} WHERE change_id = ?1 AND change_op = 'added')"),
             [c],
@@ -352,4 +363,198 @@ pub fn rollback_feature(
     }
     finish_change(conn, def, id)?;
     Ok(Some(id))
+}
+
+/// The column a `drop-column` change removed: (name, declared type).
+fn dropped_column(conn: &Connection, change: i64) -> rusqlite::Result<Option<(String, String)>> {
+    let note: Option<(String, Option<String>)> = conn
+        .query_row(
+            "SELECT kind, note FROM nordgeo_changes WHERE id = ?1",
+            [change],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some(("drop-column", Some(note))) = note.as_ref().map(|(k, n)| (k.as_str(), n.clone()))
+    else {
+        return Ok(None);
+    };
+    let v: serde_json::Value = serde_json::from_str(&note).unwrap_or_default();
+    Ok(v["column"]
+        .as_str()
+        .zip(v["decl_type"].as_str())
+        .map(|(c, d)| (c.to_string(), d.to_string())))
+}
+
+/// Undoes a `drop-column` change: the column comes back with every value it held.
+/// Returns whether `change` was one.
+fn restore_column(conn: &Connection, def: &LayerDef, change: i64) -> rusqlite::Result<bool> {
+    let Some((col, decl)) = dropped_column(conn, change)? else {
+        return Ok(false);
+    };
+    let (t, h) = (q(&def.table), q(&history_table(&def.table)));
+    let fid = q(def.fid_column.as_deref().unwrap_or("fid"));
+    conn.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN {} {decl}", q(&col)))?;
+    conn.execute(
+        &format!(
+            "UPDATE {t} SET {c} = (SELECT h.{c} FROM {h} h WHERE h.change_id = ?1 AND h.change_op = 'column' AND h.{fid} = {t}.{fid})",
+            c = q(&col)
+        ),
+        [change],
+    )?;
+    Ok(true)
+}
+
+/// Drops a column (added by mistake) as a change of its own: its values stay in the
+/// history, so undoing or rolling back the change brings the column back whole.
+pub fn drop_column(
+    conn: &Connection,
+    def: &LayerDef,
+    column: &str,
+    actor: &str,
+) -> rusqlite::Result<i64> {
+    let c = def
+        .columns
+        .iter()
+        .find(|c| c.name == column)
+        .ok_or(rusqlite::Error::InvalidColumnName(column.into()))?;
+    ensure_history_table(conn, def)?;
+    let note = serde_json::json!({"column": c.name, "decl_type": c.decl_type}).to_string();
+    let id = begin_change(
+        conn,
+        &def.table,
+        &ChangeMeta {
+            kind: "drop-column".into(),
+            mode: None,
+            municipality: None,
+            source: None,
+            actor: actor.into(),
+            note: Some(note),
+        },
+    )?;
+    let fid = q(def.fid_column.as_deref().unwrap_or("fid"));
+    conn.execute(
+        &format!(
+            "INSERT INTO {h} (change_id, change_op, {fid}, {c}) SELECT ?1, 'column', {fid}, {c} FROM {t}",
+            h = q(&history_table(&def.table)),
+            c = q(column),
+            t = q(&def.table)
+        ),
+        [id],
+    )?;
+    conn.execute_batch(&format!(
+        "ALTER TABLE {} DROP COLUMN {}",
+        q(&def.table),
+        q(column)
+    ))?;
+    Ok(id)
+}
+
+/// Why a change cannot be undone on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum UndoError {
+    /// The store failed.
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+    /// No such change of this layer.
+    #[error("collection '{0}' has no change {1}")]
+    NotFound(String, i64),
+    /// A later change touched the same features.
+    #[error(
+        "change {later} ({kind} by {actor} at {at}) changed the same features afterwards; undo that one first"
+    )]
+    Later {
+        /// The later change.
+        later: i64,
+        /// Its kind.
+        kind: String,
+        /// Who made it.
+        actor: String,
+        /// When.
+        at: String,
+    },
+    /// Settings changes are changed back with set-layer.
+    #[error("change {0} changed the collection's settings; set them back with `nordgeo set-layer`")]
+    Settings(i64),
+}
+
+/// Undoes one change, when no later change touched the same features, as a change of
+/// its own (so it can be undone too). Returns the new change's id.
+pub fn undo(conn: &Connection, def: &LayerDef, change: i64, actor: &str) -> Result<i64, UndoError> {
+    let kind: Option<String> = conn
+        .query_row(
+            "SELECT kind FROM nordgeo_changes WHERE id = ?1 AND layer = ?2",
+            params![change, def.table],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(kind) = kind else {
+        return Err(UndoError::NotFound(def.table.clone(), change));
+    };
+    if kind == "settings" {
+        return Err(UndoError::Settings(change));
+    }
+    ensure_history_table(conn, def)?;
+    let h = q(&history_table(&def.table));
+    let t = q(&def.table);
+    let fid = q(def.fid_column.as_deref().unwrap_or("fid"));
+    let later: Option<(i64, String, String, String)> = conn
+        .query_row(
+            &format!(
+                "SELECT c.id, c.kind, c.actor, c.at FROM nordgeo_changes c
+                 WHERE c.layer = ?2 AND c.id > ?1 AND (c.kind = 'drop-column' OR EXISTS (
+                   SELECT 1 FROM {h} x WHERE x.change_id = c.id AND x.{fid} IN (
+                     SELECT {fid} FROM {h} WHERE change_id = ?1)))
+                 ORDER BY c.id LIMIT 1"
+            ),
+            params![change, def.table],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    if let Some((later, kind, actor, at)) = later {
+        return Err(UndoError::Later {
+            later,
+            kind,
+            actor,
+            at,
+        });
+    }
+    let id = begin_change(
+        conn,
+        &def.table,
+        &ChangeMeta {
+            kind: "undo".into(),
+            mode: None,
+            municipality: conn
+                .query_row(
+                    "SELECT municipality FROM nordgeo_changes WHERE id = ?1",
+                    [change],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten(),
+            source: None,
+            actor: actor.into(),
+            note: Some(format!("undoes change {change}")),
+        },
+    )?;
+    if restore_column(conn, def, change)? {
+        finish_change(conn, def, id)?;
+        return Ok(id);
+    }
+    let touched = format!("{fid} IN (SELECT {fid} FROM {h} WHERE change_id = ?2)");
+    save_removed(conn, def, id, &touched, &[&change])?;
+    conn.execute(
+        &format!("DELETE FROM {t} WHERE {fid} IN (SELECT {fid} FROM {h} WHERE change_id = ?1 AND change_op = 'added')"),
+        [change],
+    )?;
+    let cols = column_list(def);
+    conn.execute(
+        &format!(
+            "INSERT OR REPLACE INTO {t} ({cols}) SELECT {cols} FROM {h} WHERE change_id = ?1 AND change_op = 'removed'"
+        ),
+        [change],
+    )?;
+    save_added(conn, def, id, &touched, &[&change])?;
+    finish_change(conn, def, id)?;
+    Ok(id)
 }

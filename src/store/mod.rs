@@ -3,6 +3,7 @@
 //! Only one read-write connection exists per process (the writer); every write runs in
 //! one SQLite transaction, so a crash or kill leaves the previous state.
 
+pub mod budget;
 pub mod capture;
 pub mod functions;
 pub mod history;
@@ -111,6 +112,10 @@ pub struct LayerMeta {
     pub boundaries: Option<String>,
     /// How far (metres) outside its boundary a maintainer may still place a feature.
     pub boundary_margin_m: Option<f64>,
+    /// The columns that identify a feature (imports match by them).
+    pub key: Option<Vec<String>>,
+    /// CQL2 conditions every feature must meet (checked on import and every edit).
+    pub rules: Vec<String>,
 }
 
 /// An open store.
@@ -320,10 +325,12 @@ impl Store {
             .query_row(
                 &format!(
                     "SELECT title, description, attribution, municipality_column, public_properties,
-                            internal_properties, min_zoom, max_zoom, restricted, {}, {}
+                            internal_properties, min_zoom, max_zoom, restricted, {}, {}, {}, {}
                      FROM nordgeo_layers WHERE table_name = ?1",
                     or_null("boundaries"),
-                    or_null("boundary_margin_m")
+                    or_null("boundary_margin_m"),
+                    or_null("key_columns"),
+                    or_null("rules"),
                 ),
                 [table],
                 |r| {
@@ -339,6 +346,8 @@ impl Store {
                         restricted: r.get::<_, i64>(8)? != 0,
                         boundaries: r.get(9)?,
                         boundary_margin_m: r.get(10)?,
+                        key: list(r.get(11)?).filter(|k| !k.is_empty()),
+                        rules: list(r.get(12)?).unwrap_or_default(),
                     })
                 },
             )
@@ -353,8 +362,9 @@ pub fn write_meta(conn: &Connection, table: &str, m: &LayerMeta) -> rusqlite::Re
     let json = |v: &Option<Vec<String>>| v.as_ref().and_then(|v| serde_json::to_string(v).ok());
     conn.execute(
         "INSERT OR REPLACE INTO nordgeo_layers (table_name, title, description, attribution, municipality_column,
-             public_properties, internal_properties, min_zoom, max_zoom, restricted, boundaries, boundary_margin_m)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             public_properties, internal_properties, min_zoom, max_zoom, restricted, boundaries, boundary_margin_m,
+             key_columns, rules)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         params![
             table,
             m.title,
@@ -367,7 +377,9 @@ pub fn write_meta(conn: &Connection, table: &str, m: &LayerMeta) -> rusqlite::Re
             m.max_zoom,
             m.restricted as i64,
             m.boundaries,
-            m.boundary_margin_m
+            m.boundary_margin_m,
+            json(&m.key),
+            serde_json::to_string(&m.rules).ok()
         ],
     )?;
     Ok(())

@@ -68,7 +68,9 @@ CREATE TABLE IF NOT EXISTS nordgeo_layers (
   max_zoom INTEGER,
   restricted INTEGER NOT NULL DEFAULT 0,
   boundaries TEXT,
-  boundary_margin_m REAL
+  boundary_margin_m REAL,
+  key_columns TEXT,
+  rules TEXT
 );
 CREATE TABLE IF NOT EXISTS nordgeo_changes (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -143,7 +145,12 @@ pub fn ensure_nordgeo(conn: &Connection) -> rusqlite::Result<()> {
         .prepare("PRAGMA table_info(nordgeo_layers)")?
         .query_map([], |r| r.get(1))?
         .collect::<Result<_, _>>()?;
-    for (col, decl) in [("boundaries", "TEXT"), ("boundary_margin_m", "REAL")] {
+    for (col, decl) in [
+        ("boundaries", "TEXT"),
+        ("boundary_margin_m", "REAL"),
+        ("key_columns", "TEXT"),
+        ("rules", "TEXT"),
+    ] {
         if !have.iter().any(|h| h == col) {
             conn.execute_batch(&format!(
                 "ALTER TABLE nordgeo_layers ADD COLUMN {col} {decl}"

@@ -76,19 +76,39 @@ pub fn default_zoom_range(kind: GeometryKind) -> (u8, u8) {
     }
 }
 
+/// The TileJSON `fields` type of a column's values.
+pub fn field_type(class: ValueClass) -> &'static str {
+    match class {
+        ValueClass::Integer | ValueClass::Real => "Number",
+        ValueClass::Boolean => "Boolean",
+        _ => "String",
+    }
+}
+
 impl LayerRules {
     /// Rules from a layer's definition and metadata: zoom range and public properties.
     pub fn new(def: &crate::store::LayerDef, meta: &crate::store::LayerMeta) -> LayerRules {
+        LayerRules::with(def, meta, false)
+    }
+
+    /// Like [`LayerRules::new`], with internal properties too when `internal`.
+    pub fn with(
+        def: &crate::store::LayerDef,
+        meta: &crate::store::LayerMeta,
+        internal: bool,
+    ) -> LayerRules {
         let (zmin, zmax) = default_zoom_range(def.kind);
         let properties = def
             .columns
             .iter()
             .enumerate()
-            .filter(|(_, c)| !meta.internal_properties.iter().any(|p| p == &c.name))
+            .filter(|(_, c)| internal || !meta.internal_properties.iter().any(|p| p == &c.name))
             .filter(|(_, c)| {
-                meta.public_properties
-                    .as_ref()
-                    .is_none_or(|p| p.iter().any(|n| n == &c.name))
+                internal
+                    || meta
+                        .public_properties
+                        .as_ref()
+                        .is_none_or(|p| p.iter().any(|n| n == &c.name))
             })
             .map(|(i, c)| (i, c.name.clone(), c.class()))
             .collect();

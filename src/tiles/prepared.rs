@@ -88,6 +88,16 @@ impl Prepared {
         }
     }
 
+    /// The same tile data with every property, internal ones too (for an archive that
+    /// is not published).
+    pub fn with_internal(&self, layer: &Layer) -> Prepared {
+        Prepared {
+            rules: LayerRules::with(&layer.def, &layer.meta, true),
+            base: self.base.clone(),
+            overlay: self.overlay.clone(),
+        }
+    }
+
     /// Number of values in the base dictionary (ids of other values start there).
     pub fn dict_len(&self) -> usize {
         self.base.dict.values.len()

@@ -28,6 +28,9 @@ pub enum EditError {
     /// The body does not fit the layer.
     #[error("{0}")]
     Invalid(String),
+    /// The body is not a feature, nor a merge patch of one.
+    #[error("{0}")]
+    BadBody(String),
     /// The caller may not touch this feature.
     #[error("{0}")]
     Forbidden(String),
@@ -101,6 +104,8 @@ pub struct Edit<'a> {
     /// Where the caller may place a feature: given its municipality and geometry blob
     /// (the layer's CRS), why not (maintainers stay inside their municipality).
     pub placement: Option<&'a Placement<'a>>,
+    /// The layer's rules (text, bound condition); a feature that breaks one is refused.
+    pub rules: &'a [(String, crate::filter::Pred)],
 }
 
 /// What an edit did.
@@ -108,8 +113,8 @@ pub struct Edit<'a> {
 pub struct Outcome {
     /// The feature's id.
     pub fid: i64,
-    /// Its change log entry.
-    pub change_id: i64,
+    /// Its change log entry; `None` when the edit changed nothing (nothing recorded).
+    pub change_id: Option<i64>,
     /// The feature after the edit (EPSG:3857); `None` after a delete.
     pub feature: Option<Feature>,
 }
@@ -224,9 +229,28 @@ fn read_row(
         .optional()?)
 }
 
-fn properties(body: &Json) -> Result<Map<String, Json>, EditError> {
-    if !body.is_object() {
-        return Err(invalid("the body must be a GeoJSON Feature object"));
+fn properties(body: &Json, patch: bool) -> Result<Map<String, Json>, EditError> {
+    let Some(members) = body.as_object() else {
+        return Err(EditError::BadBody(
+            "the body must be a GeoJSON Feature object".into(),
+        ));
+    };
+    // A property at the top level is the commonest slip; say where it belongs.
+    let allowed: &[&str] = if patch {
+        &["type", "id", "geometry", "properties"]
+    } else {
+        &["type", "id", "geometry", "properties", "bbox", "links"]
+    };
+    if let Some(k) = members.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(EditError::BadBody(format!(
+            "the body has '{k}' at its top level, where a {} has only {}; properties go inside \"properties\", e.g. {{\"properties\": {{\"{k}\": …}}}}",
+            if patch {
+                "merge patch of a feature"
+            } else {
+                "GeoJSON Feature"
+            },
+            allowed.join(", ")
+        )));
     }
     match body.get("properties") {
         None | Some(Json::Null) => Ok(Map::new()),
@@ -258,7 +282,8 @@ fn new_row(e: &Edit, current: Option<&Row>) -> Result<Row, EditError> {
             "the body must be a GeoJSON Feature, not {t}"
         )));
     }
-    let props = properties(body)?;
+    let patch = matches!(e.op, Op::Patch(_));
+    let props = properties(body, patch)?;
     let fid_col = e.def.fid_column.as_deref().unwrap_or("fid");
     for k in props.keys() {
         if k != fid_col && !e.def.columns.iter().any(|c| &c.name == k) {
@@ -274,7 +299,6 @@ fn new_row(e: &Edit, current: Option<&Row>) -> Result<Row, EditError> {
             )));
         }
     }
-    let patch = matches!(e.op, Op::Patch(_));
     let mut values = Vec::with_capacity(e.def.columns.len());
     for (i, c) in e.def.columns.iter().enumerate() {
         values.push(match props.get(&c.name) {
@@ -354,6 +378,27 @@ pub fn apply(store: &Store, e: &Edit) -> Result<Outcome, EditError> {
         if let (Some(check), Some(blob)) = (e.placement, r.0.as_deref()) {
             check(m, blob).map_err(EditError::Forbidden)?;
         }
+        for (text, rule) in e.rules {
+            if rule.rejects(&r.1, None) {
+                let which = target.map_or("the feature".to_string(), |f| format!("feature {f}"));
+                return Err(invalid(format!(
+                    "{which} {}",
+                    crate::filter::rules::broken(text, def, &r.1)
+                )));
+            }
+        }
+    }
+    // A write that would store what is stored changes nothing and records nothing.
+    if let (Some(new), Some(cur), Some(fid)) = (&row, &current, target)
+        && new == cur
+    {
+        drop(tx);
+        let feature = index::load_features(store, def, Some(&[fid]))?.pop();
+        return Ok(Outcome {
+            fid,
+            change_id: None,
+            feature,
+        });
     }
     let change = history::begin_change(
         &tx,
@@ -450,7 +495,7 @@ pub fn apply(store: &Store, e: &Edit) -> Result<Outcome, EditError> {
     };
     Ok(Outcome {
         fid,
-        change_id: change,
+        change_id: Some(change),
         feature,
     })
 }

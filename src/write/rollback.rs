@@ -63,3 +63,46 @@ pub fn rollback(store: &Store, r: &Rollback) -> Result<Rolled, WriteError> {
         previous,
     })
 }
+
+/// Undoes one change of a layer when no later change touched its features. `only_by`:
+/// a maintainer undoes only changes made with their own token.
+pub fn undo(
+    store: &Store,
+    layer: &str,
+    change: i64,
+    actor: &str,
+    only_by: Option<&str>,
+) -> Result<i64, WriteError> {
+    let def = store.layer(layer)?;
+    let err = |e| WriteError::Store(store.err(e));
+    let tx = rusqlite::Transaction::new_unchecked(store.conn(), TransactionBehavior::Immediate)
+        .map_err(err)?;
+    if let Some(me) = only_by {
+        let by: Option<String> = tx
+            .query_row(
+                "SELECT actor FROM nordgeo_changes WHERE id = ?1 AND layer = ?2",
+                rusqlite::params![change, layer],
+                |r| r.get(0),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })
+            .map_err(err)?;
+        if by.as_deref().is_some_and(|b| b != me) {
+            return Err(WriteError::Forbidden(format!(
+                "change {change} was made by {}; you may undo only your own changes",
+                by.unwrap_or_default()
+            )));
+        }
+    }
+    let id = history::undo(&tx, &def, change, actor).map_err(|e| match e {
+        history::UndoError::Sql(e) => err(e),
+        history::UndoError::NotFound(..) => WriteError::NotFound(e.to_string()),
+        other => WriteError::Conflict(other.to_string()),
+    })?;
+    layer::refresh_contents(&tx, &def).map_err(err)?;
+    super::commit(tx).map_err(err)?;
+    Ok(id)
+}

@@ -36,6 +36,10 @@ pub struct Settings {
     pub boundaries: Option<String>,
     /// Metres outside its boundary a maintainer may still place a feature.
     pub boundary_margin_m: Option<f64>,
+    /// The columns that identify a feature (an empty list removes the key).
+    pub key: Option<Vec<String>>,
+    /// The conditions every feature must meet (an empty list removes them).
+    pub rules: Option<Vec<String>>,
 }
 
 /// One setting a change would alter.
@@ -122,6 +126,30 @@ pub fn apply(meta: &LayerMeta, s: &Settings) -> (LayerMeta, Vec<Altered>) {
         });
         m.internal_properties.clone_from(list);
     }
+    if let Some(k) = &s.key {
+        let k = (!k.is_empty()).then(|| k.clone());
+        if k != m.key {
+            out.push(Altered {
+                setting: "key",
+                before: show(&m.key),
+                after: show(&k),
+                loosens: false,
+            });
+            m.key = k;
+        }
+    }
+    if let Some(r) = &s.rules
+        && r != &m.rules
+    {
+        out.push(Altered {
+            setting: "rules",
+            before: format!("{:?}", m.rules),
+            after: format!("{r:?}"),
+            // Fewer rules let more values through.
+            loosens: m.rules.iter().any(|x| !r.contains(x)),
+        });
+        m.rules.clone_from(r);
+    }
     for (name, dst, v) in [
         ("min_zoom", &mut m.min_zoom, s.min_zoom),
         ("max_zoom", &mut m.max_zoom, s.max_zoom),
@@ -172,6 +200,19 @@ pub fn check(store: &Store, layer: &str, s: &Settings) -> Result<(), WriteError>
         return Err(WriteError::Invalid(format!(
             "layer '{layer}': zoom levels go from 0 to 22"
         )));
+    }
+    for c in s.key.iter().flatten() {
+        if !known(c) {
+            return Err(WriteError::Invalid(format!(
+                "layer '{layer}' has no property '{c}' to key its features by"
+            )));
+        }
+    }
+    if let Some(k) = s.key.as_ref().filter(|k| !k.is_empty()) {
+        check_key(store, &def, k)?;
+    }
+    for r in s.rules.iter().flatten() {
+        check_rule(store, &def, r)?;
     }
     let meta = store.meta(layer)?;
     let (after, _) = apply(&meta, s);
@@ -231,4 +272,115 @@ pub fn set(
     .map_err(err)?;
     super::commit(tx).map_err(err)?;
     Ok((after, altered))
+}
+
+/// A key must identify every stored feature: no NULLs, no value twice.
+fn check_key(
+    store: &Store,
+    def: &crate::store::LayerDef,
+    key: &[String],
+) -> Result<(), WriteError> {
+    use crate::store::layer::q;
+    let cols: Vec<String> = key.iter().map(|c| q(c)).collect();
+    let expr = format!("json_array({})", cols.join(", "));
+    let err = |e| WriteError::Store(store.err(e));
+    let nulls: i64 = store
+        .conn()
+        .query_row(
+            &format!(
+                "SELECT count(*) FROM {} WHERE {}",
+                q(&def.table),
+                cols.iter()
+                    .map(|c| format!("{c} IS NULL"))
+                    .collect::<Vec<_>>()
+                    .join(" OR ")
+            ),
+            [],
+            |r| r.get(0),
+        )
+        .map_err(err)?;
+    if nulls > 0 {
+        return Err(WriteError::Invalid(format!(
+            "{nulls} features of '{}' have no value for {}; fill them in before keying the layer by it",
+            def.table,
+            key.join(", ")
+        )));
+    }
+    let dups: Vec<String> = store
+        .conn()
+        .prepare(&format!(
+            "SELECT {expr} FROM {} GROUP BY 1 HAVING count(*) > 1 LIMIT 5",
+            q(&def.table)
+        ))
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+        .map_err(err)?;
+    if !dups.is_empty() {
+        return Err(WriteError::Invalid(format!(
+            "{} does not identify the features of '{}': {} appear more than once",
+            key.join(", "),
+            def.table,
+            dups.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// A rule must be readable, about properties only, and hold for every stored feature.
+fn check_rule(store: &Store, def: &crate::store::LayerDef, rule: &str) -> Result<(), WriteError> {
+    let pred = crate::filter::rules::compile(rule, def)
+        .map_err(|e| WriteError::Invalid(format!("rule '{rule}': {e}")))?;
+    let features = crate::index::read_features(store.conn(), def, None)
+        .map_err(|e| WriteError::Store(store.err(e)))?;
+    let broken: Vec<String> = features
+        .iter()
+        .filter(|f| pred.rejects(&f.values, None))
+        .take(5)
+        .map(|f| f.fid.to_string())
+        .collect();
+    if !broken.is_empty() {
+        return Err(WriteError::Invalid(format!(
+            "features of '{}' break the rule '{rule}' now (fids {}); correct them first",
+            def.table,
+            broken.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Drops a column added by mistake (administrators), as a change of its own that keeps
+/// the column's values: undoing it brings the column back whole.
+pub fn drop_column(
+    store: &Store,
+    layer: &str,
+    column: &str,
+    actor: &str,
+) -> Result<i64, WriteError> {
+    let def = store.layer(layer)?;
+    let meta = store.meta(layer)?;
+    if !def.columns.iter().any(|c| c.name == column) {
+        return Err(WriteError::NotFound(format!(
+            "layer '{layer}' has no column '{column}'"
+        )));
+    }
+    let used = meta.municipality_column.as_deref() == Some(column)
+        || meta.boundaries.as_deref() == Some(column)
+        || meta.key.iter().flatten().any(|k| k == column)
+        || meta.rules.iter().any(|r| r.contains(column));
+    if used {
+        return Err(WriteError::Conflict(format!(
+            "column '{column}' is named in the settings of '{layer}' (municipality column, key or a rule); change those first"
+        )));
+    }
+    let err = |e| WriteError::Store(store.err(e));
+    let tx = rusqlite::Transaction::new_unchecked(store.conn(), TransactionBehavior::Immediate)
+        .map_err(err)?;
+    let id = history::drop_column(&tx, &def, column, actor).map_err(err)?;
+    if meta.internal_properties.iter().any(|p| p == column) {
+        let mut m = meta.clone();
+        m.internal_properties.retain(|p| p != column);
+        write_meta(&tx, layer, &m).map_err(err)?;
+    }
+    crate::store::capture::whole_layer(&tx, layer).map_err(err)?;
+    super::commit(tx).map_err(err)?;
+    Ok(id)
 }
