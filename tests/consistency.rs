@@ -20,27 +20,6 @@ use serde_json::{Value, json};
 /// The public URL both servers build links with, so their bytes can be compared.
 const PUBLIC: &str = "http://nordgeo.test";
 
-fn token(store: &Path, name: &str, extra: &[&str]) -> String {
-    let mut args = vec!["token", "create", "--name", name];
-    args.extend_from_slice(extra);
-    let out = ok(nordgeo(store, &args));
-    out.lines()
-        .find(|l| l.trim().starts_with("ngt_"))
-        .expect("a token line")
-        .trim()
-        .to_string()
-}
-
-fn send(method: &str, url: &str, auth: &str, ct: &str, body: &[u8]) -> Response {
-    let bearer = format!("Bearer {auth}");
-    request(
-        method,
-        url,
-        &[("Authorization", bearer.as_str()), ("Content-Type", ct)],
-        body,
-    )
-}
-
 /// A small deterministic generator (xorshift64*).
 struct Rng(u64);
 

@@ -16,27 +16,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{Value, json};
 
-fn token(store: &Path, name: &str, extra: &[&str]) -> String {
-    let mut args = vec!["token", "create", "--name", name];
-    args.extend_from_slice(extra);
-    let out = ok(nordgeo(store, &args));
-    out.lines()
-        .find(|l| l.trim().starts_with("ngt_"))
-        .expect("a token line")
-        .trim()
-        .to_string()
-}
-
-fn with_token(method: &str, url: &str, secret: &str, ct: &str, body: &[u8]) -> Response {
-    let auth = format!("Bearer {secret}");
-    request(
-        method,
-        url,
-        &[("Authorization", auth.as_str()), ("Content-Type", ct)],
-        body,
-    )
-}
-
 /// Resident memory of a process in MB.
 fn rss_mb(pid: u32) -> f64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -117,7 +96,7 @@ fn etags_reveal_no_internal_value() {
         "an internal value was recovered from the anonymous ETag"
     );
     // Changing the internal value leaves what anonymous callers see, ETag included.
-    let r = with_token(
+    let r = send(
         "PATCH",
         &url,
         &admin,
@@ -257,7 +236,7 @@ fn a_hostile_upload_stalls_nothing() {
     let base = srv.base.clone();
     let upload = std::thread::spawn(move || {
         let started = Instant::now();
-        let r = with_token(
+        let r = send(
             "POST",
             &format!("{base}/collections/parking/import?mode=append"),
             &werther,
@@ -277,7 +256,7 @@ fn a_hostile_upload_stalls_nothing() {
             )
             .unwrap();
     let t = Instant::now();
-    let r = with_token(
+    let r = send(
         "PATCH",
         &format!("{}/collections/parking/items/{fid}", srv.base),
         &ellrich,
@@ -293,7 +272,7 @@ fn a_hostile_upload_stalls_nothing() {
     ok(nordgeo(&store, &["token", "revoke", "doomed"]));
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
-        let r = with_token(
+        let r = send(
             "GET",
             &format!("{}/collections/parking/items?limit=1", srv.base),
             &doomed,
@@ -340,7 +319,7 @@ fn a_hostile_upload_stalls_nothing() {
     let body = std::fs::read(&part).unwrap();
     let base = srv.base.clone();
     let upload = std::thread::spawn(move || {
-        let _ = with_token(
+        let _ = send(
             "POST",
             &format!("{base}/collections/parcels/import?mode=replace"),
             &admin,
@@ -628,7 +607,7 @@ fn smaller_leaks_are_closed() {
     {
         let body = json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon + 0.0005 * i as f64, lat]},
                           "properties": {"name": format!("P{i}"), "capacity": 3, "fee": false, "wheelchair_spaces": 0, "municipality": m}});
-        let r = with_token(
+        let r = send(
             "POST",
             &format!("{}/collections/parking/items", srv.base),
             &werther,
@@ -650,7 +629,7 @@ fn smaller_leaks_are_closed() {
     assert_eq!(after, before + 4, "a spelling was stored as it came");
     let bad = json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
                      "properties": {"name": "X", "capacity": 3, "fee": false, "wheelchair_spaces": 0, "municipality": "Wertherr"}});
-    let r = with_token(
+    let r = send(
         "POST",
         &format!("{}/collections/parking/items", srv.base),
         &admin,
@@ -672,14 +651,14 @@ fn smaller_leaks_are_closed() {
         .unwrap();
     let far = br#"{"geometry": {"type": "Point", "coordinates": [11.3, 51.2]}}"#;
     let url = format!("{}/collections/parking/items/{fid}", srv.base);
-    let r = with_token("PATCH", &url, &werther, "application/merge-patch+json", far);
+    let r = send("PATCH", &url, &werther, "application/merge-patch+json", far);
     assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
     assert!(String::from_utf8_lossy(&r.body).contains("outside the boundary of Werther"));
     let near = format!(
         r#"{{"geometry": {{"type": "Point", "coordinates": [{}, {lat}]}}}}"#,
         lon + 0.0002
     );
-    let r = with_token(
+    let r = send(
         "PATCH",
         &url,
         &werther,
@@ -687,7 +666,7 @@ fn smaller_leaks_are_closed() {
         near.as_bytes(),
     );
     assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
-    let r = with_token("PATCH", &url, &admin, "application/merge-patch+json", far);
+    let r = send("PATCH", &url, &admin, "application/merge-patch+json", far);
     assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
 }
 

@@ -12,27 +12,6 @@ use std::process::Command;
 use common::*;
 use serde_json::{Value, json};
 
-fn token(store: &Path, name: &str, extra: &[&str]) -> String {
-    let mut args = vec!["token", "create", "--name", name];
-    args.extend_from_slice(extra);
-    let out = ok(nordgeo(store, &args));
-    out.lines()
-        .find(|l| l.trim().starts_with("ngt_"))
-        .expect("a token line")
-        .trim()
-        .to_string()
-}
-
-fn send(method: &str, url: &str, secret: &str, ct: &str, body: &[u8]) -> Response {
-    let auth = format!("Bearer {secret}");
-    request(
-        method,
-        url,
-        &[("Authorization", auth.as_str()), ("Content-Type", ct)],
-        body,
-    )
-}
-
 fn import(base: &str, collection: &str, query: &str, secret: &str, file: &Path) -> Response {
     send(
         "POST",

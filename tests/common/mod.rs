@@ -321,3 +321,26 @@ pub fn parse_response(raw: &[u8]) -> Option<Response> {
         body,
     })
 }
+
+/// Creates a token with the CLI and returns its secret.
+pub fn token(store: &Path, name: &str, extra: &[&str]) -> String {
+    let mut args = vec!["token", "create", "--name", name];
+    args.extend_from_slice(extra);
+    let out = ok(nordgeo(store, &args));
+    out.lines()
+        .find(|l| l.trim().starts_with("ngt_"))
+        .expect("a token line")
+        .trim()
+        .to_string()
+}
+
+/// One request with a bearer token and a body of a content type.
+pub fn send(method: &str, url: &str, secret: &str, ct: &str, body: &[u8]) -> Response {
+    let auth = format!("Bearer {secret}");
+    request(
+        method,
+        url,
+        &[("Authorization", auth.as_str()), ("Content-Type", ct)],
+        body,
+    )
+}
