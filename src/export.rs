@@ -99,6 +99,14 @@ pub fn export_where(
             ),
             [],
         )?;
+        // The curve types the layer holds stay registered in the copy.
+        tx.execute(
+            "INSERT OR IGNORE INTO main.gpkg_extensions SELECT * FROM src.gpkg_extensions
+             WHERE table_name = ?1 AND extension_name LIKE 'gpkg\\_geom\\_%' ESCAPE '\\'
+               AND NOT EXISTS (SELECT 1 FROM main.gpkg_extensions m WHERE m.table_name = ?1
+                               AND m.extension_name = src.gpkg_extensions.extension_name)",
+            [&def.table],
+        )?;
         layer::load_rtree(&tx, &out_def)?;
         layer::create_rtree_triggers(&tx, &out_def)?;
         layer::refresh_contents(&tx, &out_def)?;

@@ -12,6 +12,12 @@ use proj::Proj;
 
 use crate::geom::Bbox;
 
+mod define;
+mod describe;
+
+pub use define::{Defined, custom_id, define, epsg_of, lookup};
+pub use describe::wkt1;
+
 /// Errors from CRS lookups and transformations.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum CrsError {
@@ -86,6 +92,9 @@ pub struct CrsFacts {
     pub area_lonlat: Bbox,
     /// Area of use in the CRS's own coordinates, widened by a margin, for plausibility checks.
     pub plausible: Bbox,
+    /// The first axis is latitude or northing (EPSG:4326, EPSG:3035, Gauss-Krüger), as
+    /// PROJ defines the CRS; OGC API output follows it.
+    pub north_first: bool,
 }
 
 thread_local! {
@@ -115,8 +124,9 @@ fn poisoned<T>(_: T) -> CrsError {
 }
 
 fn compute_facts(epsg: i32) -> Result<CrsFacts, CrsError> {
-    let def = format!("EPSG:{epsg}");
+    let def = define::proj_definition(epsg);
     let crs = Proj::new(&def).map_err(|e| CrsError::Unknown(epsg, e.to_string()))?;
+    let axes = describe::axes(&def);
     let area = match crs.area_of_use() {
         Ok((Some(a), _)) => [a.west, a.south, a.east, a.north],
         _ => [-180.0, -90.0, 180.0, 90.0],
@@ -125,7 +135,10 @@ fn compute_facts(epsg: i32) -> Result<CrsFacts, CrsError> {
     let probe = [((area[0] + area[2]) / 2.0, (area[1] + area[3]) / 2.0)];
     let mut p = probe;
     transform(WGS84, epsg, &mut p)?;
-    let geographic = (p[0].0 - probe[0].0).abs() < 1e-3 && (p[0].1 - probe[0].1).abs() < 1e-3;
+    let geographic = axes.map_or_else(
+        || (p[0].0 - probe[0].0).abs() < 1e-3 && (p[0].1 - probe[0].1).abs() < 1e-3,
+        |a| a.angular,
+    );
     // Data just outside a zone is common (Thuringia straddles UTM 32/33), so widen.
     let wide = [
         (area[0] - 3.0).max(-180.0),
@@ -139,12 +152,15 @@ fn compute_facts(epsg: i32) -> Result<CrsFacts, CrsError> {
         let m = 20_037_508.342_789_244;
         [-m, -m, m, m]
     } else {
-        transform_bounds(WGS84, epsg, wide)?
+        // A CRS known only by its WKT has no area of use; where the world does not
+        // transform, nothing can be called implausible.
+        transform_bounds(WGS84, epsg, wide).unwrap_or([f64::MIN, f64::MIN, f64::MAX, f64::MAX])
     };
     Ok(CrsFacts {
         geographic,
         area_lonlat: area,
         plausible,
+        north_first: axes.is_some_and(|a| a.north_first),
     })
 }
 
@@ -159,8 +175,12 @@ fn with_transformer<R>(
         let p = match map.entry((from, to)) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => v.insert(
-                Proj::new_known_crs(&format!("EPSG:{from}"), &format!("EPSG:{to}"), None)
-                    .map_err(|e| err(e.to_string()))?,
+                Proj::new_known_crs(
+                    &define::proj_definition(from),
+                    &define::proj_definition(to),
+                    None,
+                )
+                .map_err(|e| err(e.to_string()))?,
             ),
         };
         f(p).map_err(err)
@@ -247,8 +267,14 @@ pub fn guess_crs(epsg: i32, far: Bbox, near: Bbox, distance: f64) -> Option<i32>
     })
 }
 
-/// The display name of a built-in CRS, for messages.
+/// The display name of a CRS, for messages.
 pub fn name(epsg: i32) -> String {
+    if let Some(d) = lookup(epsg) {
+        return match d.epsg {
+            Some(code) => name(code),
+            None => format!("the file's own CRS '{}'", d.name),
+        };
+    }
     BUILTIN
         .iter()
         .find(|(c, _, _)| *c == epsg)

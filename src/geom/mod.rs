@@ -37,11 +37,14 @@ pub enum GeomError {
     /// A type code we do not know.
     #[error("unknown WKB geometry type code {0}")]
     UnknownType(u32),
-    /// Curves, surfaces, TINs.
+    /// Polyhedral surfaces and TINs.
     #[error(
-        "{0} geometries are not supported; convert curves to lines (QGIS: Vector > Geometry Tools > Segmentize) before exporting"
+        "{0} geometries are not supported; convert them to polygons (QGIS: Vector > Geometry Tools > Multipart to Singleparts, or export as MultiPolygon) before exporting"
     )]
     Unsupported(&'static str),
+    /// A circular string without an odd number (≥ 3) of points.
+    #[error("a circular string needs an odd number of at least 3 points, this one has {0}")]
+    BadArc(usize),
     /// A Multi* with a member of the wrong type.
     #[error("a {outer} contains a {inner}")]
     BadMember {
@@ -74,9 +77,31 @@ pub enum GeometryKind {
     MultiPolygon,
     /// GeometryCollection.
     GeometryCollection,
+    /// CircularString (arcs through three points each).
+    CircularString,
+    /// CompoundCurve (line and arc pieces joined).
+    CompoundCurve,
+    /// CurvePolygon (rings that may contain arcs).
+    CurvePolygon,
+    /// MultiCurve.
+    MultiCurve,
+    /// MultiSurface.
+    MultiSurface,
 }
 
 impl GeometryKind {
+    /// Whether this is one of the curve types of the GeoPackage geometry-types extension.
+    pub fn is_curve(self) -> bool {
+        matches!(
+            self,
+            Self::CircularString
+                | Self::CompoundCurve
+                | Self::CurvePolygon
+                | Self::MultiCurve
+                | Self::MultiSurface
+        )
+    }
+
     /// Parses the upper-case name used in `gpkg_geometry_columns` (case-insensitive).
     pub fn from_gpkg_name(name: &str) -> Option<Self> {
         Some(match name.to_ascii_uppercase().as_str() {
@@ -88,6 +113,11 @@ impl GeometryKind {
             "MULTILINESTRING" => Self::MultiLineString,
             "MULTIPOLYGON" => Self::MultiPolygon,
             "GEOMETRYCOLLECTION" => Self::GeometryCollection,
+            "CIRCULARSTRING" => Self::CircularString,
+            "COMPOUNDCURVE" => Self::CompoundCurve,
+            "CURVEPOLYGON" => Self::CurvePolygon,
+            "MULTICURVE" => Self::MultiCurve,
+            "MULTISURFACE" => Self::MultiSurface,
             _ => return None,
         })
     }
@@ -103,6 +133,11 @@ impl GeometryKind {
             Self::MultiLineString => "MULTILINESTRING",
             Self::MultiPolygon => "MULTIPOLYGON",
             Self::GeometryCollection => "GEOMETRYCOLLECTION",
+            Self::CircularString => "CIRCULARSTRING",
+            Self::CompoundCurve => "COMPOUNDCURVE",
+            Self::CurvePolygon => "CURVEPOLYGON",
+            Self::MultiCurve => "MULTICURVE",
+            Self::MultiSurface => "MULTISURFACE",
         }
     }
 
@@ -116,11 +151,11 @@ impl GeometryKind {
             5 => Self::MultiLineString,
             6 => Self::MultiPolygon,
             7 => Self::GeometryCollection,
-            8 => return Err(GeomError::Unsupported("CircularString")),
-            9 => return Err(GeomError::Unsupported("CompoundCurve")),
-            10 => return Err(GeomError::Unsupported("CurvePolygon")),
-            11 => return Err(GeomError::Unsupported("MultiCurve")),
-            12 => return Err(GeomError::Unsupported("MultiSurface")),
+            8 => Self::CircularString,
+            9 => Self::CompoundCurve,
+            10 => Self::CurvePolygon,
+            11 => Self::MultiCurve,
+            12 => Self::MultiSurface,
             15..=17 => return Err(GeomError::Unsupported("PolyhedralSurface/TIN")),
             c => return Err(GeomError::UnknownType(c)),
         })
@@ -136,6 +171,11 @@ impl GeometryKind {
             Self::MultiLineString => 5,
             Self::MultiPolygon => 6,
             Self::GeometryCollection => 7,
+            Self::CircularString => 8,
+            Self::CompoundCurve => 9,
+            Self::CurvePolygon => 10,
+            Self::MultiCurve => 11,
+            Self::MultiSurface => 12,
         }
     }
 
@@ -145,19 +185,48 @@ impl GeometryKind {
             Self::Point => Some(Self::MultiPoint),
             Self::LineString => Some(Self::MultiLineString),
             Self::Polygon => Some(Self::MultiPolygon),
+            Self::CircularString | Self::CompoundCurve => Some(Self::MultiCurve),
+            Self::CurvePolygon => Some(Self::MultiSurface),
             _ => None,
         }
     }
 
-    /// How a geometry of type `self` fits a column declared as `column`.
+    /// The single type a Multi* holds, if this is one of the simple ones.
+    pub fn single(self) -> Option<Self> {
+        match self {
+            Self::MultiPoint => Some(Self::Point),
+            Self::MultiLineString => Some(Self::LineString),
+            Self::MultiPolygon => Some(Self::Polygon),
+            _ => None,
+        }
+    }
+
+    /// How a geometry of type `self` fits a column declared as `column`: unchanged when
+    /// it is that type or one of its subtypes (a Polygon is a CurvePolygon without arcs),
+    /// wrapped when the column holds the Multi* of it.
     pub fn fit(self, column: Self) -> Fit {
+        let subtype = matches!(
+            (self, column),
+            (Self::Polygon, Self::CurvePolygon)
+                | (Self::MultiPolygon, Self::MultiSurface)
+                | (Self::MultiLineString, Self::MultiCurve)
+                | (Self::LineString | Self::CircularString, Self::CompoundCurve)
+        );
         if self == column
+            || subtype
             || column == Self::Geometry
             || (column == Self::GeometryCollection && self != Self::Geometry)
         {
             Fit::AsIs
-        } else if self.multi() == Some(column) {
+        } else if self.multi() == Some(column)
+            || matches!(
+                (self, column),
+                (Self::Polygon, Self::MultiSurface) | (Self::LineString, Self::MultiCurve)
+            )
+        {
             Fit::WrapInMulti
+        } else if column.multi() == Some(self) || self.single() == Some(column) {
+            Fit::UnwrapOne
         } else {
             Fit::No
         }
@@ -171,6 +240,8 @@ pub enum Fit {
     AsIs,
     /// Stored as a one-member Multi* (coordinates unchanged).
     WrapInMulti,
+    /// A Multi* whose one member is stored as that member (more members do not fit).
+    UnwrapOne,
     /// Does not fit.
     No,
 }
@@ -186,6 +257,11 @@ impl fmt::Display for GeometryKind {
             Self::MultiLineString => "MultiLineString",
             Self::MultiPolygon => "MultiPolygon",
             Self::GeometryCollection => "GeometryCollection",
+            Self::CircularString => "CircularString",
+            Self::CompoundCurve => "CompoundCurve",
+            Self::CurvePolygon => "CurvePolygon",
+            Self::MultiCurve => "MultiCurve",
+            Self::MultiSurface => "MultiSurface",
         })
     }
 }

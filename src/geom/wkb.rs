@@ -1,6 +1,11 @@
 //! ISO / extended WKB reading into `geo` types, keeping what 2-D `geo` cannot hold
 //! (Z, M, unclosed rings) as facts about the blob, and in-place XY rewriting so a
 //! reprojection never touches Z or M values.
+//!
+//! Curves (circular strings, compound curves, curve polygons, multi-curves and
+//! multi-surfaces) are read into lines: each arc becomes chords whose distance from the
+//! true arc is at most the arc tolerance (1 cm unless configured). The blob itself keeps
+//! the arcs; only what `geo` holds is linear.
 
 use geo::{
     Coord, Geometry, GeometryCollection, LineString, MultiLineString, MultiPoint, MultiPolygon,
@@ -11,6 +16,87 @@ use super::{GeomError, GeometryKind};
 
 /// Nesting deeper than this is not a real-world geometry but an attack on the stack.
 const MAX_DEPTH: usize = 32;
+
+/// Chords per arc at most, whatever the tolerance: a malicious radius cannot make a
+/// geometry of millions of points.
+const MAX_CHORDS: usize = 4096;
+
+/// The arc tolerance in metres, as f64 bits (0.01 m until configured).
+static ARC_TOLERANCE_M: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0x3F84_7AE1_47AE_147B);
+
+/// Sets how far (metres) a chord may deviate from the arc it replaces.
+pub fn set_arc_tolerance_m(m: f64) {
+    if m.is_finite() && m > 0.0 {
+        ARC_TOLERANCE_M.store(m.to_bits(), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The arc tolerance in metres.
+pub fn arc_tolerance_m() -> f64 {
+    f64::from_bits(ARC_TOLERANCE_M.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// The tolerance in the units of coordinates like these: degrees when they look like
+/// longitude and latitude (a metre is about 1/111,320 degree; finer is harmless),
+/// metres otherwise.
+fn tolerance_for(cs: &[Coord<f64>]) -> f64 {
+    let m = arc_tolerance_m();
+    if cs.iter().all(|c| c.x.abs() <= 180.0 && c.y.abs() <= 90.0) {
+        m / 111_320.0
+    } else {
+        m
+    }
+}
+
+/// Appends the chords of the arc from `a` through `b` to `c` (after `a`, ending exactly
+/// at `c`), each within `tol` of the circle.
+pub fn arc(a: Coord<f64>, b: Coord<f64>, c: Coord<f64>, tol: f64, out: &mut Vec<Coord<f64>>) {
+    use std::f64::consts::{PI, TAU};
+    let full = a.x == c.x && a.y == c.y;
+    // Centre, computed relative to `a` so large projected coordinates lose no precision.
+    let (bx, by, cx, cy) = (b.x - a.x, b.y - a.y, c.x - a.x, c.y - a.y);
+    let (ux, uy) = if full {
+        (bx / 2.0, by / 2.0)
+    } else {
+        let d = 2.0 * (bx * cy - by * cx);
+        let scale = (bx.abs() + by.abs() + cx.abs() + cy.abs()).max(f64::MIN_POSITIVE);
+        if d.abs() <= 1e-12 * scale * scale {
+            // Three points in a line: the "arc" is a straight piece.
+            out.push(b);
+            out.push(c);
+            return;
+        }
+        let (b2, c2) = (bx * bx + by * by, cx * cx + cy * cy);
+        ((cy * b2 - by * c2) / d, (bx * c2 - cx * b2) / d)
+    };
+    let r = (ux * ux + uy * uy).sqrt();
+    let angle = |x: f64, y: f64| (y - uy).atan2(x - ux);
+    let t0 = angle(0.0, 0.0);
+    let ccw = full || (bx * (cy - by) - by * (cx - bx)) > 0.0;
+    let sweep = if full {
+        TAU
+    } else {
+        let t2 = angle(cx, cy);
+        let d = if ccw { t2 - t0 } else { t0 - t2 };
+        d.rem_euclid(TAU)
+    };
+    let step = if tol >= r {
+        PI / 2.0
+    } else {
+        2.0 * (1.0 - tol / r).acos()
+    };
+    let n = ((sweep / step).ceil() as usize).clamp(1, MAX_CHORDS);
+    let dir = if ccw { 1.0 } else { -1.0 };
+    for k in 1..n {
+        let t = t0 + dir * sweep * k as f64 / n as f64;
+        out.push(Coord {
+            x: a.x + ux + r * t.cos(),
+            y: a.y + uy + r * t.sin(),
+        });
+    }
+    out.push(c);
+}
 
 /// What a WKB geometry decodes to, and what the decoding noticed.
 #[derive(Debug, Clone)]
@@ -163,6 +249,81 @@ impl<'a> Reader<'a> {
         Ok(LineString(v))
     }
 
+    /// A circular string's points, each arc turned into chords.
+    fn circular(&mut self, t: TypeCode) -> Result<Vec<Coord<f64>>, GeomError> {
+        let pts = self.line(t)?.0;
+        if pts.is_empty() {
+            return Ok(pts);
+        }
+        if pts.len() < 3 || pts.len() % 2 == 0 {
+            return Err(GeomError::BadArc(pts.len()));
+        }
+        let tol = tolerance_for(&pts);
+        let mut out = vec![pts[0]];
+        for w in pts.windows(3).step_by(2) {
+            arc(w[0], w[1], w[2], tol, &mut out);
+        }
+        Ok(out)
+    }
+
+    /// A curve member (LineString, CircularString or CompoundCurve) with its header.
+    fn curve(&mut self, depth: usize) -> Result<(GeometryKind, Vec<Coord<f64>>), GeomError> {
+        if depth > MAX_DEPTH {
+            return Err(GeomError::TooDeep);
+        }
+        let t = self.header()?;
+        let kind = GeometryKind::from_wkb_code(t.base)?;
+        let pts = match kind {
+            GeometryKind::LineString => self.line(t)?.0,
+            GeometryKind::CircularString => self.circular(t)?,
+            GeometryKind::CompoundCurve => {
+                let n = self.count(5)?;
+                let mut out: Vec<Coord<f64>> = Vec::new();
+                for _ in 0..n {
+                    let (k, part) = self.curve(depth + 1)?;
+                    if !matches!(k, GeometryKind::LineString | GeometryKind::CircularString) {
+                        return Err(GeomError::BadMember {
+                            outer: kind,
+                            inner: k,
+                        });
+                    }
+                    // Pieces share their joints.
+                    let skip = usize::from(out.last().is_some() && out.last() == part.first());
+                    out.extend(part.into_iter().skip(skip));
+                }
+                out
+            }
+            k => {
+                return Err(GeomError::BadMember {
+                    outer: GeometryKind::CompoundCurve,
+                    inner: k,
+                });
+            }
+        };
+        Ok((kind, pts))
+    }
+
+    /// A curve polygon: rings that are curves with their own headers.
+    fn curve_polygon(&mut self, depth: usize) -> Result<Option<Polygon<f64>>, GeomError> {
+        let n = self.count(5)?;
+        let mut rings = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (_, ring) = self.curve(depth + 1)?;
+            if let (Some(a), Some(b)) = (ring.first(), ring.last())
+                && (a.x != b.x || a.y != b.y)
+            {
+                self.unclosed_ring = true;
+            }
+            rings.push(LineString(ring));
+        }
+        let mut rings = rings.into_iter();
+        Ok(match rings.next() {
+            None => None,
+            Some(ext) if ext.0.is_empty() => None,
+            Some(ext) => Some(Polygon::new(ext, rings.collect())),
+        })
+    }
+
     fn polygon(&mut self, t: TypeCode) -> Result<Option<Polygon<f64>>, GeomError> {
         let n = self.count(4)?;
         let mut rings = Vec::with_capacity(n);
@@ -190,6 +351,7 @@ impl<'a> Reader<'a> {
         if depth > MAX_DEPTH {
             return Err(GeomError::TooDeep);
         }
+        let start = self.pos;
         let t = self.header()?;
         let kind = GeometryKind::from_wkb_code(t.base)?;
         let g = match kind {
@@ -249,6 +411,48 @@ impl<'a> Reader<'a> {
                     match self.geometry(depth + 1)? {
                         (GeometryKind::Polygon, Some(Geometry::Polygon(p))) => v.push(p),
                         (GeometryKind::Polygon, _) => {}
+                        (k, _) => {
+                            return Err(GeomError::BadMember {
+                                outer: kind,
+                                inner: k,
+                            });
+                        }
+                    }
+                }
+                (!v.is_empty()).then_some(Geometry::MultiPolygon(MultiPolygon(v)))
+            }
+            GeometryKind::CircularString => {
+                let pts = self.circular(t)?;
+                (!pts.is_empty()).then_some(Geometry::LineString(LineString(pts)))
+            }
+            GeometryKind::CompoundCurve => {
+                // Read again from the header as a curve member.
+                self.pos = start;
+                let (_, pts) = self.curve(depth)?;
+                (!pts.is_empty()).then_some(Geometry::LineString(LineString(pts)))
+            }
+            GeometryKind::CurvePolygon => self.curve_polygon(depth)?.map(Geometry::Polygon),
+            GeometryKind::MultiCurve => {
+                let n = self.count(5)?;
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let (_, pts) = self.curve(depth + 1)?;
+                    if !pts.is_empty() {
+                        v.push(LineString(pts));
+                    }
+                }
+                (!v.is_empty()).then_some(Geometry::MultiLineString(MultiLineString(v)))
+            }
+            GeometryKind::MultiSurface => {
+                let n = self.count(5)?;
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    match self.geometry(depth + 1)? {
+                        (
+                            GeometryKind::Polygon | GeometryKind::CurvePolygon,
+                            Some(Geometry::Polygon(p)),
+                        ) => v.push(p),
+                        (GeometryKind::Polygon | GeometryKind::CurvePolygon, _) => {}
                         (k, _) => {
                             return Err(GeomError::BadMember {
                                 outer: kind,
@@ -341,6 +545,31 @@ pub fn wrap_in_multi(wkb: &[u8], multi: GeometryKind) -> Result<Vec<u8>, GeomErr
     out.extend_from_slice(&1u32.to_le_bytes());
     out.extend_from_slice(wkb);
     Ok(out)
+}
+
+/// The one member of a one-member Multi*, byte for byte.
+pub fn unwrap_one(wkb: &[u8]) -> Result<Vec<u8>, GeomError> {
+    let mut r = Reader::new(wkb);
+    r.header()?;
+    if r.count(5)? != 1 {
+        return Err(GeomError::BadMember {
+            outer: GeometryKind::GeometryCollection,
+            inner: GeometryKind::Geometry,
+        });
+    }
+    let member = r.pos;
+    r.geometry(1)?;
+    if r.pos != wkb.len() {
+        return Err(GeomError::TrailingBytes(wkb.len() - r.pos));
+    }
+    Ok(wkb[member..].to_vec())
+}
+
+/// The top-level geometry type of a WKB geometry.
+pub fn kind_of(wkb: &[u8]) -> Result<GeometryKind, GeomError> {
+    let mut r = Reader::new(wkb);
+    let t = r.header()?;
+    GeometryKind::from_wkb_code(t.base)
 }
 
 /// Writes a 2-D geometry as little-endian ISO WKB (used for repaired or generated geometries).

@@ -106,6 +106,27 @@ pub fn check_geometry(blob: &[u8], r: &GeomRules) -> Result<Checked, Rejection> 
         )));
     }
     let fit = d.kind.fit(r.target_kind);
+    if fit == Fit::UnwrapOne {
+        let parts = match geometry {
+            Geometry::MultiPoint(m) => m.0.len(),
+            Geometry::MultiLineString(m) => m.0.len(),
+            Geometry::MultiPolygon(m) => m.0.len(),
+            _ => 0,
+        };
+        if parts != 1 {
+            let single = r.target_kind.gpkg_name().to_lowercase();
+            return Err(reject(format!(
+                "is a {} of {parts} parts but layer '{}' holds single {single}s; split it in QGIS \
+                 (Vector > Geometry Tools > Multipart to Singleparts) and import again, or have an \
+                 administrator make the layer {}",
+                d.kind,
+                r.target_layer,
+                r.target_kind
+                    .multi()
+                    .map_or("GEOMETRY", GeometryKind::gpkg_name)
+            )));
+        }
+    }
     if fit == Fit::No {
         return Err(reject(format!(
             "is a {} but the target layer '{}' holds {} geometries",
@@ -127,8 +148,15 @@ pub fn check_geometry(blob: &[u8], r: &GeomRules) -> Result<Checked, Rejection> 
         )));
     }
     let bbox = bbox_of(geometry).unwrap_or([0.0; 4]);
+    // The boundary belongs to the area (a country touching -180°), and writers round
+    // -180 to -180.00000000000003: allow a nanometre-scale tolerance.
     let p = r.plausible;
-    if bbox[0] < p[0] || bbox[1] < p[1] || bbox[2] > p[2] || bbox[3] > p[3] {
+    let tol = |v: f64| 1e-9 * v.abs().max(1.0);
+    if bbox[0] < p[0] - tol(p[0])
+        || bbox[1] < p[1] - tol(p[1])
+        || bbox[2] > p[2] + tol(p[2])
+        || bbox[3] > p[3] + tol(p[3])
+    {
         return Err(Rejection {
             reason: format!(
                 "coordinates ({}, {}) are out of range for {} (outside its area of use)",
@@ -184,6 +212,11 @@ pub fn check_geometry(blob: &[u8], r: &GeomRules) -> Result<Checked, Rejection> 
         out_wkb = wkb::wrap_in_multi(&out_wkb, r.target_kind)
             .map_err(|e| reject(format!("invalid geometry: {e}")))?;
     }
+    let unwrapped = repaired.is_none() && kind_out.fit(r.target_kind) == Fit::UnwrapOne;
+    if unwrapped {
+        out_wkb =
+            wkb::unwrap_one(&out_wkb).map_err(|e| reject(format!("invalid geometry: {e}")))?;
+    }
     let mut bbox_out = repaired.as_ref().and_then(bbox_of).unwrap_or(bbox);
     if r.source_epsg != r.target_epsg {
         let (from, to) = (r.source_epsg, r.target_epsg);
@@ -201,6 +234,7 @@ pub fn check_geometry(blob: &[u8], r: &GeomRules) -> Result<Checked, Rejection> 
     }
     let unchanged = repaired.is_none()
         && !wrapped
+        && !unwrapped
         && r.source_epsg == r.target_epsg
         && header.srs_id == r.target_epsg;
     let blob_out = if unchanged {

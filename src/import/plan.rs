@@ -36,6 +36,8 @@ pub struct Plan {
     pub meta: LayerMeta,
     /// The target's extent (its CRS) before the import, for the distance warning.
     pub extent: Option<Bbox>,
+    /// A new layer declared single but holding Multi*s is made the Multi* type.
+    pub promoted: bool,
 }
 
 fn names(cols: &[Column]) -> String {
@@ -142,11 +144,17 @@ pub fn plan(
         None => {
             let epsg = opts.target_crs.unwrap_or(source_epsg);
             crs::facts(epsg).map_err(|e| ImportError::Plan(format!("--target-crs: {e}")))?;
+            // A Shapefile converted as it is (and QGIS with mixed data) declares POLYGON
+            // for a layer of polygons and multipolygons: the new layer is the Multi* type.
+            let kind = match def.kind.multi() {
+                Some(m) if def.kind.single().is_none() && src.kinds(&def)?.contains(&m) => m,
+                _ => def.kind,
+            };
             let t = LayerDef {
                 table: target_name.clone(),
                 geom_column: "geom".into(),
                 fid_column: Some("fid".into()),
-                kind: def.kind,
+                kind,
                 z: def.z,
                 m: def.m,
                 srs_id: epsg,
@@ -323,7 +331,9 @@ pub fn plan(
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let promoted = !exists && target.kind != def.kind;
     Ok(Plan {
+        promoted,
         source: def,
         source_epsg,
         source_srs,

@@ -93,6 +93,8 @@ pub struct LayerReport {
     pub unchanged: u64,
     /// Stored features it removes (kept in the history).
     pub removed: u64,
+    /// Curve types among the features (registered as GeoPackage extensions).
+    pub curve_types: Vec<String>,
 }
 
 fn fmt_bbox(b: &Option<Bbox>, decimals: usize) -> String {

@@ -168,6 +168,20 @@ impl Source {
         )
         .map_err(|e| SourceError::Unreadable(p.clone(), e.to_string()))?;
         untrusted(&conn).map_err(|e| SourceError::Unreadable(p.clone(), e.to_string()))?;
+        conn.create_scalar_function(
+            "nordgeo_geom_kind",
+            1,
+            rusqlite::functions::FunctionFlags::SQLITE_UTF8
+                | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
+            |ctx| {
+                let kind = ctx.get_raw(0).as_blob_or_null()?.and_then(|b| {
+                    let h = crate::geom::gpkg::header(b).ok()?;
+                    crate::geom::wkb::kind_of(&b[h.wkb_offset..]).ok()
+                });
+                Ok(kind.map(|k| k.gpkg_name()))
+            },
+        )
+        .map_err(|e| SourceError::Unreadable(p.clone(), e.to_string()))?;
         let src = Source { conn, path: p };
         let has: i64 = src
             .conn
@@ -240,7 +254,9 @@ impl Source {
         Ok(picked)
     }
 
-    /// The CRS of a layer as an EPSG code PROJ knows, plus its gpkg_spatial_ref_sys row.
+    /// The CRS of a layer as a CRS id PROJ knows, plus its gpkg_spatial_ref_sys row:
+    /// the srs_id is resolved through the file's row (organization and code), and a CRS
+    /// without an EPSG code through its WKT.
     pub fn srs(&self, def: &LayerDef) -> Result<(i32, SrsRow), SourceError> {
         let fail = |why: String| SourceError::Srs {
             file: self.path.clone(),
@@ -255,28 +271,52 @@ impl Source {
                     def.srs_id
                 ))
             })?;
-        let undefined = def.srs_id <= 0 || row.organization.eq_ignore_ascii_case("NONE");
-        let Some(epsg) = row.epsg().filter(|_| !undefined) else {
-            return Err(fail(
-                if undefined || row.definition.trim().eq_ignore_ascii_case("undefined") {
-                    format!(
-                        "the layer has an undefined CRS (srs_id {}); set the layer's CRS in QGIS (e.g. EPSG:25832) and export again",
-                        def.srs_id
-                    )
-                } else {
-                    format!(
-                        "the CRS '{}' (organization '{}', id {}) is not an EPSG CRS; reproject the layer to EPSG:25832 before exporting",
-                        row.name, row.organization, row.code
-                    )
-                },
-            ));
-        };
-        crate::crs::facts(epsg).map_err(|e| {
+        let wkt = row.definition.trim();
+        let no_wkt = wkt.is_empty() || wkt.eq_ignore_ascii_case("undefined");
+        if (def.srs_id <= 0 && row.epsg().is_none()) || (row.epsg().is_none() && no_wkt) {
+            return Err(fail(format!(
+                "the layer has an undefined CRS (srs_id {}); set the layer's CRS in QGIS (e.g. EPSG:25832) and export again",
+                def.srs_id
+            )));
+        }
+        if let Some(epsg) = row.epsg() {
+            match crate::crs::facts(epsg) {
+                Ok(_) => return Ok((epsg, row)),
+                Err(e) if no_wkt => {
+                    return Err(fail(format!(
+                        "unknown SRS EPSG:{epsg} ({e}); reproject the layer to EPSG:25832 before exporting"
+                    )));
+                }
+                // An EPSG code this PROJ does not know, with a WKT: go by the WKT.
+                Err(_) => {}
+            }
+        }
+        let id = crate::crs::custom_id(wkt);
+        crate::crs::define(
+            id,
+            crate::crs::Defined {
+                name: row.name.clone(),
+                definition: wkt.to_string(),
+                epsg: None,
+            },
+        )
+        .and_then(|()| crate::crs::facts(id))
+        .map_err(|e| {
             fail(format!(
-                "unknown SRS EPSG:{epsg} ({e}); reproject the layer to EPSG:25832 before exporting"
+                "the CRS '{}' (organization '{}', id {}) cannot be used ({e}); reproject the layer to EPSG:25832 before exporting",
+                row.name, row.organization, row.code
             ))
         })?;
-        Ok((epsg, row))
+        Ok((
+            id,
+            SrsRow {
+                srs_id: id,
+                code: id,
+                organization: "NONE".into(),
+                definition: wkt.to_string(),
+                ..row
+            },
+        ))
     }
 
     /// The SQL expression that yields a unique feature id, after checking the table.
@@ -341,6 +381,27 @@ impl Source {
             }
         }
         Ok(())
+    }
+
+    /// The top-level geometry types a layer's features have.
+    pub fn kinds(&self, def: &LayerDef) -> Result<Vec<crate::geom::GeometryKind>, SourceError> {
+        let mut st = self
+            .conn
+            .prepare(&format!(
+                "SELECT DISTINCT nordgeo_geom_kind({}) FROM {}",
+                q(&def.geom_column),
+                q(&def.table)
+            ))
+            .map_err(|e| self.err(e))?;
+        let names: Vec<Option<String>> = st
+            .query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))?;
+        Ok(names
+            .into_iter()
+            .flatten()
+            .filter_map(|n| crate::geom::GeometryKind::from_gpkg_name(&n))
+            .collect())
     }
 
     /// Number of features in a layer.

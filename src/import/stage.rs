@@ -484,6 +484,32 @@ fn stage_layer(
         "CREATE INDEX s{i}_key ON s{i} (key); CREATE INDEX s{i}_geom ON s{i} (geom);"
     ))
     .map_err(staging)?;
+    if p.promoted {
+        lr.warnings.push(format!(
+            "the file's layer is declared {} but holds {}s: the new layer is {}, and {} single geometries are stored as one-part {}s",
+            p.source.kind.gpkg_name(),
+            p.target.kind,
+            p.target.kind.gpkg_name(),
+            lr.wrapped_in_multi,
+            p.target.kind
+        ));
+    }
+    lr.curve_types = by_type
+        .keys()
+        .filter_map(|k| {
+            let name = k.trim_end_matches(" (empty)");
+            [
+                crate::geom::GeometryKind::CircularString,
+                crate::geom::GeometryKind::CompoundCurve,
+                crate::geom::GeometryKind::CurvePolygon,
+                crate::geom::GeometryKind::MultiCurve,
+                crate::geom::GeometryKind::MultiSurface,
+            ]
+            .into_iter()
+            .find(|g| g.to_string() == name)
+            .map(|g| g.gpkg_name().to_string())
+        })
+        .collect();
     lr.by_type = by_type;
     lr.bbox = bbox;
     lr.bbox_lonlat = bbox.and_then(|b| crs::transform_bounds(p.target.srs_id, crs::WGS84, b).ok());

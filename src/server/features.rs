@@ -94,7 +94,7 @@ pub async fn items(
     let format = Format::negotiate(&params, &headers)?;
     let q = parse_query(&layer, &params, &visible)?;
     let base = state.base_url(&headers);
-    let content_crs = format!("<{}>", q.crs.uri);
+    let content_crs = format!("<{}>", q.crs.uri(&base));
     let (layer, q, sel) = tokio::task::spawn_blocking(move || {
         let sel = select(&layer, &q);
         (layer, q, sel)

@@ -166,6 +166,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/conformance", get(ogc::conformance))
         .route("/api", get(ogc::api))
         .route("/collections", get(ogc::collections))
+        .route("/crs/{id}", get(ogc::crs_definition))
         .route("/collections/{id}", get(ogc::collection))
         .route(
             "/collections/{id}/items/{fid}",

@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde_json::{Value as Json, json};
 
 use super::access::{caller, reader, visible};
-use super::crs_out::{CRS84, OFFERED, OutCrs, epsg_uri};
+use super::crs_out::{CRS84, OFFERED, OutCrs, crs_uri, epsg_uri};
 use super::geojson::write_feature;
 use super::html;
 use super::params::{Format, Params};
@@ -120,8 +120,8 @@ pub fn collection_json(l: &Layer, b: &str) -> Json {
         "title": l.meta.title.clone().unwrap_or_else(|| id.clone()),
         "description": l.meta.description.clone().unwrap_or_default(),
         "itemType": "feature",
-        "crs": offered_crs(l),
-        "storageCrs": epsg_uri(l.def.srs_id),
+        "crs": offered_crs(l, b),
+        "storageCrs": crs_uri(l.def.srs_id, b),
         "extent": extent,
         "links": [
             {"rel": "self", "type": "application/json", "title": "This collection", "href": format!("{b}/collections/{id}")},
@@ -139,13 +139,40 @@ pub fn collection_json(l: &Layer, b: &str) -> Json {
 }
 
 /// The CRSs a collection can be read in: CRS84, the usual ones, and its storage CRS.
-fn offered_crs(l: &Layer) -> Vec<String> {
+fn offered_crs(l: &Layer, base: &str) -> Vec<String> {
     let mut v = vec![CRS84.to_string()];
     v.extend(OFFERED.iter().map(|c| epsg_uri(*c)));
-    if !OFFERED.contains(&l.def.srs_id) {
-        v.push(epsg_uri(l.def.srs_id));
+    let storage = crs_uri(l.def.srs_id, base);
+    if !v.contains(&storage) {
+        v.push(storage);
     }
     v
+}
+
+/// `GET /crs/{id}`: the WKT of a storage CRS that has no EPSG code (its URI in `crs`
+/// and `storageCrs`), for the collections the caller can read.
+pub async fn crs_definition(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let who = caller(&state, &headers)?;
+    let missing = || Problem::not_found(format!("there is no CRS '{id}' on this server"));
+    let n: i32 = id.parse().map_err(|_| missing())?;
+    let cat = state.catalog();
+    let used = cat
+        .layers
+        .iter()
+        .any(|l| l.def.srs_id == n && who.can_read(&l.def.table, &l.meta));
+    let def = crate::crs::lookup(n)
+        .filter(|d| used && d.epsg.is_none())
+        .ok_or_else(missing)?;
+    let mut r = Response::new(axum::body::Body::from(def.definition));
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Ok(r)
 }
 
 /// `GET /collections`.
@@ -227,7 +254,7 @@ pub async fn feature(
         {"rel": "collection", "type": "application/json", "title": "The collection", "href": format!("{b}/collections/{id}")},
     ]);
     let mut r = json_body(&v, "application/geo+json");
-    if let Ok(h) = HeaderValue::from_str(&format!("<{}>", out_crs.uri)) {
+    if let Ok(h) = HeaderValue::from_str(&format!("<{}>", out_crs.uri(&b))) {
         r.headers_mut().insert("content-crs", h);
     }
     // The ETag names the version this caller sees (If-Match on writes); it does not
@@ -266,6 +293,11 @@ fn geometry_format(kind: GeometryKind) -> &'static str {
         GeometryKind::MultiPolygon => "geometry-multipolygon",
         GeometryKind::GeometryCollection => "geometry-geometrycollection",
         GeometryKind::Geometry => "geometry-any",
+        // GeoJSON carries curves as lines and polygons (linearized).
+        GeometryKind::CircularString | GeometryKind::CompoundCurve => "geometry-linestring",
+        GeometryKind::CurvePolygon => "geometry-polygon",
+        GeometryKind::MultiCurve => "geometry-multilinestring",
+        GeometryKind::MultiSurface => "geometry-multipolygon",
     }
 }
 
@@ -377,6 +409,9 @@ pub async fn api(
     paths.insert("/conformance".into(), json!({"get": {"summary": "Conformance classes", "operationId": "getConformance", "parameters": f_ref, "responses": json_ok("Conformance", "application/json")}}));
     paths.insert("/api".into(), json!({"get": {"summary": "This API definition", "operationId": "getApi", "parameters": f_ref, "responses": json_ok("OpenAPI 3.0", OPENAPI)}}));
     paths.insert("/collections".into(), json!({"get": {"summary": "Collections", "operationId": "getCollections", "parameters": f_ref, "responses": json_ok("Collections", "application/json")}}));
+    paths.insert("/crs/{crsId}".into(), json!({"get": {"summary": "The WKT of a storage CRS without an EPSG code", "operationId": "getCrs",
+        "parameters": [{"name": "crsId", "in": "path", "required": true, "schema": {"type": "integer"}}],
+        "responses": json_ok("OGC WKT", "text/plain")}}));
     let who = caller(&state, &headers)?;
     let layers: Vec<&Arc<crate::catalog::Snapshot>> = cat
         .layers

@@ -39,8 +39,8 @@ pub const ITEMS_PARAMS: &[&str] = &[
 
 /// An items request after parsing and binding.
 pub struct ItemsQuery {
-    /// `bbox`, as a Web Mercator box.
-    pub bbox: Option<Bbox>,
+    /// `bbox`, as Web Mercator boxes: none, one, or two for a box across the antimeridian.
+    pub bbox: Vec<Bbox>,
     /// Filter, property equality and datetime, all in one predicate.
     pub pred: Option<Pred>,
     /// Sort keys: (column, descending); column `None` is the feature id.
@@ -78,11 +78,6 @@ fn parse_bbox(s: &str) -> Result<[f64; 4], Problem> {
             )));
         }
     };
-    if b[1] > b[3] {
-        return Err(Problem::bad_request(format!(
-            "bbox '{s}': the second number (south) is above the fourth (north)"
-        )));
-    }
     Ok(b)
 }
 
@@ -293,8 +288,8 @@ pub fn parse_query(layer: &Layer, p: &Params, visible: &[bool]) -> Result<ItemsQ
         None => OutCrs::crs84(),
     };
     let bbox = match p.get("bbox") {
-        Some(s) => Some(bbox_crs.bbox_to_mercator(parse_bbox(s)?)?),
-        None => None,
+        Some(s) => bbox_crs.bbox_to_mercator_boxes(parse_bbox(s)?)?,
+        None => Vec::new(),
     };
     if let Some(dt) = p.get("datetime") {
         preds.push(datetime(layer, visible, dt)?);
@@ -399,28 +394,54 @@ fn rank(v: &Value) -> u8 {
 
 /// Runs the query on the index.
 pub fn select(layer: &Layer, q: &ItemsQuery) -> Selection {
-    let mut window = q.bbox;
-    if let Some(b) = q.pred.as_ref().and_then(Pred::search_box) {
-        window = Some(window.map_or(b, |w| intersect(w, b)));
-    }
-    let empty_window = window.is_some_and(|w| w[0] > w[2] || w[1] > w[3]);
-    let rect = q.bbox.map(|b| Rect::new((b[0], b[1]), (b[2], b[3])));
+    let search = q.pred.as_ref().and_then(Pred::search_box);
+    // One window per bbox part (a bbox across the antimeridian has two), each narrowed by
+    // the filter's own search box.
+    let windows: Vec<Bbox> = match (q.bbox.is_empty(), search) {
+        (true, None) => Vec::new(),
+        (true, Some(b)) => vec![b],
+        (false, s) => q
+            .bbox
+            .iter()
+            .map(|w| s.map_or(*w, |b| intersect(*w, b)))
+            .collect(),
+    };
+    let windows: Vec<Bbox> = windows
+        .into_iter()
+        .filter(|w| w[0] <= w[2] && w[1] <= w[3])
+        .collect();
+    let empty_window = windows.is_empty() && (!q.bbox.is_empty() || search.is_some());
+    let window = !windows.is_empty();
+    let rects: Vec<Rect> = q
+        .bbox
+        .iter()
+        .map(|b| Rect::new((b[0], b[1]), (b[2], b[3])))
+        .collect();
     let keep = |i: usize| {
         let f = layer.feature(i);
-        rect.is_none_or(|r| f.geometry.as_ref().is_some_and(|g| g.intersects(&r)))
+        (rects.is_empty()
+            || f.geometry
+                .as_ref()
+                .is_some_and(|g| rects.iter().any(|r| g.intersects(r))))
             && q.pred
                 .as_ref()
                 .is_none_or(|p| p.matches(&f.values, f.geometry.as_ref()))
     };
-    let candidates: Vec<usize> = match window {
+    let candidates: Vec<usize> = match windows.as_slice() {
         _ if empty_window => Vec::new(),
-        Some(w) => layer.query(w),
-        None => layer.slots(),
+        [] => layer.slots(),
+        [w] => layer.query(*w),
+        many => {
+            let mut all: Vec<usize> = many.iter().flat_map(|w| layer.query(*w)).collect();
+            all.sort_unstable_by_key(|&i| layer.feature(i).fid);
+            all.dedup();
+            all
+        }
     };
     let end = q.offset.saturating_add(q.limit);
     if let Some(near) = &q.near {
         let in_window: Option<HashSet<usize>> =
-            window.map(|_| candidates.iter().copied().collect());
+            window.then(|| candidates.iter().copied().collect());
         let accept = |i: usize| {
             !empty_window && in_window.as_ref().is_none_or(|w| w.contains(&i)) && keep(i)
         };

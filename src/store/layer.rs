@@ -137,6 +137,37 @@ pub fn srs_row(conn: &Connection, srs_id: i32) -> rusqlite::Result<Option<SrsRow
     .optional()
 }
 
+/// Makes the store's CRS ids known to the CRS module: a row of another organization
+/// (or an EPSG row under another srs_id) stands for its definition.
+pub fn define_crs(conn: &Connection, defs: &[LayerDef]) -> rusqlite::Result<()> {
+    let mut ids: Vec<i32> = defs.iter().map(|d| d.srs_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        let Some(row) = srs_row(conn, id)? else {
+            continue;
+        };
+        let defined = match row.epsg() {
+            Some(code) if code == id => continue,
+            Some(code) => crate::crs::Defined {
+                name: row.name,
+                definition: format!("EPSG:{code}"),
+                epsg: Some(code),
+            },
+            None if id <= 0 || row.definition.trim().eq_ignore_ascii_case("undefined") => continue,
+            None => crate::crs::Defined {
+                name: row.name,
+                definition: row.definition.trim().to_string(),
+                epsg: None,
+            },
+        };
+        if let Err(e) = crate::crs::define(id, defined) {
+            tracing::warn!("srs_id {id}: {e}");
+        }
+    }
+    Ok(())
+}
+
 /// Lists the feature layers of a GeoPackage in gpkg_contents order.
 pub fn feature_layers(conn: &Connection) -> rusqlite::Result<Vec<LayerDef>> {
     let mut stmt = conn.prepare(
@@ -302,6 +333,28 @@ pub fn create_feature_table(conn: &Connection, def: &LayerDef) -> rusqlite::Resu
          VALUES (?1, ?2, 'gpkg_rtree_index', 'http://www.geopackage.org/spec120/#extension_rtree', 'write-only')",
         params![def.table, def.geom_column],
     )?;
+    register_geometry_types(conn, def, [])
+}
+
+/// Registers the GeoPackage geometry-types extension for each curve type a layer's
+/// column declares or holds (GeoPackage 1.4, annex F.1), so other software knows them.
+pub fn register_geometry_types<'a>(
+    conn: &Connection,
+    def: &LayerDef,
+    names: impl IntoIterator<Item = &'a str>,
+) -> rusqlite::Result<()> {
+    let mut all: Vec<&str> = names.into_iter().collect();
+    if def.kind.is_curve() {
+        all.push(def.kind.gpkg_name());
+    }
+    for n in all {
+        conn.execute(
+            "INSERT INTO gpkg_extensions (table_name, column_name, extension_name, definition, scope)
+             SELECT ?1, ?2, ?3, 'http://www.geopackage.org/spec/#extension_geometry_types', 'read-write'
+             WHERE NOT EXISTS (SELECT 1 FROM gpkg_extensions WHERE table_name = ?1 AND column_name = ?2 AND extension_name = ?3)",
+            params![def.table, def.geom_column, format!("gpkg_geom_{n}")],
+        )?;
+    }
     Ok(())
 }
 

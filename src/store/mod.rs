@@ -278,7 +278,9 @@ impl Store {
 
     /// All feature layers.
     pub fn layers(&self) -> Result<Vec<LayerDef>, StoreError> {
-        layer::feature_layers(&self.conn).map_err(|e| self.err(e))
+        let defs = layer::feature_layers(&self.conn).map_err(|e| self.err(e))?;
+        layer::define_crs(&self.conn, &defs).map_err(|e| self.err(e))?;
+        Ok(defs)
     }
 
     /// One layer by table name.

@@ -191,3 +191,33 @@ pub fn ensure_srs(conn: &Connection, row: &crate::store::layer::SrsRow) -> rusql
     )?;
     Ok(())
 }
+
+/// The gpkg_spatial_ref_sys row nordgeo writes for a CRS id: the built-in WKT, PROJ's
+/// WKT 1 of another EPSG code, or the definition of a CRS known only by its WKT.
+pub fn srs_row_for(id: i32) -> crate::store::layer::SrsRow {
+    use crate::store::layer::SrsRow;
+    if let Some(d) = crate::crs::lookup(id).filter(|d| d.epsg.is_none()) {
+        return SrsRow {
+            srs_id: id,
+            name: d.name,
+            organization: "NONE".into(),
+            code: id,
+            definition: d.definition,
+        };
+    }
+    let code = crate::crs::epsg_of(id).unwrap_or(id);
+    let (name, definition) = match crate::crs::BUILTIN.iter().find(|(c, _, _)| *c == code) {
+        Some((_, name, wkt)) => (name.to_string(), wkt.to_string()),
+        None => (
+            format!("EPSG:{code}"),
+            crate::crs::wkt1(&format!("EPSG:{code}")).unwrap_or_else(|| "undefined".into()),
+        ),
+    };
+    SrsRow {
+        srs_id: id,
+        name,
+        organization: "EPSG".into(),
+        code,
+        definition,
+    }
+}

@@ -136,30 +136,19 @@ fn merge_layer(
         (Mode::Append, None) => Merge::Add,
         _ => Merge::Match,
     };
-    schema::ensure_srs(
-        tx,
-        &SrsRow {
-            srs_id: t.srs_id,
-            code: t.srs_id,
-            ..p.source_srs.clone()
-        },
-    )?;
+    if t.srs_id == p.source_epsg {
+        schema::ensure_srs(
+            tx,
+            &SrsRow {
+                srs_id: t.srs_id,
+                code: t.srs_id,
+                ..p.source_srs.clone()
+            },
+        )?;
+    } else if !p.exists {
+        schema::ensure_srs(tx, &schema::srs_row_for(t.srs_id))?;
+    }
     if !p.exists {
-        if t.srs_id != p.source_epsg
-            && let Some((code, name, wkt)) =
-                crate::crs::BUILTIN.iter().find(|(c, _, _)| *c == t.srs_id)
-        {
-            schema::ensure_srs(
-                tx,
-                &SrsRow {
-                    srs_id: *code,
-                    name: name.to_string(),
-                    organization: "EPSG".into(),
-                    code: *code,
-                    definition: wkt.to_string(),
-                },
-            )?;
-        }
         layer::create_feature_table(tx, t)?;
         write_meta(tx, &t.table, &p.meta)?;
     }
@@ -339,6 +328,7 @@ fn merge_layer(
             lr.change_id = Some(change);
         }
     }
+    layer::register_geometry_types(tx, t, lr.curve_types.iter().map(String::as_str))?;
     layer::refresh_contents(tx, t)?;
     lr.imported = lr.added + lr.changed;
     lr.replaced = lr.removed + lr.changed;
