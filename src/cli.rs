@@ -221,12 +221,30 @@ enum Command {
         #[arg(long, env = "NORDGEO_ACTOR")]
         actor: Option<String>,
     },
-    /// Delete history rows of changes older than a duration (e.g. 365d); the change log
-    /// itself stays. The only way data is ever removed for good.
+    /// Delete history rows of changes older than a duration (e.g. 365d), and access-log
+    /// rows older than their own limit; the change log itself stays. The only way data
+    /// is ever removed for good.
+    #[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["older_than", "access_log_older_than"])))]
     Vacuum {
-        /// Age, e.g. 365d or 720h, or a date.
+        /// Age of history rows to remove, e.g. 365d or 720h, or a date.
         #[arg(long)]
-        older_than: String,
+        older_than: Option<String>,
+        /// Age of access-log rows to remove (owner-data accesses), e.g. 2y, or a date.
+        #[arg(long)]
+        access_log_older_than: Option<String>,
+    },
+    /// Every answer that showed internal properties (owner data): token, time,
+    /// collection, features and request.
+    AccessLog {
+        /// Only this token's accesses.
+        #[arg(long)]
+        token: Option<String>,
+        /// Only accesses since a duration ago (12h, 30d, 1y) or a date.
+        #[arg(long)]
+        since: Option<String>,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Generate the synthetic region dataset (sample data and benchmarks).
     Generate {
@@ -870,11 +888,56 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
-        Command::Vacuum { older_than } => {
-            let cutoff = crate::auth::parse_cutoff(&older_than).map_err(|e| e.to_string())?;
+        Command::Vacuum {
+            older_than,
+            access_log_older_than,
+        } => {
+            let cutoff = |s: Option<String>| {
+                s.map(|s| crate::auth::parse_cutoff(&s).map_err(|e| e.to_string()))
+                    .transpose()
+            };
+            let (history, access) = (cutoff(older_than)?, cutoff(access_log_older_than)?);
             let store = Store::open(&store_path).map_err(|e| e.to_string())?;
-            let n = crate::write::vacuum(&store, &cutoff).map_err(|e| e.to_string())?;
-            println!("removed {n} history rows of changes made before {cutoff}");
+            let (h, a) = crate::write::vacuum(&store, history.as_deref(), access.as_deref())
+                .map_err(|e| e.to_string())?;
+            if let Some(c) = history {
+                println!("removed {h} history rows of changes made before {c}");
+            }
+            if let Some(c) = access {
+                println!("removed {a} access-log rows recorded before {c}");
+            }
+            Ok(())
+        }
+        Command::AccessLog { token, since, json } => {
+            let since = since
+                .map(|s| crate::auth::parse_cutoff(&s).map_err(|e| e.to_string()))
+                .transpose()?;
+            let store = Store::open_read_only(&store_path).map_err(|e| e.to_string())?;
+            let rows =
+                crate::store::access_log::list(store.conn(), token.as_deref(), since.as_deref())
+                    .map_err(|e| store.err(e).to_string())?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?
+                );
+                return Ok(());
+            }
+            for a in &rows {
+                let fids = a
+                    .fids
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                println!(
+                    "{}  {}  {}  [{}]  {}",
+                    a.at, a.token, a.collection, fids, a.request
+                );
+            }
+            if rows.is_empty() {
+                println!("no recorded accesses");
+            }
             Ok(())
         }
         Command::Generate { out, scale, seed } => {

@@ -6,6 +6,7 @@
 //! Every write goes through `write` (and `import`) -> `store` (one SQLite transaction
 //! with history); the store's change capture brings it back to every `catalog`.
 
+pub mod audience;
 pub mod auth;
 pub mod catalog;
 pub mod cli;

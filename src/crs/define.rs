@@ -40,10 +40,8 @@ pub fn custom_id(wkt: &str) -> i32 {
 /// Makes `id` stand for a CRS given by WKT (or for an EPSG code), after checking that
 /// PROJ can transform it to WGS 84.
 pub fn define(id: i32, d: Defined) -> Result<(), CrsError> {
-    if let Some(known) = lookup(id) {
-        if known == d {
-            return Ok(());
-        }
+    if lookup(id).is_some_and(|known| known == d) {
+        return Ok(());
     }
     proj::Proj::new_known_crs(&d.definition, "EPSG:4326", None)
         .map_err(|e| CrsError::Unknown(id, format!("'{}': {e}", d.name)))?;

@@ -127,9 +127,9 @@ fn compute_facts(epsg: i32) -> Result<CrsFacts, CrsError> {
     let def = define::proj_definition(epsg);
     let crs = Proj::new(&def).map_err(|e| CrsError::Unknown(epsg, e.to_string()))?;
     let axes = describe::axes(&def);
-    let area = match crs.area_of_use() {
-        Ok((Some(a), _)) => [a.west, a.south, a.east, a.north],
-        _ => [-180.0, -90.0, 180.0, 90.0],
+    let (area, known_area) = match crs.area_of_use() {
+        Ok((Some(a), _)) => ([a.west, a.south, a.east, a.north], true),
+        _ => ([-180.0, -90.0, 180.0, 90.0], false),
     };
     // Geographic iff converting a lon/lat point to it is the identity.
     let probe = [((area[0] + area[2]) / 2.0, (area[1] + area[3]) / 2.0)];
@@ -146,15 +146,17 @@ fn compute_facts(epsg: i32) -> Result<CrsFacts, CrsError> {
         (area[2] + 3.0).min(180.0),
         (area[3] + 1.0).min(90.0),
     ];
+    let anything = [f64::MIN, f64::MIN, f64::MAX, f64::MAX];
     let plausible = if geographic {
         [-180.0, -90.0, 180.0, 90.0]
     } else if epsg == WEB_MERCATOR {
         let m = 20_037_508.342_789_244;
         [-m, -m, m, m]
+    } else if !known_area {
+        // A CRS known only by its WKT has no area of use: nothing is implausible in it.
+        anything
     } else {
-        // A CRS known only by its WKT has no area of use; where the world does not
-        // transform, nothing can be called implausible.
-        transform_bounds(WGS84, epsg, wide).unwrap_or([f64::MIN, f64::MIN, f64::MAX, f64::MAX])
+        transform_bounds(WGS84, epsg, wide).unwrap_or(anything)
     };
     Ok(CrsFacts {
         geographic,

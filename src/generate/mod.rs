@@ -97,6 +97,8 @@ struct LayerSpec {
     description: &'static str,
     columns: &'static [(&'static str, &'static str)],
     municipality_column: &'static str,
+    /// Columns with personal data, marked internal in the generated file.
+    internal: &'static [&'static str],
 }
 
 const MUNICIPALITIES: LayerSpec = LayerSpec {
@@ -106,6 +108,7 @@ const MUNICIPALITIES: LayerSpec = LayerSpec {
     description: "Municipality boundaries (synthetic)",
     columns: &[("name", "TEXT"), ("ags", "TEXT"), ("area_km2", "REAL")],
     municipality_column: "name",
+    internal: &[],
 };
 const PARCELS: LayerSpec = LayerSpec {
     table: "parcels",
@@ -117,8 +120,11 @@ const PARCELS: LayerSpec = LayerSpec {
         ("area_m2", "REAL"),
         ("land_use", "TEXT"),
         ("municipality", "TEXT"),
+        ("owner_name", "TEXT"),
+        ("owner_address", "TEXT"),
     ],
     municipality_column: "municipality",
+    internal: &["owner_name", "owner_address"],
 };
 const TRAILS: LayerSpec = LayerSpec {
     table: "trails",
@@ -134,6 +140,7 @@ const TRAILS: LayerSpec = LayerSpec {
         ("municipality", "TEXT"),
     ],
     municipality_column: "municipality",
+    internal: &[],
 };
 const PARKING: LayerSpec = LayerSpec {
     table: "parking",
@@ -148,6 +155,7 @@ const PARKING: LayerSpec = LayerSpec {
         ("municipality", "TEXT"),
     ],
     municipality_column: "municipality",
+    internal: &[],
 };
 const CHILDCARE: LayerSpec = LayerSpec {
     table: "childcare",
@@ -162,6 +170,7 @@ const CHILDCARE: LayerSpec = LayerSpec {
         ("municipality", "TEXT"),
     ],
     municipality_column: "municipality",
+    internal: &[],
 };
 
 /// What was written to one layer.
@@ -354,6 +363,7 @@ fn write_layer<R>(
         description: Some(spec.description.into()),
         attribution: Some(ATTRIBUTION.into()),
         municipality_column: Some(spec.municipality_column.into()),
+        internal_properties: spec.internal.iter().map(|c| c.to_string()).collect(),
         ..LayerMeta::default()
     };
     write_meta(conn, spec.table, &meta).map_err(sql)?;

@@ -312,6 +312,37 @@ pub fn ring_area(ring: &[Coord<f64>]) -> f64 {
         / 2.0
 }
 
+/// First names and surnames of the fictitious owners: the placeholder names German
+/// forms use, so nobody mistakes them for real people.
+const FIRST: &[&str] = &[
+    "Erika", "Max", "Lieschen", "Otto", "Anna", "Hans", "Greta", "Paul", "Ilse", "Jonas",
+];
+const LAST: &[&str] = &[
+    "Mustermann",
+    "Musterfrau",
+    "Müller-Beispiel",
+    "Normalverbraucher",
+    "Platzhalter",
+    "Probe",
+    "Exempel",
+    "Testmann",
+];
+
+/// A fictitious owner and address (postcodes 00xxx do not exist in Germany); about one
+/// parcel in eight belongs to the municipality itself.
+fn owner(r: &mut Rng, municipality: &str) -> (String, String) {
+    let street = format!("Musterweg {} (fiktiv)", r.int(1, 120));
+    let postcode = format!("00{:03}", r.int(1, 999));
+    if r.chance(0.125) {
+        return (
+            format!("Gemeinde {municipality}"),
+            format!("Rathaus, {postcode} {municipality} (fiktiv)"),
+        );
+    }
+    let name = format!("{} {} (fiktiv)", r.pick(FIRST), r.pick(LAST));
+    (name, format!("{street}, {postcode} Beispielstadt"))
+}
+
 /// Writes the parcels of one block through `emit`; returns their total area.
 pub fn emit_block(
     world: &World,
@@ -370,6 +401,9 @@ pub fn emit_block(
                 format!("Flur {flur} Flurstück {zaehler}")
             };
             let muni = world.munis[world.municipality_at(c)].name;
+            // A generator of its own, so the owners do not shift the other draws.
+            let mut o = Rng::from_key(hash(&[block.key, 11, i as u64, j as u64]));
+            let (owner, address) = owner(&mut o, muni);
             emit(Feature {
                 geom: Geometry::Polygon(Polygon::new(LineString(ring), vec![])),
                 attrs: vec![
@@ -377,6 +411,8 @@ pub fn emit_block(
                     Value::Real((area * 100.0).round() / 100.0),
                     Value::Text(land_use.to_string()),
                     Value::Text(muni.to_string()),
+                    Value::Text(owner),
+                    Value::Text(address),
                 ],
             })?;
         }

@@ -145,9 +145,13 @@ pub fn plan(
             let epsg = opts.target_crs.unwrap_or(source_epsg);
             crs::facts(epsg).map_err(|e| ImportError::Plan(format!("--target-crs: {e}")))?;
             // A Shapefile converted as it is (and QGIS with mixed data) declares POLYGON
-            // for a layer of polygons and multipolygons: the new layer is the Multi* type.
+            // for a layer of polygons and multipolygons, GeoJSON converted declares
+            // GEOMETRY: the new layer is the Multi* type.
             let kind = match def.kind.multi() {
                 Some(m) if def.kind.single().is_none() && src.kinds(&def)?.contains(&m) => m,
+                None if def.kind == GeometryKind::Geometry => {
+                    one_family(&src.kinds(&def)?).unwrap_or(def.kind)
+                }
                 _ => def.kind,
             };
             let t = LayerDef {
@@ -190,6 +194,7 @@ pub fn plan(
                 description: def.description.clone().filter(|d| !d.is_empty()),
                 municipality_column,
                 boundaries,
+                internal_properties: src.marked_internal(&def),
                 ..LayerMeta::default()
             };
             (t, false, meta, None)
@@ -355,4 +360,18 @@ fn layer_names(list: &[LayerDef]) -> String {
         .map(|l| l.table.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The Multi* type of geometries that are all of one family (Polygon and MultiPolygon,
+/// ...) with at least one multi among them; `None` otherwise.
+fn one_family(kinds: &[GeometryKind]) -> Option<GeometryKind> {
+    let multi_of = |k: GeometryKind| {
+        if k.single().is_some() {
+            Some(k)
+        } else {
+            k.multi()
+        }
+    };
+    let first = multi_of(*kinds.first()?)?;
+    (kinds.iter().all(|k| multi_of(*k) == Some(first)) && kinds.contains(&first)).then_some(first)
 }

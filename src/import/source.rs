@@ -319,6 +319,27 @@ impl Source {
         ))
     }
 
+    /// Columns a nordgeo file (a generated sample, an export) marks as internal: a new
+    /// layer keeps them internal, so personal data never arrives public.
+    pub fn marked_internal(&self, def: &LayerDef) -> Vec<String> {
+        let json: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT internal_properties FROM nordgeo_layers WHERE table_name = ?1",
+                [&def.table],
+                |r| r.get(0),
+            )
+            .ok()
+            .flatten();
+        let listed: Vec<String> = json
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default();
+        listed
+            .into_iter()
+            .filter(|n| def.columns.iter().any(|c| &c.name == n))
+            .collect()
+    }
+
     /// The SQL expression that yields a unique feature id, after checking the table.
     fn fid_expr(&self, def: &LayerDef) -> Result<String, SourceError> {
         if let Some(fid) = &def.fid_column {

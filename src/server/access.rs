@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 
 use super::AppState;
 use super::problem::Problem;
+use crate::audience::Audience;
 use crate::auth::Caller;
 use crate::catalog::Snapshot;
 use crate::index::Layer;
@@ -63,16 +64,10 @@ pub fn reader(
     Ok((who, layer))
 }
 
-/// Which attribute columns the caller sees (internal properties only with a token
-/// covering the collection).
-pub fn visible(who: &Caller, layer: &Layer) -> Vec<bool> {
-    let sees_all = who.sees_internal(&layer.def.table);
-    layer
-        .def
-        .columns
-        .iter()
-        .map(|c| sees_all || !layer.meta.internal_properties.iter().any(|p| p == &c.name))
-        .collect()
+/// Which properties of which features the caller sees (internal ones: administrators
+/// on all features, a municipality's tokens on that municipality's features).
+pub fn audience(who: &Caller, layer: &Layer) -> Audience {
+    Audience::of(who, &layer.def, &layer.meta)
 }
 
 /// A presented token that is not valid is refused on every resource, public ones too, so

@@ -3,6 +3,7 @@
 //! through the one write connection, and is visible to the next read: the layer's
 //! snapshot is updated and exactly the touched tiles are purged before the answer.
 
+use crate::audience::Audience;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -189,7 +190,7 @@ async fn write(
             Op::Replace(f) | Op::Patch(f) | Op::Delete(f) => format!("/{f}"),
         }
     );
-    let shown = super::access::visible(&who, &layer);
+    let shown = super::access::audience(&who, &layer);
     let seen = shown.clone();
     let cat = state.catalog();
     let outcome = with_writer(&state, move |st, store| {
@@ -216,7 +217,7 @@ async fn write(
             rules: &rules,
             municipalities: &known,
             placement,
-            visible: &seen,
+            audience: &seen,
             def: &layer.def,
             municipality_column: layer.meta.municipality_column.as_deref(),
             op,
@@ -248,7 +249,7 @@ async fn write(
         h.insert(header::LOCATION, v);
     }
     if let Some(f) = &out.feature
-        && let Ok(v) = HeaderValue::from_str(&f.etag(&shown))
+        && let Ok(v) = HeaderValue::from_str(&f.etag(shown.mask(&f.values)))
     {
         h.insert(header::ETAG, v);
     }
@@ -757,17 +758,32 @@ pub async fn history(
     Path((id, fid)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let (_, layer) = writer_of(&state, &headers, &id)?;
+    let (who, layer) = writer_of(&state, &headers, &id)?;
     let fid = fid_of(&id, &fid)?;
+    let aud = super::access::audience(&who, &layer);
     // Read on a connection of its own: a running import must not hold up a history.
     let st = state.clone();
-    let doc = tokio::task::spawn_blocking(move || {
+    let (doc, exposed) = tokio::task::spawn_blocking(move || {
         let store = Store::open_read_only(&st.config.store)
             .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-        feature_history(store.conn(), &layer.def, fid).map_err(|e| Problem::internal(e.to_string()))
+        let exposed = std::cell::Cell::new(false);
+        feature_history(store.conn(), &layer.def, fid, &aud, &exposed)
+            .map(|d| (d, exposed.get()))
+            .map_err(|e| Problem::internal(e.to_string()))
     })
     .await
     .map_err(|e| Problem::internal(e.to_string()))??;
+    if exposed {
+        let request = super::audit::request_line(
+            "GET",
+            &format!("/collections/{id}/items/{fid}/history"),
+            None,
+        );
+        state
+            .access_log
+            .record(&who, &id, vec![fid], request)
+            .await?;
+    }
     if doc.as_array().is_some_and(|a| a.is_empty()) {
         return Err(Problem::not_found(format!(
             "feature {fid} of '{id}' has no recorded changes"
@@ -930,13 +946,20 @@ fn write_problem(e: crate::write::WriteError) -> Problem {
     Problem::new(status, e.to_string())
 }
 
-/// A stored row as a GeoJSON feature in CRS84.
+/// A stored row as a GeoJSON feature in CRS84, with the properties `aud` sees on it;
+/// `exposed` is set when that includes internal ones.
 fn row_json(
     def: &crate::store::LayerDef,
     fid: i64,
     blob: Option<&[u8]>,
     values: &[rusqlite::types::Value],
+    aud: &Audience,
+    exposed: &std::cell::Cell<bool>,
 ) -> Json {
+    if aud.exposes(values) {
+        exposed.set(true);
+    }
+    let mask = aud.mask(values);
     let geometry = blob
         .and_then(|b| crate::geom::gpkg::decode(b).ok())
         .and_then(|d| d.decoded.geometry)
@@ -959,7 +982,9 @@ fn row_json(
         .columns
         .iter()
         .zip(values)
-        .map(|(c, v)| (c.name.clone(), super::geojson::value_json(v, c.class())))
+        .zip(mask)
+        .filter(|(_, shown)| **shown)
+        .map(|((c, v), _)| (c.name.clone(), super::geojson::value_json(v, c.class())))
         .collect();
     json!({"type": "Feature", "id": fid, "geometry": geometry, "properties": props})
 }
@@ -969,6 +994,8 @@ fn feature_history(
     conn: &rusqlite::Connection,
     def: &crate::store::LayerDef,
     fid: i64,
+    aud: &Audience,
+    exposed: &std::cell::Cell<bool>,
 ) -> rusqlite::Result<Json> {
     use crate::store::layer::q;
     let h = q(&crate::store::history::history_table(&def.table));
@@ -1007,7 +1034,7 @@ fn feature_history(
             let op: String = r.get(1)?;
             let before = if op == "removed" {
                 let (b, v) = read_row(r, 6)?;
-                Some(row_json(def, fid, b.as_deref(), &v))
+                Some(row_json(def, fid, b.as_deref(), &v, aud, exposed))
             } else {
                 None
             };
@@ -1024,7 +1051,7 @@ fn feature_history(
             [fid],
             |r| read_row(r, 0),
         )
-        .map(|(b, v)| Some(row_json(def, fid, b.as_deref(), &v)))
+        .map(|(b, v)| Some(row_json(def, fid, b.as_deref(), &v, aud, exposed)))
         .or_else(|e| {
             if e == rusqlite::Error::QueryReturnedNoRows {
                 Ok(None)

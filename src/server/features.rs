@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::AppState;
-use super::access::{reader, visible};
+use super::access::{audience, reader};
 use super::geojson::write_feature;
 use super::html;
 use super::params::{Format, Params};
@@ -89,10 +89,10 @@ pub async fn items(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let (who, layer) = reader(&state, &headers, &id)?;
-    let visible = visible(&who, &layer);
+    let aud = audience(&who, &layer);
     let params = Params::parse(raw.as_deref())?;
     let format = Format::negotiate(&params, &headers)?;
-    let q = parse_query(&layer, &params, &visible)?;
+    let q = parse_query(&layer, &params, aud)?;
     let base = state.base_url(&headers);
     let content_crs = format!("<{}>", q.crs.uri(&base));
     let (layer, q, sel) = tokio::task::spawn_blocking(move || {
@@ -102,8 +102,18 @@ pub async fn items(
     .await
     .map_err(|e| Problem::internal(format!("the query failed: {e}")))?;
     let links = page_links(&base, &layer.def.table, &params, &q, &sel);
+    let exposed: Vec<i64> = sel
+        .page
+        .iter()
+        .map(|&i| layer.feature(i))
+        .filter(|f| q.audience.exposes(&f.values))
+        .map(|f| f.fid)
+        .collect();
+    let request =
+        super::audit::request_line("GET", &format!("/collections/{id}/items"), raw.as_deref());
+    state.access_log.record(&who, &id, exposed, request).await?;
     if format == Format::Html {
-        return Ok(html::items(&base, &layer, &q, &sel, &links, &visible));
+        return Ok(html::items(&base, &layer, &q, &sel, &links));
     }
     // Only writing the page is streamed; it cannot fail but for the client going away.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
@@ -120,7 +130,7 @@ pub async fn items(
             if n > 0 {
                 out.push(',');
             }
-            write_feature(&mut out, layer.feature(i), &layer, &q.crs, &visible);
+            write_feature(&mut out, layer.feature(i), &layer, &q.crs, &q.audience);
             if out.len() >= CHUNK {
                 let chunk = std::mem::replace(&mut out, String::with_capacity(CHUNK + 8192));
                 if tx.blocking_send(Bytes::from(chunk)).is_err() {

@@ -8,12 +8,14 @@ use rusqlite::types::Value;
 use serde_json::json;
 
 use super::crs_out::OutCrs;
+use crate::audience::Audience;
 use crate::index::{Feature, Layer};
 use crate::store::layer::ValueClass;
 
 /// Writes one feature of `layer` as GeoJSON in `crs` into `out`.
-/// Only columns marked in `visible` are written (internal properties stay hidden).
-pub fn write_feature(out: &mut String, f: &Feature, layer: &Layer, crs: &OutCrs, visible: &[bool]) {
+/// Only the columns the audience sees on this feature are written.
+pub fn write_feature(out: &mut String, f: &Feature, layer: &Layer, crs: &OutCrs, aud: &Audience) {
+    let visible = aud.mask(&f.values);
     let _ = write!(out, "{{\"type\":\"Feature\",\"id\":{},\"geometry\":", f.fid);
     match f.geometry.as_ref().map(|g| crs.convert(g)) {
         Some(Ok(g)) => write_geometry(out, &g),

@@ -10,6 +10,7 @@ use serde_json::Value as Json;
 
 use super::geojson::{shown, value_json};
 use super::query::{ItemsQuery, Selection};
+use crate::audience::Audience;
 use crate::crs;
 use crate::geom::Bbox;
 use crate::geom::GeometryKind;
@@ -242,9 +243,9 @@ pub fn items(
     q: &ItemsQuery,
     sel: &Selection,
     links: &[Json],
-    visible: &[bool],
 ) -> Response {
     let id = &layer.def.table;
+    let visible = q.audience.columns();
     let href = |rel: &str| {
         links
             .iter()
@@ -291,8 +292,18 @@ pub fn items(
         if let Some(d) = &sel.distances {
             let _ = write!(body, "<td>{:.0}</td>", d[n]);
         }
-        for (c, v) in shown(layer, f, visible) {
-            let _ = write!(body, "<td>{}</td>", esc(&cell(v, c)));
+        // Every row has a cell per column; values hidden on this feature stay empty.
+        let mine = q.audience.mask(&f.values);
+        for (i, c) in layer.def.columns.iter().enumerate() {
+            if !visible[i] {
+                continue;
+            }
+            let text = if mine[i] {
+                cell(&f.values[i], c)
+            } else {
+                String::new()
+            };
+            let _ = write!(body, "<td>{}</td>", esc(&text));
         }
         body.push_str("</tr>");
     }
@@ -311,7 +322,7 @@ pub fn items(
 }
 
 /// One feature: its properties and a map of it.
-pub fn feature(base: &str, layer: &Layer, i: usize, visible: &[bool]) -> Response {
+pub fn feature(base: &str, layer: &Layer, i: usize, aud: &Audience) -> Response {
     let id = &layer.def.table;
     let f = layer.feature(i);
     let url = format!("{base}/collections/{id}/items/{}?f=json", f.fid);
@@ -325,7 +336,7 @@ pub fn feature(base: &str, layer: &Layer, i: usize, visible: &[bool]) -> Respons
         None => String::from("<p class=\"muted\">This feature has no geometry.</p>"),
     };
     body.push_str("<table><tr><th>Property</th><th>Value</th></tr>");
-    for (c, v) in shown(layer, f, visible) {
+    for (c, v) in shown(layer, f, aud.mask(&f.values)) {
         let _ = write!(
             body,
             "<tr><td>{}</td><td>{}</td></tr>",

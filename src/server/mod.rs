@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod assets;
+pub mod audit;
 pub mod crs_out;
 pub mod edit;
 pub mod features;
@@ -98,6 +99,8 @@ pub struct AppState {
     pub stopping: Arc<std::sync::atomic::AtomicBool>,
     /// Imports being uploaded at once.
     pub upload_slots: Arc<tokio::sync::Semaphore>,
+    /// Records answers that show owner data.
+    pub access_log: audit::AccessLog,
 }
 
 impl AppState {
@@ -108,6 +111,7 @@ impl AppState {
         AppState {
             glyphs: crate::glyphs::Glyphs::scan(&config.fonts),
             cache: TileCache::new(config.cache_bytes),
+            access_log: audit::AccessLog::start(config.store.clone()),
             inflight: Mutex::new(HashMap::new()),
             config,
             live,

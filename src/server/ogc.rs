@@ -8,7 +8,8 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use serde_json::{Value as Json, json};
 
-use super::access::{caller, reader, visible};
+use super::access::{audience, caller, reader};
+use super::audit;
 use super::crs_out::{CRS84, OFFERED, OutCrs, crs_uri, epsg_uri};
 use super::geojson::write_feature;
 use super::html;
@@ -216,7 +217,7 @@ pub async fn collection(
     let b = state.base_url(&headers);
     let doc = collection_json(&l, &b);
     Ok(match format {
-        Format::Html => html::collection(&b, &l, &doc, &visible(&who, &l)),
+        Format::Html => html::collection(&b, &l, &doc, audience(&who, &l).columns()),
         Format::Json => json_body(&doc, "application/json"),
     })
 }
@@ -229,7 +230,7 @@ pub async fn feature(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let (who, l) = reader(&state, &headers, &id)?;
-    let shown = visible(&who, &l);
+    let aud = audience(&who, &l);
     let params = Params::parse(raw.as_deref())?;
     params.only(&["crs"], "a feature")?;
     let format = Format::negotiate(&params, &headers)?;
@@ -241,11 +242,23 @@ pub async fn feature(
     let n: i64 = fid.parse().map_err(|_| missing())?;
     let i = l.slot_of(n).ok_or_else(missing)?;
     let b = state.base_url(&headers);
+    let f = l.feature(i);
+    if aud.exposes(&f.values) {
+        let request = audit::request_line(
+            "GET",
+            &format!("/collections/{id}/items/{fid}"),
+            raw.as_deref(),
+        );
+        state
+            .access_log
+            .record(&who, &id, vec![f.fid], request)
+            .await?;
+    }
     if format == Format::Html {
-        return Ok(html::feature(&b, &l, i, &shown));
+        return Ok(html::feature(&b, &l, i, &aud));
     }
     let mut out = String::new();
-    write_feature(&mut out, l.feature(i), &l, &out_crs, &shown);
+    write_feature(&mut out, f, &l, &out_crs, &aud);
     // Add the links a single feature must carry.
     let mut v: Json = serde_json::from_str(&out).map_err(|e| Problem::internal(e.to_string()))?;
     v["links"] = json!([
@@ -259,7 +272,7 @@ pub async fn feature(
     }
     // The ETag names the version this caller sees (If-Match on writes); it does not
     // depend on the CRS of this representation.
-    if let Ok(h) = HeaderValue::from_str(&l.feature(i).etag(&shown)) {
+    if let Ok(h) = HeaderValue::from_str(&f.etag(aud.mask(&f.values))) {
         r.headers_mut().insert(axum::http::header::ETAG, h);
     }
     Ok(r)
@@ -339,7 +352,13 @@ async fn schema_resource(
     let (who, l) = reader(&state, &headers, &id)?;
     let format = plain(raw, &headers, what)?;
     let b = state.base_url(&headers);
-    let doc = schema_doc(&l, &b, what, what == "queryables", &visible(&who, &l));
+    let doc = schema_doc(
+        &l,
+        &b,
+        what,
+        what == "queryables",
+        audience(&who, &l).columns(),
+    );
     Ok(match format {
         Format::Html => html::queryables(&b, &id, &doc),
         Format::Json => json_body(&doc, "application/schema+json"),
@@ -433,7 +452,7 @@ pub async fn api(
         }
         paths.insert(format!("/collections/{id}/items"), json!({"get": {
             "summary": format!("Features of {id}"), "operationId": format!("getFeatures_{id}"),
-            "parameters": items_parameters(l, &visible(&who, l)),
+            "parameters": items_parameters(l, audience(&who, l).columns()),
             "responses": {
                 "200": {"description": "Features", "content": {"application/geo+json": {"schema": {"type": "object"}}, "text/html": {"schema": {"type": "string"}}}},
                 "400": problem("Invalid parameter"),

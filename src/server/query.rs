@@ -11,6 +11,7 @@ use rusqlite::types::Value;
 use super::crs_out::OutCrs;
 use super::params::Params;
 use super::problem::Problem;
+use crate::audience::Audience;
 use crate::filter::{self, CmpOp, FilterError, Lang, Pred, Schema, bind::Kind};
 use crate::geom::Bbox;
 use crate::index::{Layer, nearest::Near};
@@ -53,6 +54,9 @@ pub struct ItemsQuery {
     pub offset: usize,
     /// Output CRS.
     pub crs: OutCrs,
+    /// Which properties of which features the caller sees: filters and sorting read
+    /// hidden values as NULL.
+    pub audience: Audience,
 }
 
 fn numbers(s: &str, what: &str, example: &str) -> Result<Vec<f64>, Problem> {
@@ -234,10 +238,12 @@ fn names(layer: &Layer, visible: &[bool]) -> String {
         .join(", ")
 }
 
-/// Reads and checks every parameter of an items request; only `visible` properties
-/// exist for it.
-pub fn parse_query(layer: &Layer, p: &Params, visible: &[bool]) -> Result<ItemsQuery, Problem> {
+/// Reads and checks every parameter of an items request; only the properties the
+/// audience sees exist for it.
+pub fn parse_query(layer: &Layer, p: &Params, audience: Audience) -> Result<ItemsQuery, Problem> {
     let id = &layer.def.table;
+    let visible_cols = audience.columns().to_vec();
+    let visible = visible_cols.as_slice();
     let mut preds = Vec::new();
     for (k, v) in p.pairs() {
         if k == "f" || ITEMS_PARAMS.contains(&k.as_str()) {
@@ -343,6 +349,7 @@ pub fn parse_query(layer: &Layer, p: &Params, visible: &[bool]) -> Result<ItemsQ
         limit,
         offset,
         crs,
+        audience,
     })
 }
 
@@ -425,7 +432,7 @@ pub fn select(layer: &Layer, q: &ItemsQuery) -> Selection {
                 .is_some_and(|g| rects.iter().any(|r| g.intersects(r))))
             && q.pred
                 .as_ref()
-                .is_none_or(|p| p.matches(&f.values, f.geometry.as_ref()))
+                .is_none_or(|p| p.matches(&q.audience.values(&f.values), f.geometry.as_ref()))
     };
     let candidates: Vec<usize> = match windows.as_slice() {
         _ if empty_window => Vec::new(),
@@ -470,9 +477,10 @@ pub fn select(layer: &Layer, q: &ItemsQuery) -> Selection {
         // the features happen to lie in memory.
         let cmp = |a: &usize, b: &usize| -> Ordering {
             let (fa, fb) = (layer.feature(*a), layer.feature(*b));
+            let (va, vb) = (q.audience.values(&fa.values), q.audience.values(&fb.values));
             for &(col, desc) in &q.sort {
                 let o = match col {
-                    Some(c) => cmp_values(&fa.values[c], &fb.values[c]),
+                    Some(c) => cmp_values(&va[c], &vb[c]),
                     None => fa.fid.cmp(&fb.fid),
                 };
                 let o = if desc { o.reverse() } else { o };

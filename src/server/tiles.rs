@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::problem::Problem;
+use crate::audience::{Audience, Scope};
 use crate::catalog::{Catalog, Snapshot};
 use crate::index::Layer;
 use crate::tiles::cache::{CacheKey, CachedTile};
@@ -170,6 +171,19 @@ async fn tile_response(
     tile: TileId,
     headers: &HeaderMap,
 ) -> Result<Response, Problem> {
+    let who = super::access::caller(state, headers)?;
+    let audiences: Vec<Option<Audience>> = layers
+        .iter()
+        .map(|n| {
+            cat.get(n).and_then(|s| {
+                let a = super::access::audience(&who, &s.layer);
+                (a.scope != Scope::Public && a.has_internal()).then_some(a)
+            })
+        })
+        .collect();
+    if audiences.iter().any(Option::is_some) {
+        return personal_tile(state, cat, layers, audiences, tile, headers, &who).await;
+    }
     let key = CacheKey { layers, tile };
     if let Some(t) = state.cache.get(&key) {
         if fresh(state, &cat, &key, &t) {
@@ -180,6 +194,72 @@ async fn tile_response(
     }
     state.metrics.cache_lookup(false);
     let t = render_once(state, &cat, &key).await?;
+    Ok(respond(&t, headers, false))
+}
+
+/// A tile with owner data the caller may see: rendered for this caller alone, never
+/// cached, and recorded in the access log before it goes out.
+async fn personal_tile(
+    state: &Arc<AppState>,
+    cat: Arc<Catalog>,
+    layers: Arc<[String]>,
+    audiences: Vec<Option<Audience>>,
+    tile: TileId,
+    headers: &HeaderMap,
+    who: &crate::auth::Caller,
+) -> Result<Response, Problem> {
+    let opts = state.tile_options;
+    let permit = state
+        .render_slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| Problem::internal(e.to_string()))?;
+    let names = layers.clone();
+    let (t, exposed) = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let snaps: Vec<&Arc<Snapshot>> = names.iter().filter_map(|n| cat.get(n)).collect();
+        let preps: Vec<Prepared> = snaps
+            .iter()
+            .zip(audiences)
+            .map(|(s, a)| match a {
+                Some(a) => s.tiles.for_audience(&s.layer, a),
+                None => s
+                    .tiles
+                    .for_audience(&s.layer, Audience::public(&s.layer.def, &s.layer.meta)),
+            })
+            .collect();
+        let refs: Vec<(&Layer, &Prepared)> = snaps
+            .iter()
+            .zip(&preps)
+            .map(|(s, p)| (&s.layer, p))
+            .collect();
+        let generations: Vec<u64> = snaps.iter().map(|s| s.generation).collect();
+        let (bytes, exposed) = tiles::render_exposing(&refs, tile, opts);
+        let exposed: Vec<(String, i64)> = exposed
+            .into_iter()
+            .map(|(li, fid)| (snaps[li].layer.def.table.clone(), fid))
+            .collect();
+        (CachedTile::new(bytes, &generations), exposed)
+    })
+    .await
+    .map_err(|e| Problem::internal(e.to_string()))?;
+    let request = super::audit::request_line(
+        "GET",
+        &format!("/tiles/WebMercatorQuad/{}/{}/{}", tile.z, tile.y, tile.x),
+        Some(&format!("collections={}", layers.join(","))),
+    );
+    for name in layers.iter() {
+        let fids: Vec<i64> = exposed
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, f)| *f)
+            .collect();
+        state
+            .access_log
+            .record(who, name, fids, request.clone())
+            .await?;
+    }
     Ok(respond(&t, headers, false))
 }
 

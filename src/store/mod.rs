@@ -3,6 +3,7 @@
 //! Only one read-write connection exists per process (the writer); every write runs in
 //! one SQLite transaction, so a crash or kill leaves the previous state.
 
+pub mod access_log;
 pub mod budget;
 pub mod capture;
 pub mod functions;

@@ -159,11 +159,13 @@ pub fn ensure_nordgeo(conn: &Connection) -> rusqlite::Result<()> {
     }
     conn.execute_batch(TOKENS)?;
     conn.execute_batch(super::capture::DDL)?;
+    conn.execute_batch(super::access_log::DDL)?;
     for table in [
         "nordgeo_layers",
         "nordgeo_changes",
         "nordgeo_tokens",
         "nordgeo_capture",
+        "nordgeo_access_log",
     ] {
         register_table(conn, table, EXTENSION_DEF)?;
     }

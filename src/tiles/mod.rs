@@ -23,6 +23,7 @@ use std::collections::HashMap;
 
 use geo::{Coord, Geometry, LineString, Polygon};
 
+use crate::audience::Audience;
 use crate::geom::{Bbox, GeometryKind, bbox_of};
 use crate::index::{Hit, Layer};
 use crate::store::layer::ValueClass;
@@ -63,6 +64,9 @@ pub struct LayerRules {
     pub max_zoom: u8,
     /// Attribute columns written as properties: (column index, name, class).
     pub properties: Vec<(usize, String, ValueClass)>,
+    /// When set, a property is written only on features where this audience sees it
+    /// (a municipality's owner data on its own parcels); `None`: on every feature.
+    pub audience: Option<Audience>,
 }
 
 /// Default zoom range of a layer: everything from z0 (low zooms are thinned), full
@@ -117,7 +121,27 @@ impl LayerRules {
             min_zoom: meta.min_zoom.unwrap_or(zmin),
             max_zoom: meta.max_zoom.unwrap_or(zmax),
             properties,
+            audience: None,
         }
+    }
+
+    /// The public properties, plus the internal ones `aud` sees, each written only on
+    /// the features where it sees them.
+    pub fn for_audience(
+        def: &crate::store::LayerDef,
+        meta: &crate::store::LayerMeta,
+        aud: Audience,
+    ) -> LayerRules {
+        let mut rules = LayerRules::new(def, meta);
+        let seen = aud.columns();
+        for (i, c) in def.columns.iter().enumerate() {
+            if seen[i] && meta.internal_properties.iter().any(|p| p == &c.name) {
+                rules.properties.push((i, c.name.clone(), c.class()));
+            }
+        }
+        rules.properties.sort_by_key(|p| p.0);
+        rules.audience = Some(aud);
+        rules
     }
 }
 
@@ -180,15 +204,26 @@ const MIN_SIZE_UNITS: f64 = 8.0;
 
 /// Renders one tile of the given layers; an empty vector means an empty tile.
 pub fn render(layers: &[(&Layer, &Prepared)], tile: TileId, opts: TileOptions) -> Vec<u8> {
+    render_exposing(layers, tile, opts).0
+}
+
+/// Like [`render`], also returning (layer position, fid) of every feature whose
+/// properties include some its rules' audience sees only on it (for the access log).
+pub fn render_exposing(
+    layers: &[(&Layer, &Prepared)],
+    tile: TileId,
+    opts: TileOptions,
+) -> (Vec<u8>, Vec<(usize, i64)>) {
+    let mut exposed = Vec::new();
     // Buffers live per thread: the value map alone spans a layer's whole dictionary
     // (300,000 parcel ids), which must not be allocated and filled per tile.
     thread_local! {
         static BUFFERS: std::cell::RefCell<(Scratch, mvt::ValueMap)> = std::cell::RefCell::new(Default::default());
     }
-    BUFFERS.with(|b| match b.try_borrow_mut() {
+    let bytes = BUFFERS.with(|b| match b.try_borrow_mut() {
         Ok(mut b) => {
             let (scratch, map) = &mut *b;
-            render_with(layers, tile, opts, scratch, map)
+            render_with(layers, tile, opts, scratch, map, &mut exposed)
         }
         // Re-entered on this thread (cannot happen today): use fresh buffers.
         Err(_) => render_with(
@@ -197,8 +232,10 @@ pub fn render(layers: &[(&Layer, &Prepared)], tile: TileId, opts: TileOptions) -
             opts,
             &mut Scratch::default(),
             &mut mvt::ValueMap::default(),
+            &mut exposed,
         ),
-    })
+    });
+    (bytes, exposed)
 }
 
 fn render_with(
@@ -207,6 +244,7 @@ fn render_with(
     opts: TileOptions,
     scratch: &mut Scratch,
     map: &mut mvt::ValueMap,
+    exposed: &mut Vec<(usize, i64)>,
 ) -> Vec<u8> {
     let b = tile.bounds();
     let extent = opts.extent as f64;
@@ -331,6 +369,7 @@ fn render_with(
             .sum();
         let budget = (opts.max_bytes as f64 * factor) as usize;
         let mut out = Vec::new();
+        exposed.clear();
         for (li, cands, arena) in &per_layer {
             let (layer, prep) = layers[*li];
             let rules = &prep.rules;
@@ -359,7 +398,19 @@ fn render_with(
             map.clear();
             for c in chosen {
                 props.clear();
+                let f = layer.feature(c.index);
+                let mask = rules.audience.as_ref().map(|a| a.mask(&f.values));
+                if rules
+                    .audience
+                    .as_ref()
+                    .is_some_and(|a| a.exposes(&f.values))
+                {
+                    exposed.push((*li, f.fid));
+                }
                 for ((col, _, _), &k) in rules.properties.iter().zip(&keys) {
+                    if mask.is_some_and(|m| !m[*col]) {
+                        continue;
+                    }
                     match prep.value(layer, c.index, *col) {
                         prepared::Value::None => {}
                         prepared::Value::Dict(id, bytes) => props.push((k, id, bytes)),
@@ -370,9 +421,8 @@ fn render_with(
                         }
                     }
                 }
-                let fid = layer.feature(c.index).fid;
                 w.add_dict(
-                    u64::try_from(fid).ok(),
+                    u64::try_from(f.fid).ok(),
                     c.kind,
                     &arena[c.cmds.clone()],
                     &props,

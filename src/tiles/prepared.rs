@@ -3,6 +3,7 @@
 //! simplification importance. The base's part is built once per base; an edit prepares
 //! only the features it wrote.
 
+use crate::audience::Audience;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -93,6 +94,16 @@ impl Prepared {
     pub fn with_internal(&self, layer: &Layer) -> Prepared {
         Prepared {
             rules: LayerRules::with(&layer.def, &layer.meta, true),
+            base: self.base.clone(),
+            overlay: self.overlay.clone(),
+        }
+    }
+
+    /// The same tile data with the properties `aud` sees, internal ones only on the
+    /// features where it sees them.
+    pub fn for_audience(&self, layer: &Layer, aud: Audience) -> Prepared {
+        Prepared {
+            rules: LayerRules::for_audience(&layer.def, &layer.meta, aud),
             base: self.base.clone(),
             overlay: self.overlay.clone(),
         }

@@ -2,6 +2,7 @@
 //! deleted in one transaction, checked like an import, recorded in the change log with
 //! the rows it replaced, so every edit is attributable and can be undone.
 
+use crate::audience::Audience;
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, TransactionBehavior};
 use serde_json::{Map, Value as Json};
@@ -89,8 +90,9 @@ pub struct Edit<'a> {
     pub body_north_first: bool,
     /// `If-Match` value, if sent.
     pub if_match: Option<&'a str>,
-    /// The properties the caller sees (its ETags are made of them).
-    pub visible: &'a [bool],
+    /// The properties the caller sees (its ETags are made of them); the others it can
+    /// neither set nor clear.
+    pub audience: &'a Audience,
     /// Who edits (recorded).
     pub actor: &'a str,
     /// The request, for the change log.
@@ -285,15 +287,28 @@ fn new_row(e: &Edit, current: Option<&Row>) -> Result<Row, EditError> {
     let patch = matches!(e.op, Op::Patch(_));
     let props = properties(body, patch)?;
     let fid_col = e.def.fid_column.as_deref().unwrap_or("fid");
+    let mask = match current {
+        Some(r) => e.audience.mask(&r.1),
+        None => e.audience.columns(),
+    };
+    let settable = |i: usize| mask.get(i).copied().unwrap_or(false);
     for k in props.keys() {
-        if k != fid_col && !e.def.columns.iter().any(|c| &c.name == k) {
+        let known = e
+            .def
+            .columns
+            .iter()
+            .enumerate()
+            .any(|(i, c)| &c.name == k && settable(i));
+        if k != fid_col && !known {
             return Err(invalid(format!(
                 "unknown property '{k}'; the properties of '{}' are: {}",
                 e.def.table,
                 e.def
                     .columns
                     .iter()
-                    .map(|c| c.name.as_str())
+                    .enumerate()
+                    .filter(|(i, _)| settable(*i))
+                    .map(|(_, c)| c.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
             )));
@@ -301,9 +316,11 @@ fn new_row(e: &Edit, current: Option<&Row>) -> Result<Row, EditError> {
     }
     let mut values = Vec::with_capacity(e.def.columns.len());
     for (i, c) in e.def.columns.iter().enumerate() {
+        let kept = || current.map_or(Value::Null, |r| r.1[i].clone());
         values.push(match props.get(&c.name) {
             Some(v) => column_value(e.def, i, v)?,
-            None if patch => current.map_or(Value::Null, |r| r.1[i].clone()),
+            // What the caller cannot see it cannot clear either.
+            None if patch || !settable(i) => kept(),
             None => column_value(e.def, i, &Json::Null)?,
         });
     }
@@ -346,7 +363,10 @@ pub fn apply(store: &Store, e: &Edit) -> Result<Outcome, EditError> {
     };
     if let (Some(fid), Some(cur)) = (target, &current) {
         let now = index::load_features(store, def, Some(&[fid]))?;
-        let tag = now.first().map(|f| f.etag(e.visible)).unwrap_or_default();
+        let tag = now
+            .first()
+            .map(|f| f.etag(e.audience.mask(&f.values)))
+            .unwrap_or_default();
         if let Some(m) = e.if_match
             && m.trim() != "*"
             && !m.split(',').any(|t| t.trim() == tag)

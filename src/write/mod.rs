@@ -44,16 +44,28 @@ pub fn commit(tx: rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     tx.commit()
 }
 
-/// Deletes the history rows of changes made before `cutoff` (RFC 3339); the change log
-/// itself stays. Returns how many rows went.
-pub fn vacuum(store: &Store, cutoff: &str) -> Result<usize, WriteError> {
+/// Deletes the history rows of changes made before `history` and the access-log rows
+/// recorded before `access_log` (RFC 3339 each, either may be absent); the change log
+/// itself stays. Returns how many rows of each went.
+pub fn vacuum(
+    store: &Store,
+    history: Option<&str>,
+    access_log: Option<&str>,
+) -> Result<(usize, usize), WriteError> {
     let err = |e| WriteError::Store(store.err(e));
     let tx = rusqlite::Transaction::new_unchecked(
         store.conn(),
         rusqlite::TransactionBehavior::Immediate,
     )
     .map_err(err)?;
-    let n = history::vacuum(&tx, cutoff).map_err(err)?;
+    let h = match history {
+        Some(cutoff) => history::vacuum(&tx, cutoff).map_err(err)?,
+        None => 0,
+    };
+    let a = match access_log {
+        Some(cutoff) => crate::store::access_log::prune(&tx, cutoff).map_err(err)?,
+        None => 0,
+    };
     commit(tx).map_err(err)?;
-    Ok(n)
+    Ok((h, a))
 }
