@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -61,6 +61,7 @@ fn check_tms(tms: &str) -> Result<(), Problem> {
 pub async fn collection_tile(
     State(state): State<Arc<AppState>>,
     Path((id, tms, z, y, x)): Path<(String, String, String, String, String)>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     check_tms(&tms)?;
@@ -68,7 +69,7 @@ pub async fn collection_tile(
     let (_, layer) = super::access::reader(&state, &headers, &id)?;
     let cat = state.catalog();
     let names: Arc<[String]> = Arc::from(vec![layer.def.table.clone()]);
-    tile_response(&state, cat, names, tile, &headers).await
+    tile_response(&state, cat, names, tile, &headers, &uri).await
 }
 
 /// `GET /collections/{id}/xyz/{z}/{x}/{y}.pbf`: the same tile in XYZ order, for tools
@@ -76,12 +77,14 @@ pub async fn collection_tile(
 pub async fn collection_tile_xyz(
     state: State<Arc<AppState>>,
     Path((id, z, x, y)): Path<(String, String, String, String)>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let y = strip_ext(&y).to_string();
     collection_tile(
         state,
         Path((id, "WebMercatorQuad".into(), z, y, x)),
+        uri,
         headers,
     )
     .await
@@ -92,10 +95,18 @@ pub async fn dataset_tile_xyz(
     state: State<Arc<AppState>>,
     Path((z, x, y)): Path<(String, String, String)>,
     q: Query<HashMap<String, String>>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let y = strip_ext(&y).to_string();
-    dataset_tile(state, Path(("WebMercatorQuad".into(), z, y, x)), q, headers).await
+    dataset_tile(
+        state,
+        Path(("WebMercatorQuad".into(), z, y, x)),
+        q,
+        uri,
+        headers,
+    )
+    .await
 }
 
 /// `GET /tiles/{tms}/{z}/{y}/{x}?collections=a,b`.
@@ -103,13 +114,14 @@ pub async fn dataset_tile(
     State(state): State<Arc<AppState>>,
     Path((tms, z, y, x)): Path<(String, String, String, String)>,
     Query(q): Query<HashMap<String, String>>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     check_tms(&tms)?;
     let tile = parse_tile(&z, &y, &x)?;
     let cat = state.catalog();
     let layers = selected_layers(&state, &cat, &q, &headers)?;
-    tile_response(&state, cat, layers, tile, &headers).await
+    tile_response(&state, cat, layers, tile, &headers, &uri).await
 }
 
 /// The layers of a dataset tile, canonical: all the caller may read, or the named ones
@@ -170,6 +182,7 @@ async fn tile_response(
     layers: Arc<[String]>,
     tile: TileId,
     headers: &HeaderMap,
+    uri: &Uri,
 ) -> Result<Response, Problem> {
     let who = super::access::caller(state, headers)?;
     let audiences: Vec<Option<Audience>> = layers
@@ -182,7 +195,13 @@ async fn tile_response(
         })
         .collect();
     if audiences.iter().any(Option::is_some) {
-        return personal_tile(state, cat, layers, audiences, tile, headers, &who).await;
+        let request = super::audit::request_line("GET", uri.path(), uri.query());
+        let personal = Personal {
+            audiences,
+            who: &who,
+            request,
+        };
+        return personal_tile(state, cat, layers, personal, tile, headers).await;
     }
     let key = CacheKey { layers, tile };
     if let Some(t) = state.cache.get(&key) {
@@ -197,17 +216,28 @@ async fn tile_response(
     Ok(respond(&t, headers, false))
 }
 
+/// Who a personal tile is for: the audience per layer, the caller and the request.
+struct Personal<'a> {
+    audiences: Vec<Option<Audience>>,
+    who: &'a crate::auth::Caller,
+    request: String,
+}
+
 /// A tile with owner data the caller may see: rendered for this caller alone, never
 /// cached, and recorded in the access log before it goes out.
 async fn personal_tile(
     state: &Arc<AppState>,
     cat: Arc<Catalog>,
     layers: Arc<[String]>,
-    audiences: Vec<Option<Audience>>,
+    personal: Personal<'_>,
     tile: TileId,
     headers: &HeaderMap,
-    who: &crate::auth::Caller,
 ) -> Result<Response, Problem> {
+    let Personal {
+        audiences,
+        who,
+        request,
+    } = personal;
     let opts = state.tile_options;
     let permit = state
         .render_slots
@@ -244,11 +274,6 @@ async fn personal_tile(
     })
     .await
     .map_err(|e| Problem::internal(e.to_string()))?;
-    let request = super::audit::request_line(
-        "GET",
-        &format!("/tiles/WebMercatorQuad/{}/{}/{}", tile.z, tile.y, tile.x),
-        Some(&format!("collections={}", layers.join(","))),
-    );
     for name in layers.iter() {
         let fids: Vec<i64> = exposed
             .iter()
