@@ -959,7 +959,7 @@ fn layers(store_path: &Path, json: bool) -> Result<(), String> {
     if json {
         let v: Vec<_> = rows
             .iter()
-            .map(|(d, n)| serde_json::json!({"name": d.table, "geometry_type": d.kind.gpkg_name(), "srs_id": d.srs_id, "features": n, "extent": d.bounds}))
+            .map(|(d, n)| serde_json::json!({"name": d.table, "geometry_type": if d.has_geometry() { d.kind.gpkg_name() } else { "NONE" }, "srs_id": d.has_geometry().then_some(d.srs_id), "features": n, "extent": d.bounds}))
             .collect();
         println!("{}", serde_json::Value::Array(v));
         return Ok(());
@@ -973,12 +973,14 @@ fn layers(store_path: &Path, json: bool) -> Result<(), String> {
             .bounds
             .map(|b| format!("{:.3}, {:.3} .. {:.3}, {:.3}", b[0], b[1], b[2], b[3]))
             .unwrap_or_else(|| "none".into());
+        let (kind, crs_name) = if d.has_geometry() {
+            (d.kind.gpkg_name(), crs::name(d.srs_id))
+        } else {
+            ("NONE", "-".to_string())
+        };
         println!(
             "{:<20} {:<16} {:<34} {:>9}  {ext}",
-            d.table,
-            d.kind.gpkg_name(),
-            crs::name(d.srs_id),
-            n
+            d.table, kind, crs_name, n
         );
     }
     Ok(())

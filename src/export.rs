@@ -86,10 +86,8 @@ pub fn export_where(
         out_def.description = meta.description.clone().or(def.description.clone());
         out_def.identifier = meta.title.clone().or(def.identifier.clone());
         layer::create_feature_table(&tx, &out_def)?;
-        let mut cols = vec![
-            q(def.fid_column.as_deref().unwrap_or("fid")),
-            q(&def.geom_column),
-        ];
+        let mut cols = vec![q(def.fid_column.as_deref().unwrap_or("fid"))];
+        cols.extend(def.geom_target());
         cols.extend(def.columns.iter().map(|c| q(&c.name)));
         let cols = cols.join(", ");
         let n = tx.execute(

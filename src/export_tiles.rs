@@ -151,7 +151,7 @@ pub fn run(store_path: &Path, o: &ExportTiles) -> Result<Summary, ExportTilesErr
         None => cat
             .layers
             .iter()
-            .filter(|l| !l.meta.restricted)
+            .filter(|l| !l.meta.restricted && l.def.has_geometry())
             .map(|l| l.def.table.clone())
             .collect(),
     };

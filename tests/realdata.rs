@@ -375,3 +375,125 @@ fn crs_rows_are_resolved_and_axis_order_follows_proj() {
         }
     }
 }
+
+#[test]
+fn attribute_tables_are_collections_without_geometry_or_tiles() {
+    if !clients_available() {
+        return;
+    }
+    let (dir, m) = realdata();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_in(&tmp);
+    ok(nordgeo(
+        &store,
+        &["import", root().join("data/sample.gpkg").to_str().unwrap()],
+    ));
+    let report = ok(nordgeo(
+        &store,
+        &["import", dir.join("kita_kontakte.gpkg").to_str().unwrap()],
+    ));
+    assert!(report.contains("without geometry"), "{report}");
+    ok(nordgeo(
+        &store,
+        &[
+            "import",
+            dir.join("kita_kontakte_pyogrio.gpkg").to_str().unwrap(),
+            "--into",
+            "kontakte_pyogrio",
+        ],
+    ));
+    assert_valid(&store);
+    // GDAL sees attribute tables, as the files had them.
+    for t in ["kita_kontakte", "kontakte_pyogrio"] {
+        let info = ogrinfo(&store, t);
+        assert!(info.contains("Geometry: None"), "{info}");
+        assert!(info.contains("Feature Count: 6"), "{info}");
+    }
+    let admin = token(&store, "admin", &["--role", "admin"]);
+    let srv = serve(&store, &[]);
+    let b = &srv.base;
+    let c = get(&format!("{b}/collections/kita_kontakte"), &[]).json();
+    assert!(c.get("storageCrs").is_none());
+    assert!(
+        c["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| !l["href"].as_str().unwrap().contains("/tiles")),
+        "no tile links: {c}"
+    );
+    let fc = get(&format!("{b}/collections/kita_kontakte/items"), &[]).json();
+    let rows = m["attributes"]["rows"].as_array().unwrap();
+    let feats = fc["features"].as_array().unwrap();
+    assert_eq!(feats.len(), rows.len());
+    for (f, r) in feats.iter().zip(rows) {
+        assert!(f["geometry"].is_null());
+        for (k, v) in r.as_object().unwrap() {
+            assert_eq!(&f["properties"][k], v, "{k}");
+        }
+    }
+    // Filters work on them; tiles and TileJSON leave them out.
+    let q = get(
+        &format!(
+            "{b}/collections/kita_kontakte/items?filter={}",
+            encode("plaetze_frei > 0")
+        ),
+        &[],
+    )
+    .json();
+    let open = rows
+        .iter()
+        .filter(|r| r["plaetze_frei"].as_i64() > Some(0))
+        .count();
+    assert_eq!(q["numberMatched"], serde_json::json!(open));
+    let tj = get(&format!("{b}/tiles/WebMercatorQuad/tilejson.json"), &[]).json();
+    let ids: Vec<&str> = tj["vector_layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"parking") && !ids.contains(&"kita_kontakte"),
+        "{ids:?}"
+    );
+    let r = get(
+        &format!("{b}/collections/kita_kontakte/tiles/WebMercatorQuad/tilejson.json"),
+        &[],
+    );
+    assert_eq!(r.status, 404);
+    let r = get(
+        &format!("{b}/tiles/WebMercatorQuad/10/340/543?collections=kita_kontakte"),
+        &[],
+    );
+    assert_eq!(r.status, 400);
+    // Edits: properties change, a geometry is refused with what to send instead.
+    let url = format!("{b}/collections/kita_kontakte/items/1");
+    let ct = "application/merge-patch+json";
+    let r = send(
+        "PATCH",
+        &url,
+        &admin,
+        ct,
+        br#"{"properties": {"plaetze_frei": 9}}"#,
+    );
+    assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+    let r = send(
+        "PATCH",
+        &url,
+        &admin,
+        ct,
+        br#"{"geometry": {"type": "Point", "coordinates": [10, 51]}}"#,
+    );
+    assert_eq!(r.status, 422);
+    assert!(String::from_utf8_lossy(&r.body).contains("\\\"geometry\\\": null"));
+    // export keeps it an attributes table.
+    let out = tmp.path().join("kontakte.gpkg");
+    ok(nordgeo(
+        &store,
+        &["export", "kita_kontakte", out.to_str().unwrap()],
+    ));
+    assert_valid(&out);
+    let info = ogrinfo(&out, "kita_kontakte");
+    assert!(info.contains("Geometry: None") && info.contains("Feature Count: 6"));
+}

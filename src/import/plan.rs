@@ -156,7 +156,7 @@ pub fn plan(
             };
             let t = LayerDef {
                 table: target_name.clone(),
-                geom_column: "geom".into(),
+                geom_column: if def.has_geometry() { "geom" } else { "" }.into(),
                 fid_column: Some("fid".into()),
                 kind,
                 z: def.z,

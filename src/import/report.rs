@@ -134,7 +134,16 @@ impl fmt::Display for ImportReport {
                     .unwrap_or_default()
             )?;
             writeln!(f, "    features:  {}", l.features)?;
+            if l.geometry_type == super::stage::NO_GEOMETRY {
+                writeln!(
+                    f,
+                    "    a table without geometry (attributes): served as features with \"geometry\": null, no tiles"
+                )?;
+            }
             for (k, n) in &l.by_type {
+                if l.geometry_type == super::stage::NO_GEOMETRY {
+                    break;
+                }
                 writeln!(f, "      {k:<22} {n}")?;
             }
             let crs_line = if l.source_crs == l.target_crs {
@@ -146,14 +155,17 @@ impl fmt::Display for ImportReport {
                     crs::name(l.target_crs)
                 )
             };
-            writeln!(f, "    CRS:       {crs_line}")?;
-            writeln!(
-                f,
-                "    extent:    {}  (lon/lat {})",
-                fmt_bbox(&l.bbox, 3),
-                fmt_bbox(&l.bbox_lonlat, 6)
-            )?;
-            if l.null_geometries + l.empty_geometries > 0 {
+            let geometry = l.geometry_type != super::stage::NO_GEOMETRY;
+            if geometry {
+                writeln!(f, "    CRS:       {crs_line}")?;
+                writeln!(
+                    f,
+                    "    extent:    {}  (lon/lat {})",
+                    fmt_bbox(&l.bbox, 3),
+                    fmt_bbox(&l.bbox_lonlat, 6)
+                )?;
+            }
+            if geometry && l.null_geometries + l.empty_geometries > 0 {
                 writeln!(
                     f,
                     "    kept as they are: {} NULL and {} empty geometries",

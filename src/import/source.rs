@@ -406,6 +406,9 @@ impl Source {
 
     /// The top-level geometry types a layer's features have.
     pub fn kinds(&self, def: &LayerDef) -> Result<Vec<crate::geom::GeometryKind>, SourceError> {
+        if !def.has_geometry() {
+            return Ok(Vec::new());
+        }
         let mut st = self
             .conn
             .prepare(&format!(
@@ -444,7 +447,7 @@ impl Source {
         mut f: impl FnMut(RawFeature) -> Result<(), E>,
     ) -> Result<(), E> {
         let fid = self.fid_expr(def)?;
-        let mut cols = vec![fid.clone(), q(&def.geom_column)];
+        let mut cols = vec![fid.clone(), def.geom_select()];
         cols.extend(def.columns.iter().map(|c| q(&c.name)));
         let sql = format!(
             "SELECT {} FROM {} ORDER BY {fid}",

@@ -18,6 +18,9 @@ use crate::store::functions::slug;
 use crate::store::layer::{ValueClass, q};
 use crate::store::{Store, StoreError};
 
+/// The geometry type reported for a table without geometry.
+pub const NO_GEOMETRY: &str = "NONE";
+
 /// Rejected features listed by name in a report; the rest are counted by kind.
 const LISTED: usize = 100;
 
@@ -61,7 +64,15 @@ fn value_fits(v: &Value, class: ValueClass) -> bool {
 /// SQL that tells whether a stored row (alias `t`) is the staged row (alias `s`)
 /// byte for byte: its geometry and every property.
 pub fn same_row(p: &Plan) -> String {
-    let mut parts = vec![format!("t.{} IS s.geom", q(&p.target.geom_column))];
+    let mut parts: Vec<String> = p
+        .target
+        .geom_target()
+        .map(|g| format!("t.{g} IS s.geom"))
+        .into_iter()
+        .collect();
+    if parts.is_empty() && p.target.columns.is_empty() {
+        parts.push("1".into());
+    }
     parts.extend(
         p.target
             .columns
@@ -70,6 +81,14 @@ pub fn same_row(p: &Plan) -> String {
             .map(|(i, c)| format!("t.{} IS s.c{i}", q(&c.name))),
     );
     parts.join(" AND ")
+}
+
+/// SQL: the staged row (alias `s`) has the stored row's (alias `t`) geometry — an
+/// indexable join for content matching; always true for tables without geometry.
+pub fn same_geometry(p: &Plan) -> String {
+    p.target
+        .geom_target()
+        .map_or_else(|| "1".into(), |g| format!("s.geom = t.{g}"))
 }
 
 /// SQL for a stored row's key (alias `t`), as the staging table holds it.
@@ -233,7 +252,12 @@ fn stage_layer(
         municipality: opts.municipality.clone(),
         source_crs: p.source_epsg,
         target_crs: p.target.srs_id,
-        geometry_type: p.target.kind.gpkg_name().into(),
+        geometry_type: if p.target.has_geometry() {
+            p.target.kind.gpkg_name()
+        } else {
+            NO_GEOMETRY
+        }
+        .into(),
         added_columns: p.new_columns.iter().map(|c| c.name.clone()).collect(),
         keyed_by: p.key.as_ref().map(|k| {
             k.iter()
@@ -587,8 +611,8 @@ fn compare_attached(
             lr.added = lr.staged;
             if !opts.allow_duplicates {
                 let mut st = conn.prepare(&format!(
-                    "SELECT s.src_fid, t.{fid} FROM s{i} s JOIN {t} t ON s.geom = t.{g} AND {same} LIMIT {LISTED}",
-                    g = q(&p.target.geom_column)
+                    "SELECT s.src_fid, t.{fid} FROM s{i} s JOIN {t} t ON {g} AND {same} LIMIT {LISTED}",
+                    g = same_geometry(p)
                 ))?;
                 let copies: Vec<(i64, i64)> = st
                     .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -610,7 +634,7 @@ fn compare_attached(
             // Matched by key, or (without a key, in a scoped replace) by content.
             let on = match key {
                 Some(k) => format!("s.key = {}", key_of(p, k)),
-                None => format!("s.geom = t.{} AND {same}", q(&p.target.geom_column)),
+                None => format!("{} AND {same}", same_geometry(p)),
             };
             let matched = count(&format!(
                 "SELECT count(DISTINCT s.src_fid) FROM {t} t JOIN s{i} s ON {on} WHERE {scope}"

@@ -515,7 +515,7 @@ pub fn read_features(
     fids: Option<&[i64]>,
 ) -> Result<Vec<Feature>, rusqlite::Error> {
     let fid_col = q(def.fid_column.as_deref().unwrap_or("fid"));
-    let mut cols = vec![fid_col.clone(), q(&def.geom_column)];
+    let mut cols = vec![fid_col.clone(), def.geom_select()];
     cols.extend(def.columns.iter().map(|c| q(&c.name)));
     let filter = match fids {
         Some(list) => format!(

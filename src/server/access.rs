@@ -64,6 +64,22 @@ pub fn reader(
     Ok((who, layer))
 }
 
+/// A collection the caller may read that has tiles: one without geometry (an
+/// attributes-only table) has none.
+pub fn tiled(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(Caller, Arc<Snapshot>), Problem> {
+    let (who, layer) = reader(state, headers, id)?;
+    if !layer.def.has_geometry() {
+        return Err(Problem::not_found(format!(
+            "collection '{id}' is a table without geometry; it has features but no tiles"
+        )));
+    }
+    Ok((who, layer))
+}
+
 /// Which properties of which features the caller sees (internal ones: administrators
 /// on all features, a municipality's tokens on that municipality's features).
 pub fn audience(who: &Caller, layer: &Layer) -> Audience {

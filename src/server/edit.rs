@@ -1000,7 +1000,7 @@ fn feature_history(
     use crate::store::layer::q;
     let h = q(&crate::store::history::history_table(&def.table));
     let fid_col = q(def.fid_column.as_deref().unwrap_or("fid"));
-    let mut cols = vec![q(&def.geom_column)];
+    let mut cols = vec![def.geom_select()];
     cols.extend(def.columns.iter().map(|c| q(&c.name)));
     let exists: bool = conn.query_row(
         "SELECT count(*) FROM sqlite_master WHERE name = ?1",
@@ -1024,7 +1024,10 @@ fn feature_history(
     let sql = format!(
         "SELECT h.change_id, h.change_op, c.kind, c.actor, c.at, c.source, {} FROM {h} h JOIN nordgeo_changes c ON c.id = h.change_id
          WHERE h.{fid_col} = ?1 ORDER BY h.change_id, h.change_op DESC",
-        cols.iter().map(|c| format!("h.{c}")).collect::<Vec<_>>().join(", ")
+        cols.iter()
+            .map(|c| if c == "NULL" { c.clone() } else { format!("h.{c}") })
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let mut st = conn.prepare(&sql)?;
     let rows: Vec<(i64, String, Json, Option<Json>)> = st

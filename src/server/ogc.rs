@@ -116,7 +116,7 @@ pub fn collection_json(l: &Layer, b: &str) -> Json {
     if let Some((_, interval)) = temporal(l) {
         extent["temporal"] = json!({"interval": interval, "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"});
     }
-    json!({
+    let mut doc = json!({
         "id": id,
         "title": l.meta.title.clone().unwrap_or_else(|| id.clone()),
         "description": l.meta.description.clone().unwrap_or_default(),
@@ -136,7 +136,20 @@ pub fn collection_json(l: &Layer, b: &str) -> Json {
             {"rel": "describedby", "type": "application/json", "title": "Vector tiles (TileJSON)",
              "href": format!("{b}/collections/{id}/tiles/WebMercatorQuad/tilejson.json")},
         ],
-    })
+    });
+    if !l.def.has_geometry() {
+        // A table without geometry: features with "geometry": null, no extent, no CRS
+        // to choose, no tiles.
+        if let Some(o) = doc.as_object_mut() {
+            for k in ["crs", "storageCrs", "extent"] {
+                o.remove(k);
+            }
+        }
+        if let Some(links) = doc["links"].as_array_mut() {
+            links.retain(|k| !k["href"].as_str().is_some_and(|h| h.contains("/tiles")));
+        }
+    }
+    doc
 }
 
 /// The CRSs a collection can be read in: CRS84, the usual ones, and its storage CRS.

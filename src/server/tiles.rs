@@ -66,7 +66,7 @@ pub async fn collection_tile(
 ) -> Result<Response, Problem> {
     check_tms(&tms)?;
     let tile = parse_tile(&z, &y, &x)?;
-    let (_, layer) = super::access::reader(&state, &headers, &id)?;
+    let (_, layer) = super::access::tiled(&state, &headers, &id)?;
     let cat = state.catalog();
     let names: Arc<[String]> = Arc::from(vec![layer.def.table.clone()]);
     tile_response(&state, cat, names, tile, &headers, &uri).await
@@ -147,7 +147,7 @@ fn selected_layers(
         return Ok(cat
             .layers
             .iter()
-            .filter(|l| who.can_read(&l.def.table, &l.meta))
+            .filter(|l| who.can_read(&l.def.table, &l.meta) && l.def.has_geometry())
             .map(|l| l.def.table.clone())
             .collect());
     };
@@ -159,7 +159,12 @@ fn selected_layers(
                 super::problem::clip(n)
             )));
         };
-        super::access::readable(state, &who, n)?;
+        if !super::access::readable(state, &who, n)?.def.has_geometry() {
+            return Err(Problem::bad_request(format!(
+                "collections: '{}' is a table without geometry and has no tiles",
+                super::problem::clip(n)
+            )));
+        }
         wanted[i] = true;
     }
     if !wanted.contains(&true) {
@@ -588,7 +593,7 @@ pub async fn collection_tilejson(
 ) -> Result<Response, Problem> {
     check_tms(&tms)?;
     let base = state.base_url(&headers);
-    let (_, layer) = super::access::reader(&state, &headers, &id)?;
+    let (_, layer) = super::access::tiled(&state, &headers, &id)?;
     let url = format!("{base}/collections/{id}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}");
     Ok(super::json_body(
         &tilejson(&base, &[&layer], url, &id),

@@ -181,7 +181,7 @@ fn summary(full: &Json) -> Json {
 }
 
 fn find(state: &AppState, id: &str, headers: &HeaderMap) -> Result<Arc<Layer>, Problem> {
-    super::access::reader(state, headers, id).map(|(_, l)| l)
+    super::access::tiled(state, headers, id).map(|(_, l)| l)
 }
 
 /// The layers the caller may read.
@@ -191,7 +191,7 @@ fn readable_layers(state: &AppState, headers: &HeaderMap) -> Result<Vec<Arc<Laye
         .catalog()
         .layers
         .iter()
-        .filter(|l| who.can_read(&l.def.table, &l.meta))
+        .filter(|l| who.can_read(&l.def.table, &l.meta) && l.def.has_geometry())
         .cloned()
         .collect())
 }

@@ -74,10 +74,10 @@ pub fn history_table(layer: &str) -> String {
 }
 
 fn all_columns(def: &LayerDef) -> Vec<String> {
-    let mut cols = vec![
-        def.fid_column.clone().unwrap_or_else(|| "fid".into()),
-        def.geom_column.clone(),
-    ];
+    let mut cols = vec![def.fid_column.clone().unwrap_or_else(|| "fid".into())];
+    if def.has_geometry() {
+        cols.push(def.geom_column.clone());
+    }
     cols.extend(def.columns.iter().map(|c| c.name.clone()));
     cols
 }
@@ -100,11 +100,13 @@ pub fn ensure_history_table(conn: &Connection, def: &LayerDef) -> rusqlite::Resu
     )?;
     if !exists {
         let mut ddl = format!(
-            "CREATE TABLE {} (change_id INTEGER NOT NULL, change_op TEXT NOT NULL, {} INTEGER, {} BLOB",
+            "CREATE TABLE {} (change_id INTEGER NOT NULL, change_op TEXT NOT NULL, {} INTEGER",
             q(&t),
             q(def.fid_column.as_deref().unwrap_or("fid")),
-            q(&def.geom_column)
         );
+        if let Some(g) = def.geom_target() {
+            ddl.push_str(&format!(", {g} BLOB"));
+        }
         for c in &def.columns {
             ddl.push_str(&format!(", {} {}", q(&c.name), c.decl_type));
         }

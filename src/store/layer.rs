@@ -59,7 +59,7 @@ impl Column {
 pub struct LayerDef {
     /// Table name.
     pub table: String,
-    /// Geometry column name.
+    /// Geometry column name; empty for an attributes-only table (a Kita contact list).
     pub geom_column: String,
     /// The INTEGER PRIMARY KEY column, if the table has one.
     pub fid_column: Option<String>,
@@ -82,6 +82,26 @@ pub struct LayerDef {
 }
 
 impl LayerDef {
+    /// Whether the table has a geometry column (`gpkg_contents.data_type = 'features'`).
+    pub fn has_geometry(&self) -> bool {
+        !self.geom_column.is_empty()
+    }
+
+    /// The geometry column for a SELECT list: the quoted column, or NULL for an
+    /// attributes-only table.
+    pub fn geom_select(&self) -> String {
+        if self.has_geometry() {
+            q(&self.geom_column)
+        } else {
+            "NULL".into()
+        }
+    }
+
+    /// The geometry column, when the table has one, for INSERT and UPDATE lists.
+    pub fn geom_target(&self) -> Option<String> {
+        self.has_geometry().then(|| q(&self.geom_column))
+    }
+
     /// Whether two definitions describe the same table layout (the extent, which every
     /// edit may change, is left out).
     pub fn same_shape(&self, o: &LayerDef) -> bool {
@@ -170,11 +190,18 @@ pub fn define_crs(conn: &Connection, defs: &[LayerDef]) -> rusqlite::Result<()> 
 
 /// Lists the feature layers of a GeoPackage in gpkg_contents order.
 pub fn feature_layers(conn: &Connection) -> rusqlite::Result<Vec<LayerDef>> {
+    // Attributes-only tables are layers without geometry; the tables other software
+    // keeps there (QGIS's layer_styles, nordgeo's own) are not.
     let mut stmt = conn.prepare(
-        "SELECT c.table_name, g.column_name, g.geometry_type_name, g.z, g.m, g.srs_id,
+        "SELECT c.table_name, coalesce(g.column_name, ''), coalesce(g.geometry_type_name, 'GEOMETRY'),
+                coalesce(g.z, 0), coalesce(g.m, 0), coalesce(g.srs_id, 4326),
                 c.identifier, c.description, c.min_x, c.min_y, c.max_x, c.max_y
-         FROM gpkg_contents c JOIN gpkg_geometry_columns g ON g.table_name = c.table_name
-         WHERE c.data_type = 'features' ORDER BY c.rowid",
+         FROM gpkg_contents c LEFT JOIN gpkg_geometry_columns g ON g.table_name = c.table_name
+         WHERE (c.data_type = 'features' AND g.table_name IS NOT NULL)
+            OR (c.data_type = 'attributes' AND substr(c.table_name, 1, 8) <> 'nordgeo_'
+                AND substr(c.table_name, 1, 5) <> 'gpkg_'
+                AND c.table_name NOT IN ('layer_styles', 'qgis_projects'))
+         ORDER BY c.rowid",
     )?;
     let rows = stmt.query_map([], |r| {
         let b: [Option<f64>; 4] = [r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?];
@@ -295,12 +322,17 @@ pub fn valid_decl_type(t: &str) -> bool {
 pub fn create_feature_table(conn: &Connection, def: &LayerDef) -> rusqlite::Result<()> {
     let fid = def.fid_column.as_deref().unwrap_or("fid");
     let mut ddl = format!(
-        "CREATE TABLE {} ({} INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, {} {}",
+        "CREATE TABLE {} ({} INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL",
         q(&def.table),
         q(fid),
-        q(&def.geom_column),
-        def.kind.gpkg_name()
     );
+    if def.has_geometry() {
+        ddl.push_str(&format!(
+            ", {} {}",
+            q(&def.geom_column),
+            def.kind.gpkg_name()
+        ));
+    }
     for c in &def.columns {
         ddl.push_str(&format!(", {} {}", q(&c.name), c.decl_type));
         if c.not_null {
@@ -309,6 +341,18 @@ pub fn create_feature_table(conn: &Connection, def: &LayerDef) -> rusqlite::Resu
     }
     ddl.push(')');
     conn.execute_batch(&ddl)?;
+    if !def.has_geometry() {
+        conn.execute(
+            "INSERT INTO gpkg_contents (table_name, data_type, identifier, description)
+             VALUES (?1, 'attributes', ?2, ?3)",
+            params![
+                def.table,
+                def.identifier.as_deref().unwrap_or(&def.table),
+                def.description.as_deref().unwrap_or(""),
+            ],
+        )?;
+        return Ok(());
+    }
     conn.execute(
         "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, srs_id)
          VALUES (?1, 'features', ?2, ?3, ?4)",
@@ -343,6 +387,9 @@ pub fn register_geometry_types<'a>(
     def: &LayerDef,
     names: impl IntoIterator<Item = &'a str>,
 ) -> rusqlite::Result<()> {
+    if !def.has_geometry() {
+        return Ok(());
+    }
     let mut all: Vec<&str> = names.into_iter().collect();
     if def.kind.is_curve() {
         all.push(def.kind.gpkg_name());
@@ -365,6 +412,9 @@ pub fn rtree_name(def: &LayerDef) -> String {
 
 /// Fills the R-tree from the table in one statement (after a bulk load).
 pub fn load_rtree(conn: &Connection, def: &LayerDef) -> rusqlite::Result<()> {
+    if !def.has_geometry() {
+        return Ok(());
+    }
     let (t, c, i) = names(def);
     conn.execute_batch(&format!(
         "INSERT OR REPLACE INTO {rt} SELECT {i}, ST_MinX({c}), ST_MaxX({c}), ST_MinY({c}), ST_MaxY({c})
@@ -387,6 +437,9 @@ const TRIGGERS: [&str; 7] = [
 
 /// Drops the R-tree triggers (before a bulk rewrite of a layer).
 pub fn drop_rtree_triggers(conn: &Connection, def: &LayerDef) -> rusqlite::Result<()> {
+    if !def.has_geometry() {
+        return Ok(());
+    }
     for t in TRIGGERS {
         conn.execute_batch(&format!(
             "DROP TRIGGER IF EXISTS {}",
@@ -398,6 +451,9 @@ pub fn drop_rtree_triggers(conn: &Connection, def: &LayerDef) -> rusqlite::Resul
 
 /// Creates the GeoPackage 1.4 R-tree trigger set.
 pub fn create_rtree_triggers(conn: &Connection, def: &LayerDef) -> rusqlite::Result<()> {
+    if !def.has_geometry() {
+        return Ok(());
+    }
     let (t, c, i) = names(def);
     let rt = rtree_name(def);
     let tr = |n: &str| q(&format!("{rt}_{n}"));
@@ -441,6 +497,9 @@ pub fn create_rtree_triggers(conn: &Connection, def: &LayerDef) -> rusqlite::Res
 
 /// Recomputes a layer's exact extent from its geometries and writes it to gpkg_contents.
 pub fn refresh_contents(conn: &Connection, def: &LayerDef) -> rusqlite::Result<Option<Bbox>> {
+    if !def.has_geometry() {
+        return Ok(None);
+    }
     let (t, c, _) = names(def);
     let b: [Option<f64>; 4] = conn.query_row(
         &format!(

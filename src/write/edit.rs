@@ -2,11 +2,11 @@
 //! deleted in one transaction, checked like an import, recorded in the change log with
 //! the rows it replaced, so every edit is attributable and can be undone.
 
-use crate::audience::Audience;
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, TransactionBehavior};
 use serde_json::{Map, Value as Json};
 
+use crate::audience::Audience;
 use crate::crs;
 use crate::geom::{GeometryKind, bbox_of, geojson, gpkg, wkb};
 use crate::import::check::{GeomRules, check_geometry};
@@ -179,6 +179,12 @@ fn geometry_blob(e: &Edit, v: &Json) -> Result<Option<Vec<u8>>, EditError> {
     if v.is_null() {
         return Ok(None);
     }
+    if !e.def.has_geometry() {
+        return Err(invalid(format!(
+            "'{}' is a table without geometry; send \"geometry\": null",
+            e.def.table
+        )));
+    }
     let mut g = geojson::parse(v).map_err(|m| invalid(format!("geometry: {m}")))?;
     if e.body_north_first {
         crate::index::for_each_coord_mut(&mut g, &mut |c| std::mem::swap(&mut c.x, &mut c.y));
@@ -210,7 +216,7 @@ fn read_row(
     def: &LayerDef,
     fid: i64,
 ) -> Result<Option<Row>, EditError> {
-    let mut cols = vec![q(&def.geom_column)];
+    let mut cols = vec![def.geom_select()];
     cols.extend(def.columns.iter().map(|c| q(&c.name)));
     let sql = format!(
         "SELECT {} FROM {} WHERE {} = ?1",
@@ -344,6 +350,22 @@ fn new_row(e: &Edit, current: Option<&Row>) -> Result<Row, EditError> {
     Ok((geometry, values))
 }
 
+/// The columns of a row and their values, the geometry first when the table has one.
+fn row_columns(
+    def: &LayerDef,
+    geom: &Option<Vec<u8>>,
+    values: &[Value],
+) -> (Vec<String>, Vec<Value>) {
+    let mut cols: Vec<String> = def.geom_target().into_iter().collect();
+    let mut args: Vec<Value> = Vec::with_capacity(values.len() + 1);
+    if def.has_geometry() {
+        args.push(geom.clone().map_or(Value::Null, Value::Blob));
+    }
+    cols.extend(def.columns.iter().map(|c| q(&c.name)));
+    args.extend(values.iter().cloned());
+    (cols, args)
+}
+
 /// Runs one edit in its own transaction.
 pub fn apply(store: &Store, e: &Edit) -> Result<Outcome, EditError> {
     let conn = store.conn();
@@ -447,11 +469,8 @@ pub fn apply(store: &Store, e: &Edit) -> Result<Outcome, EditError> {
             fid
         }
         (Op::Create, Some((geom, values))) => {
-            let mut cols = vec![q(&def.geom_column)];
-            cols.extend(def.columns.iter().map(|c| q(&c.name)));
+            let (cols, args) = row_columns(def, geom, values);
             let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-            let mut args: Vec<Value> = vec![geom.clone().map_or(Value::Null, Value::Blob)];
-            args.extend(values.iter().cloned());
             tx.execute(
                 &format!(
                     "INSERT INTO {table} ({}) VALUES ({})",
@@ -463,15 +482,12 @@ pub fn apply(store: &Store, e: &Edit) -> Result<Outcome, EditError> {
             tx.last_insert_rowid()
         }
         (Op::Replace(fid) | Op::Patch(fid), Some((geom, values))) => {
-            let mut sets = vec![format!("{} = ?1", q(&def.geom_column))];
-            sets.extend(
-                def.columns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| format!("{} = ?{}", q(&c.name), i + 2)),
-            );
-            let mut args: Vec<Value> = vec![geom.clone().map_or(Value::Null, Value::Blob)];
-            args.extend(values.iter().cloned());
+            let (cols, mut args) = row_columns(def, geom, values);
+            let sets: Vec<String> = cols
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c} = ?{}", i + 1))
+                .collect();
             args.push(Value::Integer(fid));
             tx.execute(
                 &format!(

@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use crate::import::stage::{key_of, same_row, scope};
+use crate::import::stage::{key_of, same_geometry, same_row, scope};
 use crate::import::{ImportError, ImportOptions, ImportReport, LayerReport, Mode, Plan, Staged};
 use crate::store::functions::slug;
 use crate::store::history::{self, ChangeMeta};
@@ -121,7 +121,7 @@ fn merge_layer(
     let t = &p.target;
     let table = q(&t.table);
     let fid = q(t.fid_column.as_deref().unwrap_or("fid"));
-    let geom = q(&t.geom_column);
+    let geom = t.geom_target();
     let cols: Vec<String> = t.columns.iter().map(|c| q(&c.name)).collect();
     let staged_cols: Vec<String> = (0..cols.len()).map(|c| format!("c{c}")).collect();
     let list = |first: &str, v: &[String]| -> String {
@@ -202,8 +202,20 @@ fn merge_layer(
             tx.execute(
                 &format!(
                     "INSERT INTO {table} ({}) SELECT {} FROM st.s{i} ORDER BY src_fid",
-                    list(&format!("{fid}, {geom}"), &cols),
-                    list("src_fid, geom", &staged_cols)
+                    list(
+                        &geom
+                            .as_ref()
+                            .map_or_else(|| fid.clone(), |g| format!("{fid}, {g}")),
+                        &cols
+                    ),
+                    list(
+                        if geom.is_some() {
+                            "src_fid, geom"
+                        } else {
+                            "src_fid"
+                        },
+                        &staged_cols
+                    )
                 ),
                 [],
             )?;
@@ -239,7 +251,7 @@ fn merge_layer(
         Merge::Match => {
             let on = match &p.key {
                 Some(k) => format!("s.key = {}", key_of(p, k)),
-                None => format!("s.geom = t.{geom} AND {}", same_row(p)),
+                None => format!("{} AND {}", same_geometry(p), same_row(p)),
             };
             tx.execute_batch("DROP TABLE IF EXISTS temp.nordgeo_match")?;
             // One stored feature per staged feature and the other way round.
@@ -292,7 +304,9 @@ fn merge_layer(
                 format!("{fid} IN (SELECT fid FROM temp.nordgeo_match WHERE NOT same)");
             if changed > 0 {
                 history::save_removed(tx, t, change, &changed_filter, &[])?;
-                let sets: Vec<String> = std::iter::once(format!("{geom} = s.geom"))
+                let sets: Vec<String> = geom
+                    .iter()
+                    .map(|g| format!("{g} = s.geom"))
                     .chain(
                         cols.iter()
                             .zip(&staged_cols)
@@ -356,10 +370,15 @@ fn insert_unmatched(
         [&t.table],
         |r| r.get(0),
     )?;
-    let cols: Vec<String> = std::iter::once(q(&t.geom_column))
+    let cols: Vec<String> = t
+        .geom_target()
+        .into_iter()
         .chain(t.columns.iter().map(|c| q(&c.name)))
         .collect();
-    let staged: Vec<String> = std::iter::once("geom".to_string())
+    let staged: Vec<String> = t
+        .has_geometry()
+        .then(|| "geom".to_string())
+        .into_iter()
         .chain((0..t.columns.len()).map(|c| format!("c{c}")))
         .collect();
     let filter = if only_unmatched {
