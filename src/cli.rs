@@ -374,6 +374,11 @@ fn settings(file: Option<&Path>, flags: &ServeFlags) -> Result<crate::config::Se
     if let Some(v) = num("NORDGEO_HEADER_TIMEOUT_S")? {
         srv.header_timeout_s = v;
     }
+    if let Some(v) = env("NORDGEO_ARC_TOLERANCE_M") {
+        srv.arc_tolerance_m = v
+            .parse()
+            .map_err(|_| format!("NORDGEO_ARC_TOLERANCE_M='{v}' is not a number of metres"))?;
+    }
     if let Some(v) = env("NORDGEO_METRICS_BIND") {
         srv.metrics_bind = Some(v.parse().map_err(|_| {
             format!("NORDGEO_METRICS_BIND='{v}' is not an address like 127.0.0.1:9090")
@@ -1022,6 +1027,7 @@ fn serve(
         }
         Err(e) => return Err(e.to_string()),
     }
+    crate::geom::wkb::set_arc_tolerance_m(s.server.arc_tolerance_m);
     let started = std::time::Instant::now();
     let live = crate::catalog::Live::open(store_path).map_err(|e| e.to_string())?;
     let catalog = live.catalog();

@@ -75,6 +75,9 @@ pub struct ServerSettings {
     /// A separate address serving `/metrics` without a token (on the main address it
     /// needs an admin token).
     pub metrics_bind: Option<SocketAddr>,
+    /// The largest distance, in metres of the storage CRS, between a circular arc and
+    /// the chords that stand in for it where output cannot carry arcs (GeoJSON, tiles).
+    pub arc_tolerance_m: f64,
 }
 
 impl Default for ServerSettings {
@@ -94,6 +97,7 @@ impl Default for ServerSettings {
             max_connections: 4096,
             header_timeout_s: 10,
             metrics_bind: None,
+            arc_tolerance_m: 0.01,
         }
     }
 }
@@ -206,6 +210,12 @@ impl Settings {
             return Err(ConfigError::Invalid(
                 "server.import_timeout_s must be a number of seconds above 0".into(),
             ));
+        }
+        if !(s.arc_tolerance_m >= 0.0001 && s.arc_tolerance_m <= 10.0) {
+            return Err(ConfigError::Invalid(format!(
+                "server.arc_tolerance_m = {} must lie between 0.0001 and 10 (metres)",
+                s.arc_tolerance_m
+            )));
         }
         if s.max_connections == 0 || s.header_timeout_s == 0 {
             return Err(ConfigError::Invalid(

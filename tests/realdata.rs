@@ -215,6 +215,22 @@ fn arcs_are_kept_exactly_and_served_within_a_centimetre() {
             .expect("check_arcs runs");
         assert!(o.status.success(), "{name}: {}", text(&o));
     }
+    // A finer tolerance from the configuration is kept too (the default one is not).
+    let cfg = tmp.path().join("fine.toml");
+    std::fs::write(&cfg, "[server]\narc_tolerance_m = 0.002\n").unwrap();
+    let fine = serve(&store, &["--config", cfg.to_str().unwrap()]);
+    let arcs = |base: &str, tol: &str| {
+        Command::new(venv_python())
+            .arg(root().join("tests/tools/check_arcs.py"))
+            .arg(base)
+            .arg(dir.join("manifest.json"))
+            .args(["kreise", tol])
+            .output()
+            .expect("check_arcs runs")
+    };
+    let o = arcs(&fine.base, "0.002");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!arcs(&srv.base, "0.002").status.success());
     // Tiles carry the linearized curves too: the tile under the first circle's centre.
     let fc = get(
         &format!("{}/collections/kreise/items?limit=1", srv.base),
