@@ -21,6 +21,9 @@ use crate::store::{Store, StoreError};
 /// The geometry type reported for a table without geometry.
 pub const NO_GEOMETRY: &str = "NONE";
 
+/// Rows handed to the staging writer at a time (a few MB of parcels).
+const BATCH: usize = 512;
+
 /// Rejected features listed by name in a report; the rest are counted by kind.
 const LISTED: usize = 100;
 
@@ -297,8 +300,30 @@ fn stage_layer(
         if n > 0 { ", " } else { "" },
         marks.join(", ")
     );
-    conn.execute_batch("BEGIN").map_err(staging)?;
-    let mut insert = conn.prepare(&sql).map_err(staging)?;
+    // Checking and writing run on both cores: this thread reads and checks, a writer
+    // with its own connection to the staging file inserts what passed, in batches.
+    let writer_conn = Connection::open(conn.path().unwrap_or_default()).map_err(staging)?;
+    writer_conn
+        .execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
+        .map_err(staging)?;
+    let _watch_writer = opts.budget.watch(&writer_conn);
+    let (batches, received) = std::sync::mpsc::sync_channel::<Vec<Vec<Value>>>(4);
+    let writer = std::thread::Builder::new()
+        .name("import-staging".into())
+        .spawn(move || -> rusqlite::Result<()> {
+            writer_conn.execute_batch("BEGIN")?;
+            {
+                let mut insert = writer_conn.prepare(&sql)?;
+                for batch in received {
+                    for row in batch {
+                        insert.execute(rusqlite::params_from_iter(row.iter()))?;
+                    }
+                }
+            }
+            writer_conn.execute_batch("COMMIT")
+        })
+        .map_err(|e| ImportError::Plan(format!("cannot start the staging writer: {e}")))?;
+    let mut batch: Vec<Vec<Value>> = Vec::with_capacity(BATCH);
     let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
     let mut bbox: Option<Bbox> = None;
     let mut implausible: Option<Bbox> = None;
@@ -313,8 +338,7 @@ fn stage_layer(
                 && b[3] >= e[1] - distance
         })
     };
-    let mut params: Vec<Value> = Vec::with_capacity(n + 3);
-    src.try_for_each(&p.source, |f| -> Result<(), ImportError> {
+    let read = src.try_for_each(&p.source, |f| -> Result<(), ImportError> {
         bar.inc(1);
         lr.features += 1;
         let mut reasons: Vec<(&str, String)> = Vec::new();
@@ -437,18 +461,31 @@ fn stage_layer(
             reject(&mut lr, f.fid, kind, text.join("; "));
             return Ok(());
         }
-        params.clear();
-        params.push(Value::Integer(f.fid));
-        params.push(Value::Null);
-        params.push(blob.map(Value::Blob).unwrap_or(Value::Null));
-        params.extend(values);
-        insert
-            .execute(rusqlite::params_from_iter(params.iter()))
-            .map_err(staging)?;
+        let mut row = Vec::with_capacity(n + 3);
+        row.push(Value::Integer(f.fid));
+        row.push(Value::Null);
+        row.push(blob.map(Value::Blob).unwrap_or(Value::Null));
+        row.extend(values);
+        batch.push(row);
+        if batch.len() == BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            // A closed channel means the writer failed: its error is reported below.
+            if batches.send(full).is_err() {
+                return Err(ImportError::Plan("the staging writer stopped".into()));
+            }
+        }
         Ok(())
-    })?;
-    drop(insert);
-    conn.execute_batch("COMMIT").map_err(staging)?;
+    });
+    if read.is_ok() && !batch.is_empty() {
+        let _ = batches.send(std::mem::take(&mut batch));
+    }
+    drop(batches);
+    let written = writer
+        .join()
+        .map_err(|_| ImportError::Plan("the staging writer panicked".into()))?;
+    // The writer's error (disk full, interrupted) explains a stopped reader best.
+    written.map_err(staging)?;
+    read?;
     if let Some(b) = implausible {
         let hint = match crs::check_plausible(p.source_epsg, b) {
             Err(crs::Implausible {
@@ -504,10 +541,17 @@ fn stage_layer(
             );
         }
     }
-    conn.execute_batch(&format!(
-        "CREATE INDEX s{i}_key ON s{i} (key); CREATE INDEX s{i}_geom ON s{i} (geom);"
-    ))
-    .map_err(staging)?;
+    // The indexes serve matching against stored features; a layer written anew (create,
+    // a whole-layer replace without key) matches nothing, and indexing a million
+    // geometries would cost more than writing them.
+    let rewrite = opts.mode == Mode::Create
+        || (opts.mode == Mode::Replace && p.key.is_none() && opts.municipality.is_none());
+    if !rewrite {
+        conn.execute_batch(&format!(
+            "CREATE INDEX s{i}_key ON s{i} (key); CREATE INDEX s{i}_geom ON s{i} (geom);"
+        ))
+        .map_err(staging)?;
+    }
     if p.promoted {
         lr.warnings.push(format!(
             "the file's layer is declared {} but holds {}s: the new layer is {}, and {} single geometries are stored as one-part {}s",

@@ -32,8 +32,7 @@ pub fn run(store_path: &Path, opts: &ImportOptions) -> Result<ImportReport, Impo
             if opts.dry_run {
                 return Ok(staged.report);
             }
-            let store = Store::create(store_path)?;
-            apply(&store, staged, opts)
+            create_store(store_path, staged, opts)
         })
     } else {
         Err(StoreError::NotFound(store_path.into()).into())
@@ -50,6 +49,42 @@ pub fn run_on(store: &Store, opts: &ImportOptions) -> Result<ImportReport, Impor
         }
         apply(store, staged, opts)
     })
+}
+
+/// A new store is built whole in a file beside it and put in place once complete: its
+/// one big import is written once, without a journal, and a failure or a kill leaves
+/// no half-made store behind (only the hidden file, removed on failure).
+fn create_store(
+    store_path: &Path,
+    staged: Staged,
+    opts: &ImportOptions,
+) -> Result<ImportReport, ImportError> {
+    let io = |e: std::io::Error| StoreError::Io {
+        path: store_path.into(),
+        msg: e.to_string(),
+    };
+    let dir = match store_path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".nordgeo-new-")
+        .suffix(".gpkg")
+        .tempfile_in(dir)
+        .map_err(io)?
+        .into_temp_path();
+    // Store::create makes the file itself.
+    std::fs::remove_file(&tmp).map_err(io)?;
+    let report = {
+        let store = Store::create(&tmp)?;
+        store.begin_bulk()?;
+        let report = apply(&store, staged, opts)?;
+        store.finish_bulk()?;
+        report
+    };
+    // A link, unlike a rename, never replaces a store that appeared meanwhile.
+    std::fs::hard_link(&tmp, store_path).map_err(io)?;
+    Ok(report)
 }
 
 /// Whatever was interrupted (reading the file or writing), the budget says why.
