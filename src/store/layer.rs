@@ -405,6 +405,10 @@ pub fn register_geometry_types<'a>(
     Ok(())
 }
 
+/// Most features whose R-tree is packed in memory (about 40 bytes each); beyond, boxes
+/// are inserted one by one and memory stays flat.
+const PACKED_RTREE_MAX: i64 = 5_000_000;
+
 /// The R-tree table name of a layer.
 pub fn rtree_name(def: &LayerDef) -> String {
     format!("rtree_{}_{}", def.table, def.geom_column)
@@ -416,6 +420,26 @@ pub fn load_rtree(conn: &Connection, def: &LayerDef) -> rusqlite::Result<()> {
         return Ok(());
     }
     let (t, c, i) = names(def);
+    let rt = rtree_name(def);
+    let empty: bool = conn.query_row(
+        &format!("SELECT NOT EXISTS (SELECT 1 FROM {})", q(&rt)),
+        [],
+        |r| r.get(0),
+    )?;
+    let rows: i64 = conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))?;
+    if empty && rows <= PACKED_RTREE_MAX {
+        let mut st = conn.prepare(&format!("SELECT {i}, {c} FROM {t} WHERE {c} NOT NULL"))?;
+        let mut entries = Vec::with_capacity(rows as usize);
+        let mut it = st.query([])?;
+        while let Some(r) = it.next()? {
+            if let rusqlite::types::ValueRef::Blob(b) = r.get_ref(1)?
+                && let Some(e) = crate::geom::gpkg::envelope(b)
+            {
+                entries.push((r.get::<_, i64>(0)?, e));
+            }
+        }
+        return super::packed_rtree::load(conn, &rt, entries);
+    }
     conn.execute_batch(&format!(
         "INSERT OR REPLACE INTO {rt} SELECT {i}, ST_MinX({c}), ST_MaxX({c}), ST_MinY({c}), ST_MaxY({c})
          FROM {t} WHERE {c} NOT NULL AND NOT ST_IsEmpty({c})",

@@ -9,6 +9,7 @@ pub mod capture;
 pub mod functions;
 pub mod history;
 pub mod layer;
+pub mod packed_rtree;
 pub mod schema;
 
 use std::path::{Path, PathBuf};
@@ -230,10 +231,8 @@ impl Store {
             .conn
             .query_row("PRAGMA journal_mode = OFF", [], |r| r.get(0))
             .map_err(|e| self.err(e))?;
-        // A larger page cache keeps the growing R-tree's nodes in memory instead of
-        // spilling and re-reading them (a third of a big import's time otherwise).
         self.conn
-            .execute_batch("PRAGMA synchronous = OFF; PRAGMA cache_size = -196608;")
+            .execute_batch("PRAGMA synchronous = OFF;")
             .map_err(|e| self.err(e))
     }
 
@@ -241,7 +240,7 @@ impl Store {
     pub fn finish_bulk(&self) -> Result<(), StoreError> {
         let err = |e| self.err(e);
         self.conn
-            .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;")
+            .execute_batch("PRAGMA synchronous = NORMAL;")
             .map_err(err)?;
         let _: String = self
             .conn
