@@ -1058,7 +1058,19 @@ fn serve(
         header_timeout: std::time::Duration::from_secs(srv.header_timeout_s),
         metrics_bind: srv.metrics_bind,
     };
-    let state = Arc::new(server::AppState::new(config, live));
+    // A damaged or missing archive stops the start, naming it.
+    let mut archives = server::archives::Archives::new();
+    for (name, a) in &s.archives {
+        let opened =
+            crate::archives::live::LiveArchive::open(name, &a.path).map_err(|e| e.to_string())?;
+        archives.insert(name.clone(), Arc::new(opened));
+    }
+    let state = Arc::new(server::AppState::new(
+        config,
+        live,
+        archives,
+        s.portal.clone(),
+    ));
     state.set_tokens(server::watch::token_table(&store));
     server::watch::spawn(state.clone(), store_path.to_path_buf());
     let rt = tokio::runtime::Builder::new_multi_thread()

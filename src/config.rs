@@ -172,6 +172,21 @@ pub struct Settings {
     pub server: ServerSettings,
     /// Layer settings by layer name.
     pub layers: BTreeMap<String, LayerSettings>,
+    /// Tile archives (PMTiles, MBTiles) served at `/archives/{name}/…`.
+    pub archives: BTreeMap<String, crate::archives::ArchiveSettings>,
+    /// The citizens' portal.
+    pub portal: PortalSettings,
+}
+
+/// `[portal]`: what the portal map draws underneath the municipal layers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalSettings {
+    /// The archive (a name under `[archives]`) the portal map uses as its basemap.
+    pub basemap: Option<String>,
+    /// Its schema: `openmaptiles`, `shortbread`, or `raster` (raster archives need not
+    /// say so).
+    pub basemap_schema: Option<String>,
 }
 
 impl Settings {
@@ -210,6 +225,27 @@ impl Settings {
             return Err(ConfigError::Invalid(
                 "server.import_timeout_s must be a number of seconds above 0".into(),
             ));
+        }
+        for name in self.archives.keys() {
+            if !crate::store::layer::valid_name(name) {
+                return Err(ConfigError::Invalid(format!(
+                    "archives.{name}: an archive name is letters, digits and '_' (it is part of URLs)"
+                )));
+            }
+        }
+        if let Some(b) = &self.portal.basemap
+            && !self.archives.contains_key(b)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "portal.basemap = '{b}' names no archive; add [archives.{b}] with path = \"FILE.pmtiles\""
+            )));
+        }
+        if let Some(s) = &self.portal.basemap_schema
+            && !["openmaptiles", "shortbread", "raster"].contains(&s.as_str())
+        {
+            return Err(ConfigError::Invalid(format!(
+                "portal.basemap_schema = '{s}': use openmaptiles, shortbread or raster"
+            )));
         }
         if !(s.arc_tolerance_m >= 0.0001 && s.arc_tolerance_m <= 10.0) {
             return Err(ConfigError::Invalid(format!(

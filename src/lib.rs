@@ -6,6 +6,7 @@
 //! Every write goes through `write` (and `import`) -> `store` (one SQLite transaction
 //! with history); the store's change capture brings it back to every `catalog`.
 
+pub mod archives;
 pub mod audience;
 pub mod auth;
 pub mod catalog;
@@ -22,6 +23,7 @@ pub mod import;
 pub mod index;
 pub mod municipality;
 pub mod server;
+pub mod sprites;
 pub mod store;
 pub mod tiles;
 pub mod write;

@@ -28,8 +28,11 @@
         {id: 'parking', label: 'Parkplätze'},
         {id: 'childcare', label: 'Kitas'},
         {id: 'parcels', label: 'Flurstücke', hint: 'ab Zoomstufe 15'},
-        {id: 'municipalities', label: 'Gemeindegrenzen'}
+        {id: 'municipalities', label: 'Gemeindegrenzen'},
+        {id: 'basemap', label: 'Hintergrundkarte'}
     ];
+    // The first view of a municipality shows its Kitas (from z9) and parking (from z10).
+    const MUNICIPALITY_MIN_ZOOM = 10;
     const DIFFICULTY = {easy: 'leicht', medium: 'mittel', hard: 'schwer'};
     const SURFACE = {
         asphalt: 'Asphalt', paved: 'befestigt', compacted: 'verdichteter Weg', fine_gravel: 'Feinschotter',
@@ -145,6 +148,10 @@
         return v === true || v === 'true' || v === 1 || v === '1';
     }
 
+    function isTouch() {
+        return typeof window.matchMedia === 'function' && window.matchMedia('(pointer: coarse)').matches;
+    }
+
     // ---------- DOM helpers ----------
 
     function h(tag, attrs, children) {
@@ -178,7 +185,9 @@
             layers: d.layers ? d.layers.split(',').map((s) => s.trim()).filter(Boolean) : null,
             height: d.height || '',
             controls: (d.controls || 'auto').trim(),
-            cooperativeGestures: isTrue(d.cooperativeGestures),
+            // On touch screens one finger scrolls the page and two move the map, unless the
+            // page says otherwise; with a mouse the wheel zooms unless the page asks.
+            cooperativeGestures: d.cooperativeGestures === undefined ? isTouch() : isTrue(d.cooperativeGestures),
             label: d.label || 'Karte mit Wanderwegen, Parkplätzen und Kitas',
             center: null,
             zoom: null
@@ -251,6 +260,10 @@
                 map.fitBounds(view.bounds, {padding: {top: pad, bottom: pad, right: pad, left: pad + this.panelBody.parentNode.getBoundingClientRect().width}, duration: 0});
             }
             await new Promise((resolve) => map.once('load', resolve));
+            if (view.municipality && map.getZoom() < MUNICIPALITY_MIN_ZOOM) {
+                map.jumpTo({center: view.centre, zoom: MUNICIPALITY_MIN_ZOOM});
+            }
+            this.dropAbsentGroups();
             this.addNearLayers();
             this.applyInitialLayers();
             this.fillLegend();
@@ -273,7 +286,8 @@
                     const f = fc.features && fc.features[0];
                     if (f && f.geometry) {
                         const b = f.bbox && f.bbox.length === 4 ? f.bbox : geometryBounds(f.geometry);
-                        return {bounds: [[b[0], b[1]], [b[2], b[3]]]};
+                        return {bounds: [[b[0], b[1]], [b[2], b[3]]], municipality: true,
+                            centre: [(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]};
                     }
                     console.warn(`nordgeo widget: no municipality named "${opts.municipality}"; showing the whole area`);
                 } catch (e) {
@@ -349,6 +363,17 @@
                 .map((l) => l.id);
         }
 
+        // The style holds only what this caller may read: a group without layers (a
+        // restricted collection) leaves the list.
+        dropAbsentGroups() {
+            for (const g of GROUPS) {
+                if (this.groupLayers(g.id).length > 0) continue;
+                const cb = this.checkboxes[g.id];
+                if (cb) cb.closest('li').remove();
+                delete this.checkboxes[g.id];
+            }
+        }
+
         setGroupVisible(group, visible) {
             for (const id of this.groupLayers(group)) this.map.setLayoutProperty(id, 'visibility', visible ? 'visible' : 'none');
             if (this.checkboxes[group]) this.checkboxes[group].checked = visible;
@@ -359,7 +384,11 @@
 
         applyInitialLayers() {
             if (!this.opts.layers) return;
-            for (const g of GROUPS) this.setGroupVisible(g.id, this.opts.layers.includes(g.id));
+            for (const g of GROUPS) {
+                // The basemap stays unless the page names it among the layers to leave out.
+                if (g.id === 'basemap' || !this.checkboxes[g.id]) continue;
+                this.setGroupVisible(g.id, this.opts.layers.includes(g.id));
+            }
         }
 
         fillLegend() {

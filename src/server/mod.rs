@@ -1,6 +1,7 @@
 //! The HTTP server: axum router, shared state, absolute links.
 
 pub mod access;
+pub mod archives;
 pub mod assets;
 pub mod audit;
 pub mod crs_out;
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod ogc;
 pub mod params;
 pub mod portal;
+pub mod portal_style;
 pub mod problem;
 pub mod query;
 pub mod tiles;
@@ -101,17 +103,32 @@ pub struct AppState {
     pub upload_slots: Arc<tokio::sync::Semaphore>,
     /// Records answers that show owner data.
     pub access_log: audit::AccessLog,
+    /// Tile archives by name.
+    pub archives: archives::Archives,
+    /// The portal's settings.
+    pub portal: crate::config::PortalSettings,
+    /// Sprite sheets by (folder, pixel ratio), made on first request.
+    pub sprites: moka::sync::Cache<(String, u32), Arc<crate::sprites::Sheet>>,
 }
 
 impl AppState {
     /// New state around the live catalog.
-    pub fn new(config: ServerConfig, live: Arc<Live>) -> Self {
+    pub fn new(
+        config: ServerConfig,
+        live: Arc<Live>,
+        archives: archives::Archives,
+        portal: crate::config::PortalSettings,
+    ) -> Self {
         let tile_options = TileOptions::default();
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         AppState {
             glyphs: crate::glyphs::Glyphs::scan(&config.fonts),
             cache: TileCache::new(config.cache_bytes),
             access_log: audit::AccessLog::start(config.store.clone()),
+            archives,
+            portal,
+            // Only folders of styles/ can be named: a handful of sheets at most.
+            sprites: moka::sync::Cache::new(32),
             inflight: Mutex::new(HashMap::new()),
             config,
             live,
@@ -170,6 +187,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/conformance", get(ogc::conformance))
         .route("/api", get(ogc::api))
         .route("/collections", get(ogc::collections))
+        .route("/archives", get(archives::list))
+        .route(
+            "/archives/{name}/tilejson.json",
+            get(archives::tilejson_doc),
+        )
+        .route("/archives/{name}/tiles/{tms}", get(archives::tileset_doc))
+        .route(
+            "/archives/{name}/tiles/{tms}/{z}/{row}/{col}",
+            get(archives::tile_ogc),
+        )
+        .route("/archives/{name}/{z}/{x}/{y}", get(archives::tile_xyz))
         .route("/crs/{id}", get(ogc::crs_definition))
         .route("/collections/{id}", get(ogc::collection))
         .route(
@@ -205,6 +233,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/styles", get(portal::styles))
         .route("/styles/{id}", get(portal::style))
+        .route("/sprites/{file}", get(portal::sprite))
         .route("/fonts", get(portal::fonts))
         .route("/fonts/{fontstack}/{range}", get(portal::glyphs))
         .route("/map", get(portal::map_page))

@@ -10,6 +10,7 @@ use serde_json::{Value as Json, json};
 
 use super::AppState;
 use super::assets;
+use super::portal_style;
 use super::problem::Problem;
 use crate::glyphs::GlyphError;
 
@@ -43,10 +44,16 @@ fn read_style(state: &AppState, id: &str) -> Result<Json, Problem> {
             "there is no style '{id}'; /styles lists them"
         )));
     }
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| Problem::internal(format!("cannot read {}: {e}", path.display())))?;
+    read_json(&path)
+}
+
+/// A JSON file of the styles folder (errors name the file, never the folder).
+fn read_json(path: &std::path::Path) -> Result<Json, Problem> {
+    let name = crate::archives::file_name(path);
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Problem::internal(format!("cannot read {name}: {}", e.kind())))?;
     serde_json::from_str(&text)
-        .map_err(|e| Problem::internal(format!("{} is not valid JSON: {e}", path.display())))
+        .map_err(|e| Problem::internal(format!("{name} is not valid JSON: {e}")))
 }
 
 fn json_response(v: &Json, cache: &'static str) -> Response {
@@ -98,9 +105,76 @@ pub async fn style(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let id = id.strip_suffix(".json").unwrap_or(&id);
+    let who = super::access::caller(&state, &headers)?;
     let mut style = read_style(&state, id)?;
+    portal_style::filter(&mut style, &who, &state.catalog());
+    if let Some(name) = &state.portal.basemap
+        && let Some(a) = state.archives.get(name)
+        && let Ok(cur) = a.get()
+        && let Ok(o) = &*cur
+    {
+        let format = o.archive.info().format;
+        let schema = state.portal.basemap_schema.as_deref();
+        let layers = match portal_style::schema_file(schema) {
+            Some(f) if format.is_vector() => Some(read_json(&styles_dir(&state).join(f))?),
+            _ => None,
+        };
+        let b = portal_style::Basemap {
+            archive: name,
+            format,
+            schema,
+            layers,
+        };
+        portal_style::add_basemap(&mut style, &b);
+    }
     rewrite(&mut style, &state.base_url(&headers));
     Ok(json_response(&style, "public, no-cache"))
+}
+
+/// `GET /sprites/{file}`: `{id}.json`, `{id}.png` and their `@2x` forms, the SVG icons
+/// of `styles/{id}/` as MapLibre sprite sheets (made on first request, then kept).
+pub async fn sprite(
+    State(state): State<Arc<AppState>>,
+    Path(file): Path<String>,
+) -> Result<Response, Problem> {
+    let missing = || {
+        Problem::not_found(format!(
+            "there is no sprite '{}'; styles name theirs (e.g. /sprites/icons.json)",
+            super::problem::clip(&file)
+        ))
+    };
+    let (stem, ext) = file.rsplit_once('.').ok_or_else(missing)?;
+    let (id, ratio) = match stem.strip_suffix("@2x") {
+        Some(id) => (id, 2),
+        None => (stem, 1),
+    };
+    let ok = !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let dir = styles_dir(&state).join(id);
+    if !ok || !matches!(ext, "json" | "png") || !dir.is_dir() {
+        return Err(missing());
+    }
+    let sheet = state
+        .sprites
+        .try_get_with((id.to_string(), ratio), || {
+            crate::sprites::render(&dir, ratio).map(Arc::new)
+        })
+        .map_err(|e| Problem::internal(e.to_string()))?;
+    let mut r = if ext == "png" {
+        let mut r = sheet.png.clone().into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
+        r
+    } else {
+        json_response(&sheet.index, "public, no-cache")
+    };
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, no-cache"),
+    );
+    Ok(r)
 }
 
 /// `GET /fonts`: the font names usable in a style's `text-font`.

@@ -420,27 +420,7 @@ fn respond(t: &CachedTile, headers: &HeaderMap, hit: bool) -> Response {
     {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let accepts = |coding: &str| {
-            let header = headers
-                .get(header::ACCEPT_ENCODING)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            header.split(',').any(|e| {
-                let mut parts = e.split(';');
-                let name_ok = parts
-                    .next()
-                    .is_some_and(|c| c.trim().eq_ignore_ascii_case(coding));
-                // "gzip;q=0" means "not gzip".
-                let q = parts
-                    .find_map(|p| {
-                        p.trim()
-                            .strip_prefix("q=")
-                            .and_then(|q| q.trim().parse::<f32>().ok())
-                    })
-                    .unwrap_or(1.0);
-                name_ok && q > 0.0
-            })
-        };
+        let accepts = |coding: &str| accepts_encoding(headers, coding);
         let range = headers
             .get(header::RANGE)
             .and_then(|v| v.to_str().ok())
@@ -485,6 +465,28 @@ fn respond(t: &CachedTile, headers: &HeaderMap, hit: bool) -> Response {
         HeaderValue::from_static(if hit { "hit" } else { "miss" }),
     );
     res
+}
+
+/// Whether `Accept-Encoding` accepts a coding ("gzip;q=0" means "not gzip").
+pub fn accepts_encoding(headers: &HeaderMap, coding: &str) -> bool {
+    let header = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    header.split(',').any(|e| {
+        let mut parts = e.split(';');
+        let name_ok = parts
+            .next()
+            .is_some_and(|c| c.trim().eq_ignore_ascii_case(coding));
+        let q = parts
+            .find_map(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+            })
+            .unwrap_or(1.0);
+        name_ok && q > 0.0
+    })
 }
 
 /// A single `bytes=a-b` range (or `a-`, `-n`) within `len`, inclusive bounds.

@@ -173,7 +173,7 @@ fn tileset(b: &str, prefix: &str, title: &str, layers: &[&Arc<Layer>]) -> Json {
 fn summary(full: &Json) -> Json {
     json!({
         "title": full["title"],
-        "dataType": "vector",
+        "dataType": full["dataType"],
         "crs": full["crs"],
         "tileMatrixSetURI": WEB_MERCATOR_QUAD,
         "links": full["links"],
@@ -205,8 +205,10 @@ pub async fn dataset_list(
     let layers = readable_layers(&state, &headers)?;
     let all: Vec<&Arc<Layer>> = layers.iter().collect();
     let full = tileset(&b, "", "nordgeo", &all);
+    let mut sets = vec![summary(&full)];
+    sets.extend(super::archives::tilesets(&state, &b).iter().map(summary));
     Ok(json(json!({
-        "tilesets": [summary(&full)],
+        "tilesets": sets,
         "links": [{"rel": "self", "type": "application/json", "href": format!("{b}/tiles")}],
     })))
 }

@@ -1,0 +1,109 @@
+//! An archive as its file is now: each request compares the file's identity (device,
+//! inode, size, modification time) with the open one's, and a file renamed over it is
+//! opened in its place, once, before the tile is read. A replacement that cannot be
+//! opened is an error on every request until it is fixed — never the old file's tiles.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use super::{ArchiveError, TileArchive, file_name};
+
+/// What identifies the file's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+}
+
+fn identity(path: &Path) -> std::io::Result<Identity> {
+    let m = std::fs::metadata(path)?;
+    Ok(Identity {
+        dev: m.dev(),
+        ino: m.ino(),
+        len: m.len(),
+        mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+    })
+}
+
+/// The open file and what it was.
+pub struct Opened {
+    /// The archive.
+    pub archive: Box<dyn TileArchive>,
+    identity: Identity,
+    /// Changes with every file opened: part of the tiles' ETags.
+    pub generation: u64,
+}
+
+/// A served archive.
+pub struct LiveArchive {
+    /// Its name in the configuration and URLs.
+    pub name: String,
+    path: PathBuf,
+    current: ArcSwap<Result<Opened, String>>,
+    reopening: Mutex<()>,
+}
+
+impl LiveArchive {
+    /// Opens the file; a corrupt or missing one is refused (at start).
+    pub fn open(name: &str, path: &Path) -> Result<LiveArchive, ArchiveError> {
+        let id = identity(path).map_err(|e| ArchiveError::Io {
+            name: name.into(),
+            file: file_name(path),
+            msg: e.to_string(),
+        })?;
+        let archive = super::open(name, path)?;
+        Ok(LiveArchive {
+            name: name.into(),
+            path: path.into(),
+            current: ArcSwap::from_pointee(Ok(Opened {
+                archive,
+                identity: id,
+                generation: 1,
+            })),
+            reopening: Mutex::new(()),
+        })
+    }
+
+    /// The archive as the file is now.
+    pub fn get(&self) -> Result<Arc<Result<Opened, String>>, ArchiveError> {
+        let now = identity(&self.path).map_err(|e| ArchiveError::Io {
+            name: self.name.clone(),
+            file: file_name(&self.path),
+            msg: e.to_string(),
+        })?;
+        let cur = self.current.load_full();
+        if matches!(&*cur, Ok(o) if o.identity == now) {
+            return Ok(cur);
+        }
+        let _one = self.reopening.lock().unwrap_or_else(|p| p.into_inner());
+        let cur = self.current.load_full();
+        let (same, generation) = match &*cur {
+            Ok(o) => (o.identity == now, o.generation + 1),
+            Err(_) => (false, 1),
+        };
+        if same {
+            return Ok(cur);
+        }
+        let next = match super::open(&self.name, &self.path) {
+            Ok(archive) => {
+                tracing::info!(archive = %self.name, "tile archive replaced: serving the new file");
+                Ok(Opened {
+                    archive,
+                    identity: now,
+                    generation,
+                })
+            }
+            Err(e) => {
+                tracing::error!(archive = %self.name, error = %e, "the replaced tile archive cannot be opened");
+                Err(e.to_string())
+            }
+        };
+        self.current.store(Arc::new(next));
+        Ok(self.current.load_full())
+    }
+}
