@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(pkg-config clang libclang-dev libproj-dev proj-bin proj-data
               gdal-bin sqlite3 ca-certificates python3-qgis qgis-providers
-              chromium fonts-dejavu-core)
+              chromium fonts-dejavu-core wrk)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -30,9 +30,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating $VENV"
   python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c "import osgeo_utils, pyogrio, mapbox_vector_tile, owslib, morecantile" 2>/dev/null; then
+if ! "$VENV/bin/python" -c "import osgeo_utils, pyogrio, mapbox_vector_tile, owslib, morecantile, pmtiles, jsonschema" 2>/dev/null; then
   echo "setup: installing Python clients into $VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check pyogrio mapbox-vector-tile owslib morecantile
+  "$VENV/bin/pip" install -q --disable-pip-version-check pyogrio mapbox-vector-tile owslib morecantile \
+    pmtiles jsonschema
   # gdal-utils' validator needs only sqlite3 from the standard library; its osgeo
   # bindings are not needed, hence --no-deps.
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps gdal-utils

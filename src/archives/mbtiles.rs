@@ -119,7 +119,7 @@ impl Mbtiles {
             title: get("name"),
             description: get("description"),
             attribution: get("attribution"),
-            vector_layers: json.and_then(|j| j.get("vector_layers").cloned()),
+            vector_layers: json.as_ref().and_then(super::vector_layers),
         };
         Ok(Mbtiles {
             path: path.into(),

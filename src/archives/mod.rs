@@ -184,3 +184,41 @@ pub struct ArchiveSettings {
     /// The PMTiles or MBTiles file.
     pub path: PathBuf,
 }
+
+/// `vector_layers` from an archive's metadata, where writers put it: at the top
+/// (tippecanoe, Planetiler) or inside MBTiles' `json` text, which converters copy into
+/// PMTiles as a string. Entries without an id are dropped and `fields` is made the object
+/// of strings TileJSON 3.0 requires.
+pub fn vector_layers(meta: &serde_json::Value) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    let nested = meta
+        .get("json")
+        .and_then(Value::as_str)
+        .and_then(|t| serde_json::from_str::<Value>(t).ok());
+    let layers = meta
+        .get("vector_layers")
+        .or_else(|| nested.as_ref().and_then(|n| n.get("vector_layers")))?
+        .as_array()?;
+    let clean = layers
+        .iter()
+        .filter_map(|l| {
+            let mut l = l.as_object()?.clone();
+            l.get("id")?.as_str()?;
+            let fields = l
+                .get("fields")
+                .and_then(Value::as_object)
+                .map(|f| {
+                    f.iter()
+                        .map(|(k, v)| {
+                            let t = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                            (k.clone(), Value::String(t))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            l.insert("fields".into(), Value::Object(fields));
+            Some(Value::Object(l))
+        })
+        .collect();
+    Some(Value::Array(clean))
+}

@@ -165,7 +165,7 @@ impl Pmtiles {
             title: text("name"),
             description: text("description"),
             attribution: text("attribution"),
-            vector_layers: meta.get("vector_layers").cloned(),
+            vector_layers: super::vector_layers(&meta),
         };
         Ok(Pmtiles {
             reader,
