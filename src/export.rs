@@ -41,7 +41,6 @@ pub fn export_where(
     if out.exists() && !force {
         return Err(ExportError::Exists(out.into()));
     }
-    let def = store.layer(name)?;
     let meta = store.meta(name)?;
     let filter = match municipality {
         None => String::new(),
@@ -60,14 +59,57 @@ pub fn export_where(
             )
         }
     };
-    let srs = layer::srs_row(store.conn(), def.srs_id)
-        .map_err(|e| store.err(e))?
-        .ok_or_else(|| {
-            ExportError::Write(
-                out.into(),
-                format!("srs_id {} missing in the store", def.srs_id),
-            )
-        })?;
+    write(store, name, out, &filter, None)
+}
+
+/// A selection of a layer as one caller may have it (an items download): which features,
+/// which columns, whose internal columns stay empty, in which CRS.
+pub struct Selected<'a> {
+    /// The features, by fid.
+    pub fids: &'a [i64],
+    /// The columns written (the caller sees them on some feature).
+    pub columns: &'a [bool],
+    /// The columns every reader sees; the others are left empty on `masked` features.
+    pub public: &'a [bool],
+    /// Features whose internal columns the caller does not see.
+    pub masked: &'a [i64],
+    /// The CRS id geometries are written in (the layer's own: as stored, curves kept).
+    pub srs_id: i32,
+}
+
+/// Writes a selection of layer `name` to `out` (replacing it) as [`export`] writes a
+/// whole layer. Returns the number of features written.
+pub fn export_selected(
+    store: &Store,
+    name: &str,
+    out: &Path,
+    sel: &Selected,
+) -> Result<i64, ExportError> {
+    write(store, name, out, "", Some(sel))
+}
+
+/// The one way a layer becomes a file: `filter` (SQL) or `sel` chooses the rows.
+fn write(
+    store: &Store,
+    name: &str,
+    out: &Path,
+    filter: &str,
+    sel: Option<&Selected>,
+) -> Result<i64, ExportError> {
+    let def = store.layer(name)?;
+    let meta = store.meta(name)?;
+    let to_srs = sel.map_or(def.srs_id, |s| s.srs_id);
+    let srs = if to_srs == def.srs_id {
+        layer::srs_row(store.conn(), def.srs_id).map_err(|e| store.err(e))?
+    } else {
+        Some(schema::srs_row_for(to_srs))
+    }
+    .ok_or_else(|| {
+        ExportError::Write(
+            out.into(),
+            format!("srs_id {} missing in the store", def.srs_id),
+        )
+    })?;
     let tmp = out.with_extension("gpkg.partial");
     let _ = std::fs::remove_file(&tmp);
     let werr = |e: rusqlite::Error| ExportError::Write(out.into(), e.to_string());
@@ -85,18 +127,75 @@ pub fn export_where(
         let mut out_def = def.clone();
         out_def.description = meta.description.clone().or(def.description.clone());
         out_def.identifier = meta.title.clone().or(def.identifier.clone());
+        out_def.srs_id = to_srs;
+        if let Some(s) = sel {
+            out_def.columns = def
+                .columns
+                .iter()
+                .zip(s.columns)
+                .filter(|(_, shown)| **shown)
+                .map(|(c, _)| c.clone())
+                .collect();
+            tx.execute_batch("CREATE TEMP TABLE sel (fid INTEGER PRIMARY KEY)")?;
+            let mut ins = tx.prepare("INSERT OR IGNORE INTO temp.sel VALUES (?1)")?;
+            for fid in s.fids {
+                ins.execute([fid])?;
+            }
+        }
         layer::create_feature_table(&tx, &out_def)?;
-        let mut cols = vec![q(def.fid_column.as_deref().unwrap_or("fid"))];
-        cols.extend(def.geom_target());
-        cols.extend(def.columns.iter().map(|c| q(&c.name)));
-        let cols = cols.join(", ");
+        let fid_col = q(def.fid_column.as_deref().unwrap_or("fid"));
+        let mut cols = vec![fid_col.clone()];
+        let mut source = vec![fid_col.clone()];
+        if let Some(g) = def.geom_target() {
+            cols.push(g.clone());
+            source.push(if to_srs == def.srs_id {
+                g
+            } else {
+                reproject(&tx, def.srs_id, to_srs)?;
+                format!("nordgeo_reproject({g})")
+            });
+        }
+        for c in &out_def.columns {
+            cols.push(q(&c.name));
+            source.push(q(&c.name));
+        }
         let n = tx.execute(
             &format!(
-                "INSERT INTO main.{t} ({cols}) SELECT {cols} FROM src.{t}{filter}",
+                "INSERT INTO main.{t} ({}) SELECT {} FROM src.{t}{}",
+                cols.join(", "),
+                source.join(", "),
+                if sel.is_some() {
+                    format!(" WHERE {fid_col} IN (SELECT fid FROM temp.sel)")
+                } else {
+                    filter.to_string()
+                },
                 t = q(&def.table)
             ),
             [],
         )?;
+        if let Some(s) = sel {
+            let hidden: Vec<String> = out_def
+                .columns
+                .iter()
+                .filter(|c| {
+                    def.columns
+                        .iter()
+                        .position(|d| d.name == c.name)
+                        .is_some_and(|i| !s.public[i])
+                })
+                .map(|c| format!("{} = NULL", q(&c.name)))
+                .collect();
+            if !hidden.is_empty() && !s.masked.is_empty() {
+                let mut up = tx.prepare(&format!(
+                    "UPDATE main.{} SET {} WHERE {fid_col} = ?1",
+                    q(&def.table),
+                    hidden.join(", ")
+                ))?;
+                for fid in s.masked {
+                    up.execute([fid])?;
+                }
+            }
+        }
         // The curve types the layer holds stay registered in the copy.
         tx.execute(
             "INSERT OR IGNORE INTO main.gpkg_extensions SELECT * FROM src.gpkg_extensions
@@ -118,4 +217,43 @@ pub fn export_where(
     })?;
     std::fs::rename(&tmp, out).map_err(|e| ExportError::Write(out.into(), e.to_string()))?;
     Ok(written)
+}
+
+/// Registers `nordgeo_reproject(blob)`: a GeoPackage geometry from CRS `from` to `to`
+/// (curves linearized, as any reprojection of an arc must be).
+fn reproject(conn: &Connection, from: i32, to: i32) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    use rusqlite::types::ValueRef;
+    conn.create_scalar_function(
+        "nordgeo_reproject",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        move |ctx| {
+            let ValueRef::Blob(blob) = ctx.get_raw(0) else {
+                return Ok(None);
+            };
+            let fail = |e: String| rusqlite::Error::UserFunctionError(e.into());
+            let decoded = crate::geom::gpkg::decode(blob).map_err(|e| fail(e.to_string()))?;
+            let Some(mut g) = decoded.decoded.geometry else {
+                // An empty geometry stays empty, only its CRS changes.
+                let wkb = &blob[decoded.header.wkb_offset..];
+                return Ok(Some(crate::geom::gpkg::encode(to, None, wkb)));
+            };
+            let mut xy = Vec::new();
+            crate::index::for_each_coord_mut(&mut g, &mut |c| xy.push((c.x, c.y)));
+            crate::crs::transform(from, to, &mut xy).map_err(|e| fail(e.to_string()))?;
+            let mut it = xy.into_iter();
+            crate::index::for_each_coord_mut(&mut g, &mut |c| {
+                if let Some((x, y)) = it.next() {
+                    (c.x, c.y) = (x, y);
+                }
+            });
+            let env = crate::geom::bbox_of(&g);
+            Ok(Some(crate::geom::gpkg::encode(
+                to,
+                env,
+                &crate::geom::wkb::encode(&g),
+            )))
+        },
+    )
 }

@@ -465,6 +465,11 @@
                 ]);
                 node.appendChild(h('button', {type: 'button', class: 'nordgeo-button nordgeo-near-trail',
                     onclick: () => this.nearTrailStart(f)}, 'Parkplätze in der Nähe'));
+                if (f.id !== undefined && f.id !== null) {
+                    // the whole trail as a GPX track for a hiking app or GPS device
+                    node.appendChild(h('a', {class: 'nordgeo-button nordgeo-gpx', download: '',
+                        href: `${BASE}/collections/trails/items/${encodeURIComponent(f.id)}?f=gpx`}, 'GPX herunterladen'));
+                }
                 return node;
             }
             if (layer === 'parcels') {

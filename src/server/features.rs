@@ -5,7 +5,6 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -13,14 +12,12 @@ use serde_json::json;
 
 use super::AppState;
 use super::access::{audience, reader};
+use super::download::{self, Download};
 use super::geojson::write_feature;
 use super::html;
 use super::params::{Format, Params};
 use super::problem::Problem;
 use super::query::{ItemsQuery, Selection, parse_query, select};
-
-/// Size of the pieces a page is streamed in.
-const CHUNK: usize = 64 * 1024;
 
 /// Self/next/prev/alternate links of a page.
 pub fn page_links(
@@ -29,6 +26,7 @@ pub fn page_links(
     p: &Params,
     q: &ItemsQuery,
     sel: &Selection,
+    downloads: &[Download],
 ) -> Vec<serde_json::Value> {
     let link = |off: usize, f: Option<&str>| {
         let mut set = vec![("offset", off.to_string()), ("limit", q.limit.to_string())];
@@ -42,6 +40,10 @@ pub fn page_links(
         json!({"rel": "alternate", "type": "text/html", "title": "This page as HTML", "href": link(q.offset, Some("html"))}),
         json!({"rel": "collection", "type": "application/json", "title": "The collection", "href": format!("{base}/collections/{id}")}),
     ];
+    for d in downloads {
+        let mt = d.media_type().split(';').next().unwrap_or_default();
+        links.push(json!({"rel": "alternate", "type": mt, "title": format!("This page as {}", d.title()), "href": link(q.offset, Some(d.f()))}));
+    }
     if q.offset.saturating_add(sel.page.len()) < sel.matched {
         links.push(json!({"rel": "next", "type": "application/geo+json", "title": "Next page", "href": link(q.offset + q.limit, None)}));
     }
@@ -81,6 +83,40 @@ pub fn encode(s: &str) -> String {
     out
 }
 
+/// The items selection as a file: every match unless `limit` says fewer.
+#[allow(clippy::too_many_arguments)]
+async fn download_items(
+    state: &Arc<AppState>,
+    who: &crate::auth::Caller,
+    layer: Arc<crate::catalog::Snapshot>,
+    aud: crate::audience::Audience,
+    params: &Params,
+    d: Download,
+    base: &str,
+    raw: Option<&str>,
+) -> Result<Response, Problem> {
+    let id = layer.def.table.clone();
+    let mut q = parse_query(&layer, params, aud)?;
+    q.limit = download::limit(params)?;
+    let crs = download::crs(d, &layer, params, &q.crs)?;
+    let (layer, q, sel) = tokio::task::spawn_blocking(move || {
+        let sel = select(&layer, &q);
+        (layer, q, sel)
+    })
+    .await
+    .map_err(|e| Problem::internal(format!("the query failed: {e}")))?;
+    let request = super::audit::request_line("GET", &format!("/collections/{id}/items"), raw);
+    let r = download::Request {
+        layer,
+        slots: sel.page,
+        audience: q.audience,
+        crs,
+        file_stem: id,
+        request_line: request,
+    };
+    download::respond(state, who, d, base, r).await
+}
+
 /// `GET /collections/{id}/items`.
 pub async fn items(
     State(state): State<Arc<AppState>>,
@@ -91,9 +127,12 @@ pub async fn items(
     let (who, layer) = reader(&state, &headers, &id)?;
     let aud = audience(&who, &layer);
     let params = Params::parse(raw.as_deref())?;
+    let base = state.base_url(&headers);
+    if let Some(d) = Download::requested(&params, &headers) {
+        return download_items(&state, &who, layer, aud, &params, d, &base, raw.as_deref()).await;
+    }
     let format = Format::negotiate(&params, &headers)?;
     let q = parse_query(&layer, &params, aud)?;
-    let base = state.base_url(&headers);
     let content_crs = format!("<{}>", q.crs.uri(&base));
     let (layer, q, sel) = tokio::task::spawn_blocking(move || {
         let sel = select(&layer, &q);
@@ -101,7 +140,8 @@ pub async fn items(
     })
     .await
     .map_err(|e| Problem::internal(format!("the query failed: {e}")))?;
-    let links = page_links(&base, &layer.def.table, &params, &q, &sel);
+    let downloads: Vec<Download> = download::offered(&layer).collect();
+    let links = page_links(&base, &layer.def.table, &params, &q, &sel, &downloads);
     let exposed: Vec<i64> = sel
         .page
         .iter()
@@ -116,11 +156,9 @@ pub async fn items(
         return Ok(html::items(&base, &layer, &q, &sel, &links));
     }
     // Only writing the page is streamed; it cannot fail but for the client going away.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
-    tokio::task::spawn_blocking(move || {
-        let mut out = String::with_capacity(CHUNK + 8192);
+    let body = super::stream::body(move |out| {
         let _ = write!(
-            out,
+            out.buf,
             "{{\"type\":\"FeatureCollection\",\"numberMatched\":{},\"numberReturned\":{},\"links\":{},\"features\":[",
             sel.matched,
             sel.page.len(),
@@ -128,24 +166,16 @@ pub async fn items(
         );
         for (n, &i) in sel.page.iter().enumerate() {
             if n > 0 {
-                out.push(',');
+                out.buf.push(',');
             }
-            write_feature(&mut out, layer.feature(i), &layer, &q.crs, &q.audience);
-            if out.len() >= CHUNK {
-                let chunk = std::mem::replace(&mut out, String::with_capacity(CHUNK + 8192));
-                if tx.blocking_send(Bytes::from(chunk)).is_err() {
-                    return; // the client went away
-                }
+            write_feature(&mut out.buf, layer.feature(i), &layer, &q.crs, &q.audience);
+            if !out.flush_full() {
+                return; // the client went away
             }
         }
-        out.push_str("]}");
-        let _ = tx.blocking_send(Bytes::from(out));
+        out.buf.push_str("]}");
     });
-    let stream = futures_util::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx)
-            .map(|c| c.map(Ok::<_, std::convert::Infallible>))
-    });
-    let mut res = Body::from_stream(stream).into_response();
+    let mut res = body.into_response();
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

@@ -219,9 +219,15 @@ pub fn collection(base: &str, layer: &Layer, doc: &Json, visible: &[bool]) -> Re
     }
     let _ = write!(
         body,
-        "</table><p>{} features · storage CRS <code>{}</code></p><h2>Links</h2>{}",
+        "</table><p>{} features · storage CRS <code>{}</code></p>{}<h2>Links</h2>{}",
         layer.len(),
         esc(doc["storageCrs"].as_str().unwrap_or_default()),
+        downloads(
+            &format!("{base}/collections/{id}/items"),
+            "",
+            layer,
+            "Alle Objekte herunterladen"
+        ),
         links_list(&doc["links"])
     );
     let title = doc["title"].as_str().unwrap_or(id);
@@ -233,6 +239,25 @@ pub fn collection(base: &str, layer: &Layer, doc: &Json, visible: &[bool]) -> Re
             (title, format!("{base}/collections/{id}?f=html")),
         ],
         &body,
+    )
+}
+
+/// A line of download links for a selection (`query` without `f`).
+fn downloads(path: &str, query: &str, layer: &Layer, label: &str) -> String {
+    let sep = if query.is_empty() { "" } else { "&" };
+    let items: Vec<String> = crate::server::download::offered(layer)
+        .map(|d| {
+            format!(
+                "<a href=\"{}\" download>{}</a>",
+                esc(&format!("{path}?{query}{sep}f={}", d.f())),
+                d.title()
+            )
+        })
+        .collect();
+    format!(
+        "<p class=\"downloads\">{}: {}</p>",
+        esc(label),
+        items.join(" · ")
     )
 }
 
@@ -309,6 +334,22 @@ pub fn items(
     }
     body.push_str("</table>");
     body.push_str(&pager);
+    // The whole selection (every page), as the query asks for it.
+    let selection = href("self")
+        .and_then(|h| h.split_once('?').map(|(_, q)| q.to_string()))
+        .map(|q| {
+            q.split('&')
+                .filter(|p| !["f=", "offset=", "limit="].iter().any(|k| p.starts_with(k)))
+                .collect::<Vec<_>>()
+                .join("&")
+        })
+        .unwrap_or_default();
+    body.push_str(&downloads(
+        &format!("{base}/collections/{id}/items"),
+        &selection,
+        layer,
+        &format!("Auswahl herunterladen ({} Objekte)", sel.matched),
+    ));
     page(
         base,
         &format!("{id}: features"),
@@ -345,6 +386,12 @@ pub fn feature(base: &str, layer: &Layer, i: usize, aud: &Audience) -> Response 
         );
     }
     let _ = write!(body, "</table><p><a href=\"{}\">GeoJSON</a></p>", esc(&url));
+    body.push_str(&downloads(
+        &format!("{base}/collections/{id}/items/{}", f.fid),
+        "",
+        layer,
+        "Herunterladen",
+    ));
     page(
         base,
         &format!("{id} {}", f.fid),

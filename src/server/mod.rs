@@ -5,6 +5,7 @@ pub mod archives;
 pub mod assets;
 pub mod audit;
 pub mod crs_out;
+pub mod download;
 pub mod edit;
 pub mod features;
 pub mod geojson;
@@ -17,6 +18,7 @@ pub mod portal;
 pub mod portal_style;
 pub mod problem;
 pub mod query;
+pub mod stream;
 pub mod tiles;
 pub mod tilesets;
 pub mod watch;
@@ -101,6 +103,8 @@ pub struct AppState {
     pub stopping: Arc<std::sync::atomic::AtomicBool>,
     /// Imports being uploaded at once.
     pub upload_slots: Arc<tokio::sync::Semaphore>,
+    /// GeoPackage downloads being built at once.
+    pub download_slots: Arc<tokio::sync::Semaphore>,
     /// Records answers that show owner data.
     pub access_log: audit::AccessLog,
     /// Tile archives by name.
@@ -139,6 +143,7 @@ impl AppState {
             metrics: Default::default(),
             stopping: Default::default(),
             upload_slots: Arc::new(tokio::sync::Semaphore::new(UPLOADS)),
+            download_slots: Arc::new(tokio::sync::Semaphore::new(download::GPKG_BUILDS)),
         }
     }
 

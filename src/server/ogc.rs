@@ -11,6 +11,7 @@ use serde_json::{Value as Json, json};
 use super::access::{audience, caller, reader};
 use super::audit;
 use super::crs_out::{CRS84, OFFERED, OutCrs, crs_uri, epsg_uri};
+use super::download::{self, Download};
 use super::geojson::write_feature;
 use super::html;
 use super::params::{Format, Params};
@@ -137,6 +138,15 @@ pub fn collection_json(l: &Layer, b: &str) -> Json {
              "href": format!("{b}/collections/{id}/tiles/WebMercatorQuad/tilejson.json")},
         ],
     });
+    if let Some(links) = doc["links"].as_array_mut() {
+        for d in download::offered(l) {
+            links.push(
+                json!({"rel": "items", "type": d.media_type().split(';').next().unwrap_or_default(),
+                "title": format!("All features as {}", d.title()),
+                "href": format!("{b}/collections/{id}/items?f={}", d.f())}),
+            );
+        }
+    }
     if !l.def.has_geometry() {
         // A table without geometry: features with "geometry": null, no extent, no CRS
         // to choose, no tiles.
@@ -246,7 +256,6 @@ pub async fn feature(
     let aud = audience(&who, &l);
     let params = Params::parse(raw.as_deref())?;
     params.only(&["crs"], "a feature")?;
-    let format = Format::negotiate(&params, &headers)?;
     let out_crs = match params.get("crs") {
         Some(c) => OutCrs::parse(c, l.def.srs_id)?,
         None => OutCrs::crs84(),
@@ -255,6 +264,23 @@ pub async fn feature(
     let n: i64 = fid.parse().map_err(|_| missing())?;
     let i = l.slot_of(n).ok_or_else(missing)?;
     let b = state.base_url(&headers);
+    if let Some(d) = Download::requested(&params, &headers) {
+        let crs = download::crs(d, &l, &params, &out_crs)?;
+        let r = download::Request {
+            slots: vec![i],
+            audience: aud,
+            crs,
+            file_stem: format!("{id}-{n}"),
+            request_line: audit::request_line(
+                "GET",
+                &format!("/collections/{id}/items/{fid}"),
+                raw.as_deref(),
+            ),
+            layer: l,
+        };
+        return download::respond(&state, &who, d, &b, r).await;
+    }
+    let format = Format::negotiate(&params, &headers)?;
     let f = l.feature(i);
     if aud.exposes(&f.values) {
         let request = audit::request_line(
@@ -279,6 +305,14 @@ pub async fn feature(
         {"rel": "alternate", "type": "text/html", "title": "This feature as HTML", "href": format!("{b}/collections/{id}/items/{n}?f=html")},
         {"rel": "collection", "type": "application/json", "title": "The collection", "href": format!("{b}/collections/{id}")},
     ]);
+    if let Some(links) = v["links"].as_array_mut() {
+        links.extend(download::links(
+            &b,
+            &l,
+            &format!("/collections/{id}/items/{n}"),
+            "",
+        ));
+    }
     let mut r = json_body(&v, "application/geo+json");
     if let Ok(h) = HeaderValue::from_str(&format!("<{}>", out_crs.uri(&b))) {
         r.headers_mut().insert("content-crs", h);
@@ -398,12 +432,22 @@ pub async fn sortables(
     schema_resource(state, id, raw, headers, "sortables").await
 }
 
+/// The media types features are offered in.
+fn features_content() -> Json {
+    let mut c = json!({"application/geo+json": {"schema": {"type": "object"}}, "text/html": {"schema": {"type": "string"}}});
+    for d in Download::ALL {
+        let t = d.media_type().split(';').next().unwrap_or_default();
+        c[t] = json!({"schema": {"type": "string", "format": "binary"}});
+    }
+    c
+}
+
 /// The items parameters: paging, bbox, Part 2/3 parameters, near, and every property as
 /// `name=value` (GDAL pushes attribute filters down only for properties listed here).
 fn items_parameters(l: &Layer, visible: &[bool]) -> Json {
     let mut p: Vec<Json> = ITEMS_PARAMS
         .iter()
-        .chain(&["f"])
+        .chain(&["f-items"])
         .map(|n| json!({"$ref": format!("#/components/parameters/{n}")}))
         .collect();
     for (c, _) in l.def.columns.iter().zip(visible).filter(|(_, v)| **v) {
@@ -467,7 +511,7 @@ pub async fn api(
             "summary": format!("Features of {id}"), "operationId": format!("getFeatures_{id}"),
             "parameters": items_parameters(l, audience(&who, l).columns()),
             "responses": {
-                "200": {"description": "Features", "content": {"application/geo+json": {"schema": {"type": "object"}}, "text/html": {"schema": {"type": "string"}}}},
+                "200": {"description": "Features", "content": features_content()},
                 "400": problem("Invalid parameter"),
                 "404": problem("Not found"),
             }},
@@ -496,9 +540,9 @@ pub async fn api(
             "get": {
             "summary": format!("One feature of {id}"), "operationId": format!("getFeature_{id}"),
             "parameters": [{"name": "featureId", "in": "path", "required": true, "schema": {"type": "integer"}},
-                           {"$ref": "#/components/parameters/crs"}, {"$ref": "#/components/parameters/f"}],
+                           {"$ref": "#/components/parameters/crs"}, {"$ref": "#/components/parameters/f-items"}],
             "responses": {
-                "200": {"description": "Feature", "content": {"application/geo+json": {"schema": {"type": "object"}}, "text/html": {"schema": {"type": "string"}}}},
+                "200": {"description": "Feature", "content": features_content()},
                 "404": problem("Not found"),
             }}}));
         let qp = |name: &str, what: &str, schema: Json| json!({"name": name, "in": "query", "required": false, "description": what, "schema": schema});
@@ -605,6 +649,7 @@ pub async fn api(
             "max-distance": query_param("max-distance", "With near: only features within this many metres",
                                         json!({"type": "number", "minimum": 0})),
             "f": query_param("f", "Representation: json (default) or html", json!({"type": "string", "enum": ["json", "html"]})),
+            "f-items": query_param("f", "Representation: json (GeoJSON, default), html, or a download of the whole selection (every match unless limit is given): gpkg (GeoPackage, storage CRS unless crs is given), csv (WKT geometry column, UTF-8), gpx (GPX 1.1 tracks, line layers only)", json!({"type": "string", "enum": ["json", "html", "gpkg", "csv", "gpx"]})),
         },
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "A token from `nordgeo token create`"}}},
     });

@@ -90,7 +90,7 @@ impl Format {
                 }
                 "html" | "text/html" => Ok(Format::Html),
                 other => Err(Problem::bad_request(format!(
-                    "f={other} is not offered; use f=json or f=html"
+                    "f={other} is not offered; use f=json or f=html (features also f=gpkg, f=csv, and f=gpx for lines)"
                 ))),
             };
         }
