@@ -1061,8 +1061,9 @@ fn serve(
     // A damaged or missing archive stops the start, naming it.
     let mut archives = server::archives::Archives::new();
     for (name, a) in &s.archives {
-        let opened =
+        let mut opened =
             crate::archives::live::LiveArchive::open(name, &a.path).map_err(|e| e.to_string())?;
+        opened.attribution = a.attribution.clone();
         archives.insert(name.clone(), Arc::new(opened));
     }
     let state = Arc::new(server::AppState::new(

@@ -43,12 +43,22 @@ pub struct Opened {
 pub struct LiveArchive {
     /// Its name in the configuration and URLs.
     pub name: String,
+    /// Attribution from the configuration, instead of the file's.
+    pub attribution: Option<String>,
     path: PathBuf,
     current: ArcSwap<Result<Opened, String>>,
     reopening: Mutex<()>,
 }
 
 impl LiveArchive {
+    /// The attribution to show: the configuration's, else the file's.
+    pub fn attribution<'a>(&'a self, info: &'a super::ArchiveInfo) -> Option<&'a str> {
+        self.attribution
+            .as_deref()
+            .or(info.attribution.as_deref())
+            .filter(|a| !a.trim().is_empty())
+    }
+
     /// Opens the file; a corrupt or missing one is refused (at start).
     pub fn open(name: &str, path: &Path) -> Result<LiveArchive, ArchiveError> {
         let id = identity(path).map_err(|e| ArchiveError::Io {
@@ -59,6 +69,7 @@ impl LiveArchive {
         let archive = super::open(name, path)?;
         Ok(LiveArchive {
             name: name.into(),
+            attribution: None,
             path: path.into(),
             current: ArcSwap::from_pointee(Ok(Opened {
                 archive,

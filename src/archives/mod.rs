@@ -183,6 +183,9 @@ pub fn file_name(path: &std::path::Path) -> String {
 pub struct ArchiveSettings {
     /// The PMTiles or MBTiles file.
     pub path: PathBuf,
+    /// Attribution (HTML) shown with its tiles, when the file has none or a wrong one.
+    #[serde(default)]
+    pub attribution: Option<String>,
 }
 
 /// `vector_layers` from an archive's metadata, where writers put it: at the top

@@ -41,7 +41,7 @@ fn opened(a: &LiveArchive) -> Result<Arc<Result<Opened, String>>, Problem> {
 }
 
 /// The archive's TileJSON 3.0.0.
-fn tilejson(base: &str, name: &str, info: &ArchiveInfo) -> Json {
+fn tilejson(base: &str, name: &str, info: &ArchiveInfo, attribution: Option<&str>) -> Json {
     let mut v = json!({
         "tilejson": "3.0.0",
         "name": info.title.clone().unwrap_or_else(|| name.to_string()),
@@ -59,7 +59,7 @@ fn tilejson(base: &str, name: &str, info: &ArchiveInfo) -> Json {
     if let Some(d) = &info.description {
         v["description"] = json!(d);
     }
-    if let Some(a) = &info.attribution {
+    if let Some(a) = attribution {
         v["attribution"] = json!(a);
     }
     if info.format.is_vector() {
@@ -107,13 +107,13 @@ pub async fn tilejson_doc(
     };
     let b = state.base_url(&headers);
     Ok(json_body(
-        &tilejson(&b, &name, o.archive.info()),
+        &tilejson(&b, &name, o.archive.info(), a.attribution(o.archive.info())),
         "application/json",
     ))
 }
 
 /// The OGC API Tiles tileset of an archive.
-pub fn tileset(base: &str, name: &str, info: &ArchiveInfo) -> Json {
+pub fn tileset(base: &str, name: &str, info: &ArchiveInfo, attribution: Option<&str>) -> Json {
     let media = info.format.content_type();
     let mut v = json!({
         "title": info.title.clone().unwrap_or_else(|| name.to_string()),
@@ -135,7 +135,7 @@ pub fn tileset(base: &str, name: &str, info: &ArchiveInfo) -> Json {
         v["boundingBox"] = json!({"lowerLeft": [e[0], e[1]], "upperRight": [e[2], e[3]],
                                   "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"});
     }
-    if let Some(a) = &info.attribution {
+    if let Some(a) = attribution {
         v["attribution"] = json!(a);
     }
     v
@@ -149,7 +149,12 @@ pub fn tilesets(state: &AppState, base: &str) -> Vec<Json> {
         .filter_map(|a| {
             let cur = a.get().ok()?;
             let o = cur.as_ref().as_ref().ok()?;
-            Some(tileset(base, &a.name, o.archive.info()))
+            Some(tileset(
+                base,
+                &a.name,
+                o.archive.info(),
+                a.attribution(o.archive.info()),
+            ))
         })
         .collect()
 }
@@ -168,7 +173,7 @@ pub async fn tileset_doc(
     };
     let b = state.base_url(&headers);
     Ok(json_body(
-        &tileset(&b, &name, o.archive.info()),
+        &tileset(&b, &name, o.archive.info(), a.attribution(o.archive.info())),
         "application/json",
     ))
 }

@@ -119,11 +119,29 @@ pub async fn style(
             Some(f) if format.is_vector() => Some(read_json(&styles_dir(&state).join(f))?),
             _ => None,
         };
+        let info = o.archive.info();
+        let source_layers = info.vector_layers.as_ref().and_then(|v| {
+            v.as_array().map(|ls| {
+                ls.iter()
+                    .filter_map(|l| l["id"].as_str().map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
+        });
+        // OpenMapTiles and Shortbread are OpenStreetMap schemas, whose licence asks for
+        // the credit when the file carries none.
+        let attribution = a.attribution(info).map(str::to_string).or_else(|| {
+            format.is_vector().then(|| {
+                "© <a href=\"https://www.openstreetmap.org/copyright\">OpenStreetMap-Mitwirkende</a>"
+                    .to_string()
+            })
+        });
         let b = portal_style::Basemap {
             archive: name,
             format,
             schema,
             layers,
+            source_layers,
+            attribution,
         };
         portal_style::add_basemap(&mut style, &b);
     }

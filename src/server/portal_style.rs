@@ -77,6 +77,11 @@ pub struct Basemap<'a> {
     pub schema: Option<&'a str>,
     /// The layers of that schema (`styles/basemap/{schema}.json`).
     pub layers: Option<Json>,
+    /// The source layers the archive says it has (`vector_layers`); style layers for
+    /// others are left out, since a regional extract often lacks some.
+    pub source_layers: Option<Vec<String>>,
+    /// Attribution shown with the basemap.
+    pub attribution: Option<String>,
 }
 
 /// The schema file to read for a vector basemap.
@@ -94,9 +99,16 @@ pub fn add_basemap(style: &mut Json, b: &Basemap) {
     }
     let url = format!("nordgeo://archives/{}/tilejson.json", b.archive);
     let (source, layers): (Json, Vec<Json>) = if b.format.is_vector() {
-        let Some(Json::Array(layers)) = b.layers.clone() else {
+        let Some(Json::Array(mut layers)) = b.layers.clone() else {
             return;
         };
+        if let Some(have) = &b.source_layers {
+            layers.retain(|l| {
+                l["source-layer"]
+                    .as_str()
+                    .is_none_or(|s| have.iter().any(|h| h == s))
+            });
+        }
         (json!({"type": "vector", "url": url}), layers)
     } else {
         (
@@ -107,6 +119,10 @@ pub fn add_basemap(style: &mut Json, b: &Basemap) {
             ],
         )
     };
+    let mut source = source;
+    if let Some(a) = &b.attribution {
+        source["attribution"] = json!(a);
+    }
     if let Some(s) = style.get_mut("sources").and_then(Json::as_object_mut) {
         s.insert("basemap".into(), source);
     }
@@ -149,14 +165,43 @@ mod tests {
             format: TileFormat::Png,
             schema: None,
             layers: None,
+            source_layers: None,
+            attribution: Some("© Landesamt".into()),
         };
         add_basemap(&mut s, &b);
         assert_eq!(s["layers"][1]["id"], "basemap-raster");
         assert_eq!(s["layers"][2]["paint"]["fill-opacity"], 0.4);
         assert_eq!(s["sources"]["basemap"]["type"], "raster");
+        assert_eq!(s["sources"]["basemap"]["attribution"], "© Landesamt");
         let mut plain =
             json!({"sources": {}, "layers": [{"id": "background", "type": "background"}]});
         add_basemap(&mut plain, &b);
         assert_eq!(plain["layers"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn vector_basemap_keeps_only_layers_the_archive_has() {
+        let mut s = json!({"metadata": {"nordgeo:basemap": true}, "sources": {},
+                           "layers": [{"id": "background", "type": "background"}, {"id": "own", "type": "line"}]});
+        let b = Basemap {
+            archive: "bm",
+            format: TileFormat::Mvt,
+            schema: Some("openmaptiles"),
+            layers: Some(json!([
+                {"id": "water", "type": "fill", "source": "basemap", "source-layer": "water"},
+                {"id": "building", "type": "fill", "source": "basemap", "source-layer": "building"},
+                {"id": "place", "type": "symbol", "source": "basemap", "source-layer": "place"},
+            ])),
+            source_layers: Some(vec!["water".into(), "place".into()]),
+            attribution: None,
+        };
+        add_basemap(&mut s, &b);
+        let ids: Vec<&str> = s["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["background", "water", "own", "place"]);
     }
 }

@@ -65,7 +65,7 @@ for (const file of files) {
     {
         for (const layer of Array.isArray(style.layers) ? style.layers : []) {
             const fonts = layer.layout && layer.layout['text-font'];
-            if (layer.type === 'symbol' && !fonts) errors.push(`layers.${layer.id}: symbol layer without text-font (the default font stack is not served by nordgeo)`);
+            if (layer.type === 'symbol' && layer.layout && layer.layout['text-field'] && !fonts) errors.push(`layers.${layer.id}: symbol layer with text but without text-font (the default font stack is not served by nordgeo)`);
             for (const f of fonts ? fontsUsed(fonts, []) : []) {
                 if (!FONT_STACKS.has(f) && f !== 'literal') errors.push(`layers.${layer.id}: text-font "${f}" is not served (use ${[...FONT_STACKS].join(' or ')})`);
             }

@@ -98,6 +98,33 @@ pub fn realdata() -> (&'static Path, &'static serde_json::Value) {
     (dir, manifest)
 }
 
+/// The archive fixtures and their manifest (made once per test run).
+pub fn archives() -> (&'static Path, &'static serde_json::Value) {
+    static DIR: OnceLock<(PathBuf, serde_json::Value)> = OnceLock::new();
+    let (dir, manifest) = DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("archives");
+        let script = root().join("tests/fixtures/make_archives.py");
+        let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let manifest = dir.join("manifest.json");
+        if !matches!((m(&manifest), m(&script)), (Some(a), Some(b)) if a >= b) {
+            let out = Command::new(venv_python())
+                .arg(&script)
+                .arg(&dir)
+                .output()
+                .expect("python runs");
+            assert!(
+                out.status.success(),
+                "make_archives.py failed (run scripts/setup.sh?):\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let text = std::fs::read_to_string(&manifest).expect("manifest");
+        (dir, serde_json::from_str(&text).expect("manifest is JSON"))
+    });
+    (dir, manifest)
+}
+
 /// The fixture manifest.
 pub fn manifest() -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(fixtures().join("manifest.json")).expect("manifest");
