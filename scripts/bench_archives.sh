@@ -21,7 +21,7 @@ DURATION=${DURATION:-20s}
 mkdir -p "$PB"
 cargo build --release --locked
 [ -f "$PB/region.gpkg" ] || python3 "$SHARED/make_dataset.py" --seed 20240607 --scale 1 --out "$PB/region.gpkg"
-ARCHIVE="$PB/bench.pmtiles"
+ARCHIVE=${ARCHIVE:-$PB/bench.pmtiles}
 if [ ! -f "$ARCHIVE" ]; then
   echo "writing $ARCHIVE (z0-14)"
   ./target/release/nordgeo --store "$PB/region.gpkg" export-tiles --maxzoom 14 "$ARCHIVE"
@@ -57,6 +57,7 @@ cat > "$PB/archives.toml" <<TOML
 [archives.bench]
 path = "$ARCHIVE"
 TOML
+SOURCE=$(basename "$ARCHIVE" .pmtiles)   # Martin's source id
 
 wait_port() { for _ in $(seq 100); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1"; return 1; }
 run() { # name url-prefix base
@@ -71,12 +72,12 @@ NPID=$!
 MPID=$!
 trap 'kill $NPID $MPID 2>/dev/null || true' EXIT
 wait_port http://127.0.0.1:8080/archives/bench/tilejson.json
-wait_port http://127.0.0.1:3000/bench
+wait_port "http://127.0.0.1:3000/$SOURCE"
 # a short warm-up each (page cache, directory caches), then the measured runs in turn
 DURATION=3s run warmup-nordgeo /archives/bench/ http://127.0.0.1:8080 >/dev/null
-DURATION=3s run warmup-martin /bench/ http://127.0.0.1:3000 >/dev/null
+DURATION=3s run warmup-martin "/$SOURCE/" http://127.0.0.1:3000 >/dev/null
 N=$(run nordgeo /archives/bench/ http://127.0.0.1:8080)
-M=$(run martin /bench/ http://127.0.0.1:3000)
+M=$(run martin "/$SOURCE/" http://127.0.0.1:3000)
 echo "$N"
 echo "$M"
 python3 - "$N" "$M" <<'PY'

@@ -48,13 +48,16 @@ pub struct Snapshot {
     pub layer: Layer,
     /// What the layer contributes to vector tiles.
     pub tiles: Prepared,
+    /// The layer's name as a tile cache key's layer list, made once, not per request.
+    pub key: Arc<[String]>,
 }
 
 impl Snapshot {
     /// Prepares the tile data of a layer (reusing `previous`'s where it still applies).
     pub fn new(layer: Layer, previous: Option<&Snapshot>) -> Snapshot {
         let tiles = Prepared::new(&layer, previous.map(|p| &p.tiles));
-        Snapshot { layer, tiles }
+        let key = Arc::from(vec![layer.def.table.clone()]);
+        Snapshot { layer, tiles, key }
     }
 }
 

@@ -49,11 +49,22 @@ impl Follower {
             f.schema_version = f.schema_version()?;
             let defs = f.store.layers()?;
             f.untracked = untracked(&f.store, &defs)?;
-            let mut layers = Vec::new();
-            for def in defs {
-                let layer = index::load_layer(&f.store, def, 0)?;
-                layers.push(Arc::new(Snapshot::new(layer, None)));
-            }
+            // Reading is on this connection (one snapshot); transforming, indexing and
+            // preparing tiles run on a thread per layer, overlapping the next read.
+            let layers = std::thread::scope(|scope| -> Result<Vec<Arc<Snapshot>>, SyncError> {
+                let mut building = Vec::new();
+                for def in defs {
+                    let read = index::read_layer(&f.store, def)?;
+                    building.push(scope.spawn(move || {
+                        let layer = read.build(0)?;
+                        Ok::<_, SyncError>(Arc::new(Snapshot::new(layer, None)))
+                    }));
+                }
+                building
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            })?;
             Ok(Catalog::from_layers(layers, 0))
         })?;
         f.store_changed()?;

@@ -207,6 +207,31 @@ pub fn transform(from: i32, to: i32, xy: &mut [(f64, f64)]) -> Result<(), CrsErr
     Ok(())
 }
 
+/// Arrays at least this long are split across cores: below it, making a thread's own
+/// PROJ transformer costs more than the split saves.
+const PARALLEL_MIN: usize = 200_000;
+
+/// [`transform`] on every core for a large array (each thread with its own PROJ
+/// transformer; PROJ objects are not shared between threads).
+pub fn transform_parallel(from: i32, to: i32, xy: &mut [(f64, f64)]) -> Result<(), CrsError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if from == to || xy.len() < PARALLEL_MIN || cores < 2 {
+        return transform(from, to, xy);
+    }
+    let chunk = xy.len().div_ceil(cores);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = xy
+            .chunks_mut(chunk)
+            .map(|part| s.spawn(move || transform(from, to, part)))
+            .collect();
+        parts
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect::<Result<Vec<()>, CrsError>>()
+            .map(|_| ())
+    })
+}
+
 /// Transforms a bounding box, densifying its edges so curved images are covered.
 pub fn transform_bounds(from: i32, to: i32, b: Bbox) -> Result<Bbox, CrsError> {
     if from == to {

@@ -571,11 +571,39 @@ pub fn load_features(
     Ok(features)
 }
 
+/// A layer as read from the store, before its geometries are transformed and indexed:
+/// reading needs the store's connection, the rest does not and can run on other cores.
+pub struct ReadLayer {
+    def: LayerDef,
+    meta: LayerMeta,
+    features: Vec<Feature>,
+}
+
+/// Reads one layer (its settings and features, as stored).
+pub fn read_layer(store: &Store, def: LayerDef) -> Result<ReadLayer, IndexError> {
+    let meta = store.meta(&def.table)?;
+    let features = read_features(store.conn(), &def, None).map_err(|e| store.err(e))?;
+    Ok(ReadLayer {
+        def,
+        meta,
+        features,
+    })
+}
+
+impl ReadLayer {
+    /// Transforms and indexes the layer.
+    pub fn build(mut self, generation: u64) -> Result<Layer, IndexError> {
+        to_mercator(&self.def, &mut self.features).map_err(|source| IndexError::Crs {
+            layer: self.def.table.clone(),
+            source,
+        })?;
+        Ok(Layer::new(self.def, self.meta, self.features, generation))
+    }
+}
+
 /// Loads one layer's snapshot from the store.
 pub fn load_layer(store: &Store, def: LayerDef, generation: u64) -> Result<Layer, IndexError> {
-    let meta = store.meta(&def.table)?;
-    let features = load_features(store, &def, None)?;
-    Ok(Layer::new(def, meta, features, generation))
+    read_layer(store, def)?.build(generation)
 }
 
 /// Transforms all geometries of a layer to EPSG:3857 with one PROJ call.
@@ -591,7 +619,7 @@ pub fn to_mercator(def: &LayerDef, features: &mut [Feature]) -> Result<(), CrsEr
             *p = crs::lonlat_to_mercator(p.0, p.1);
         }
     } else {
-        crs::transform(def.srs_id, crs::WEB_MERCATOR, &mut xy)?;
+        crs::transform_parallel(def.srs_id, crs::WEB_MERCATOR, &mut xy)?;
     }
     let mut it = xy.into_iter();
     for f in features.iter_mut() {

@@ -89,13 +89,13 @@ pub fn audience(who: &Caller, layer: &Layer) -> Audience {
 /// A presented token that is not valid is refused on every resource, public ones too, so
 /// a client learns at once that its token expired instead of silently reading less.
 pub async fn gate(
-    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    state: &AppState,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     if req.headers().contains_key(header::AUTHORIZATION)
-        && let Err(p) = caller(&state, req.headers())
+        && let Err(p) = caller(state, req.headers())
     {
         return p.into_response();
     }

@@ -63,13 +63,13 @@ struct Route {
 struct Inner {
     routes: BTreeMap<String, Route>,
     tiles: BTreeMap<u8, Histogram>,
-    cache: [u64; 2],
+
     writes: BTreeMap<(String, String), u64>,
 }
 
 /// Counters and histograms, rendered in the Prometheus text format.
 #[derive(Default)]
-pub struct Metrics(Mutex<Inner>);
+pub struct Metrics(Mutex<Inner>, [std::sync::atomic::AtomicU64; 2]);
 
 impl Metrics {
     fn with(&self, f: impl FnOnce(&mut Inner)) {
@@ -86,7 +86,8 @@ impl Metrics {
 
     /// A tile cache lookup.
     pub fn cache_lookup(&self, hit: bool) {
-        self.with(|m| m.cache[usize::from(!hit)] += 1);
+        // Every cached tile counts here: an atomic, not the lock the routes share.
+        self.1[usize::from(!hit)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// A write (edit kind or import outcome) on a collection.
@@ -175,7 +176,8 @@ fn render(state: &AppState) -> Response {
             out,
             "# HELP nordgeo_tile_cache_hits_total Tile cache hits.\n# TYPE nordgeo_tile_cache_hits_total counter\nnordgeo_tile_cache_hits_total {}\n\
 # HELP nordgeo_tile_cache_misses_total Tile cache misses.\n# TYPE nordgeo_tile_cache_misses_total counter\nnordgeo_tile_cache_misses_total {}\n",
-            m.cache[0], m.cache[1]
+            state.metrics.1[0].load(std::sync::atomic::Ordering::Relaxed),
+            state.metrics.1[1].load(std::sync::atomic::Ordering::Relaxed)
         );
         out.push_str("# HELP nordgeo_writes_total Edits and imports by collection and kind.\n# TYPE nordgeo_writes_total counter\n");
         for ((c, k), n) in &m.writes {
@@ -211,7 +213,7 @@ fn render(state: &AppState) -> Response {
 }
 
 /// Times every request (with a limit), counts it by route and status, and logs it.
-pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+pub async fn track(state: &AppState, req: Request, next: Next) -> Response {
     // MatchedPath and Uri clone cheaply (shared buffers): nothing is copied per request.
     let route = req.extensions().get::<MatchedPath>().cloned();
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
@@ -226,7 +228,7 @@ pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next)
         axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
     );
     let res = if read {
-        match tokio::time::timeout(limit, next.run(req)).await {
+        match tokio::time::timeout(limit, super::access::gate(state, req, next)).await {
             Ok(r) => r,
             Err(_) => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -238,7 +240,7 @@ pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next)
             .into_response(),
         }
     } else {
-        next.run(req).await
+        super::access::gate(state, req, next).await
     };
     let took = started.elapsed();
     let status = res.status().as_u16();

@@ -399,6 +399,50 @@ fn rank(v: &Value) -> u8 {
     }
 }
 
+/// The first `end` hits in `q.sort` order. Each hit's keys are read once into a flat
+/// array (a value the caller may not see reads as NULL), so a comparison touches two
+/// short rows instead of two features scattered over the heap; only the first `end` are
+/// selected (linear time) and then sorted. Ties are broken by fid, so the order is total
+/// and a page never depends on how the features happen to lie in memory.
+fn sorted_top(layer: &Layer, q: &ItemsQuery, hits: Vec<usize>, end: usize) -> Vec<usize> {
+    static NULL: Value = Value::Null;
+    let n = q.sort.len();
+    let mut keys: Vec<&Value> = Vec::with_capacity(hits.len() * n);
+    let mut fids: Vec<i64> = Vec::with_capacity(hits.len());
+    for &i in &hits {
+        let f = layer.feature(i);
+        let shown = q.audience.mask(&f.values);
+        fids.push(f.fid);
+        for &(col, _) in &q.sort {
+            keys.push(match col {
+                Some(c) if shown[c] => &f.values[c],
+                _ => &NULL,
+            });
+        }
+    }
+    let cmp = |a: &u32, b: &u32| -> Ordering {
+        let (a, b) = (*a as usize, *b as usize);
+        for (k, &(col, desc)) in q.sort.iter().enumerate() {
+            let o = match col {
+                Some(_) => cmp_values(keys[a * n + k], keys[b * n + k]),
+                None => fids[a].cmp(&fids[b]),
+            };
+            let o = if desc { o.reverse() } else { o };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        fids[a].cmp(&fids[b])
+    };
+    let mut rows: Vec<u32> = (0..hits.len() as u32).collect();
+    if end < rows.len() {
+        rows.select_nth_unstable_by(end, cmp);
+        rows.truncate(end);
+    }
+    rows.sort_unstable_by(cmp);
+    rows.into_iter().map(|r| hits[r as usize]).collect()
+}
+
 /// Runs the query on the index.
 pub fn select(layer: &Layer, q: &ItemsQuery) -> Selection {
     let search = q.pred.as_ref().and_then(Pred::search_box);
@@ -473,29 +517,7 @@ pub fn select(layer: &Layer, q: &ItemsQuery) -> Selection {
     let mut hits: Vec<usize> = candidates.into_iter().filter(|&i| keep(i)).collect();
     let matched = hits.len();
     if !q.sort.is_empty() {
-        // Ties are broken by fid, so the order is total and a page never depends on how
-        // the features happen to lie in memory.
-        let cmp = |a: &usize, b: &usize| -> Ordering {
-            let (fa, fb) = (layer.feature(*a), layer.feature(*b));
-            let (va, vb) = (q.audience.values(&fa.values), q.audience.values(&fb.values));
-            for &(col, desc) in &q.sort {
-                let o = match col {
-                    Some(c) => cmp_values(&va[c], &vb[c]),
-                    None => fa.fid.cmp(&fb.fid),
-                };
-                let o = if desc { o.reverse() } else { o };
-                if o != Ordering::Equal {
-                    return o;
-                }
-            }
-            fa.fid.cmp(&fb.fid)
-        };
-        // Only the first `end` are needed: select them in linear time, then sort those.
-        if end < hits.len() {
-            hits.select_nth_unstable_by(end, cmp);
-            hits.truncate(end);
-        }
-        hits.sort_unstable_by(cmp);
+        hits = sorted_top(layer, q, hits, end);
     }
     let page = hits
         .get(q.offset.min(hits.len())..end.min(hits.len()))

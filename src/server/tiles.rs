@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -61,15 +61,15 @@ fn check_tms(tms: &str) -> Result<(), Problem> {
 pub async fn collection_tile(
     State(state): State<Arc<AppState>>,
     Path((id, tms, z, y, x)): Path<(String, String, String, String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
+    req: Request,
 ) -> Result<Response, Problem> {
     check_tms(&tms)?;
     let tile = parse_tile(&z, &y, &x)?;
-    let (_, layer) = super::access::tiled(&state, &headers, &id)?;
+    // The request is taken whole (not its headers cloned); its body is not needed.
+    let (parts, _) = req.into_parts();
+    let (who, layer) = super::access::tiled(&state, &parts.headers, &id)?;
     let cat = state.catalog();
-    let names: Arc<[String]> = Arc::from(vec![layer.def.table.clone()]);
-    tile_response(&state, cat, names, tile, &headers, &uri).await
+    tile_response(&state, cat, layer.key.clone(), tile, who, &parts).await
 }
 
 /// `GET /collections/{id}/xyz/{z}/{x}/{y}.pbf`: the same tile in XYZ order, for tools
@@ -77,17 +77,10 @@ pub async fn collection_tile(
 pub async fn collection_tile_xyz(
     state: State<Arc<AppState>>,
     Path((id, z, x, y)): Path<(String, String, String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
+    req: Request,
 ) -> Result<Response, Problem> {
     let y = strip_ext(&y).to_string();
-    collection_tile(
-        state,
-        Path((id, "WebMercatorQuad".into(), z, y, x)),
-        uri,
-        headers,
-    )
-    .await
+    collection_tile(state, Path((id, "WebMercatorQuad".into(), z, y, x)), req).await
 }
 
 /// `GET /xyz/{z}/{x}/{y}.pbf`: all layers in XYZ order.
@@ -95,18 +88,10 @@ pub async fn dataset_tile_xyz(
     state: State<Arc<AppState>>,
     Path((z, x, y)): Path<(String, String, String)>,
     q: Query<HashMap<String, String>>,
-    uri: Uri,
-    headers: HeaderMap,
+    req: Request,
 ) -> Result<Response, Problem> {
     let y = strip_ext(&y).to_string();
-    dataset_tile(
-        state,
-        Path(("WebMercatorQuad".into(), z, y, x)),
-        q,
-        uri,
-        headers,
-    )
-    .await
+    dataset_tile(state, Path(("WebMercatorQuad".into(), z, y, x)), q, req).await
 }
 
 /// `GET /tiles/{tms}/{z}/{y}/{x}?collections=a,b`.
@@ -114,14 +99,15 @@ pub async fn dataset_tile(
     State(state): State<Arc<AppState>>,
     Path((tms, z, y, x)): Path<(String, String, String, String)>,
     Query(q): Query<HashMap<String, String>>,
-    uri: Uri,
-    headers: HeaderMap,
+    req: Request,
 ) -> Result<Response, Problem> {
     check_tms(&tms)?;
     let tile = parse_tile(&z, &y, &x)?;
+    let (parts, _) = req.into_parts();
     let cat = state.catalog();
-    let layers = selected_layers(&state, &cat, &q, &headers)?;
-    tile_response(&state, cat, layers, tile, &headers, &uri).await
+    let who = super::access::caller(&state, &parts.headers)?;
+    let layers = selected_layers(&state, &cat, &q, &who)?;
+    tile_response(&state, cat, layers, tile, who, &parts).await
 }
 
 /// The layers of a dataset tile, canonical: all the caller may read, or the named ones
@@ -131,9 +117,8 @@ fn selected_layers(
     state: &AppState,
     cat: &Catalog,
     q: &HashMap<String, String>,
-    headers: &HeaderMap,
+    who: &crate::auth::Caller,
 ) -> Result<Arc<[String]>, Problem> {
-    let who = super::access::caller(state, headers)?;
     if let Some(k) = q
         .keys()
         .find(|k| k.as_str() != "collections" && k.as_str() != "f")
@@ -159,7 +144,7 @@ fn selected_layers(
                 super::problem::clip(n)
             )));
         };
-        if !super::access::readable(state, &who, n)?.def.has_geometry() {
+        if !super::access::readable(state, who, n)?.def.has_geometry() {
             return Err(Problem::bad_request(format!(
                 "collections: '{}' is a table without geometry and has no tiles",
                 super::problem::clip(n)
@@ -186,19 +171,23 @@ async fn tile_response(
     cat: Arc<Catalog>,
     layers: Arc<[String]>,
     tile: TileId,
-    headers: &HeaderMap,
-    uri: &Uri,
+    who: crate::auth::Caller,
+    req: &axum::http::request::Parts,
 ) -> Result<Response, Problem> {
-    let who = super::access::caller(state, headers)?;
-    let audiences: Vec<Option<Audience>> = layers
-        .iter()
-        .map(|n| {
-            cat.get(n).and_then(|s| {
-                let a = super::access::audience(&who, &s.layer);
-                (a.scope != Scope::Public && a.has_internal()).then_some(a)
+    let (headers, uri) = (&req.headers, &req.uri);
+    // Only a token can see internal properties: anonymous tiles skip the audiences.
+    let audiences: Vec<Option<Audience>> = match who {
+        crate::auth::Caller::Anonymous => Vec::new(),
+        _ => layers
+            .iter()
+            .map(|n| {
+                cat.get(n).and_then(|s| {
+                    let a = super::access::audience(&who, &s.layer);
+                    (a.scope != Scope::Public && a.has_internal()).then_some(a)
+                })
             })
-        })
-        .collect();
+            .collect(),
+    };
     if audiences.iter().any(Option::is_some) {
         let request = super::audit::request_line("GET", uri.path(), uri.query());
         let personal = Personal {
@@ -416,7 +405,10 @@ fn respond(t: &CachedTile, headers: &HeaderMap, hit: bool) -> Response {
     } else if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|e| e.trim() == t.etag || e.trim() == "*"))
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|e| e.trim().as_bytes() == t.etag.as_bytes() || e.trim() == "*")
+        })
     {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -450,9 +442,7 @@ fn respond(t: &CachedTile, headers: &HeaderMap, hit: bool) -> Response {
         r
     };
     let h = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&t.etag) {
-        h.insert(header::ETAG, v);
-    }
+    h.insert(header::ETAG, t.etag.clone());
     // Clients may keep tiles but must revalidate: data changes show on the next request.
     h.insert(
         header::CACHE_CONTROL,
@@ -574,7 +564,8 @@ pub async fn dataset_tilejson(
     check_tms(&tms)?;
     let base = state.base_url(&headers);
     let cat = state.catalog();
-    let names = selected_layers(&state, &cat, &q, &headers)?;
+    let who = super::access::caller(&state, &headers)?;
+    let names = selected_layers(&state, &cat, &q, &who)?;
     let layers: Vec<&Arc<Snapshot>> = names.iter().filter_map(|n| cat.get(n)).collect();
     let query = q
         .get("collections")

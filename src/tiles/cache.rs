@@ -22,8 +22,8 @@ pub struct CachedTile {
     gzip: OnceLock<Bytes>,
     /// The same, brotli-compressed, made when a client first asks for br.
     br: OnceLock<Bytes>,
-    /// Strong ETag (quoted).
-    pub etag: String,
+    /// Strong ETag (quoted), as the header value it is sent as on every hit.
+    pub etag: axum::http::HeaderValue,
     /// Per layer of the key: the generation its content is known to be current at.
     generations: Box<[AtomicU64]>,
 }
@@ -38,7 +38,8 @@ impl CachedTile {
             raw: raw.into(),
             gzip: OnceLock::new(),
             br: OnceLock::new(),
-            etag: format!("\"{hash:016x}\""),
+            etag: axum::http::HeaderValue::from_str(&format!("\"{hash:016x}\""))
+                .unwrap_or_else(|_| axum::http::HeaderValue::from_static("\"0\"")),
             generations: generations.iter().map(|&g| AtomicU64::new(g)).collect(),
         }
     }

@@ -145,13 +145,19 @@ impl Prepared {
 impl BasePrep {
     fn build(layer: &Layer) -> BasePrep {
         let base = layer.base().clone();
-        let importance = base
-            .features()
-            .iter()
-            .map(|f| f.geometry.as_ref().and_then(line_importance))
-            .collect();
+        // The dictionary and the line importances are independent: one thread each.
+        let (dict, importance) = std::thread::scope(|s| {
+            let dict = s.spawn(|| TileDict::build(&layer.def, base.features()));
+            let importance = base
+                .features()
+                .iter()
+                .map(|f| f.geometry.as_ref().and_then(line_importance))
+                .collect();
+            let dict = dict.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            (dict, importance)
+        });
         BasePrep {
-            dict: TileDict::build(&layer.def, base.features()),
+            dict,
             importance,
             base,
         }
