@@ -20,6 +20,28 @@ use crate::archives::{ArchiveInfo, Encoding};
 /// Archives kept at most, by name.
 pub type Archives = std::collections::BTreeMap<String, Arc<LiveArchive>>;
 
+/// A tile as read from an archive file: its bytes as stored and its strong ETag.
+pub struct StoredTile {
+    data: Bytes,
+    etag: HeaderValue,
+}
+
+/// Recently read archive tiles by (archive, file generation, z, x, y): a hit costs no
+/// read, allocation or hash. A replaced file has a new generation, so its tiles are new
+/// keys and the old ones are only evicted.
+pub type TileCache = moka::sync::Cache<(usize, u64, u8, u32, u32), Arc<StoredTile>>;
+
+/// Memory the archive tile cache may use.
+const TILE_CACHE_BYTES: u64 = 64 << 20;
+
+/// An empty archive tile cache, bounded by the bytes it holds.
+pub fn tile_cache() -> TileCache {
+    moka::sync::Cache::builder()
+        .max_capacity(TILE_CACHE_BYTES)
+        .weigher(|_, t: &Arc<StoredTile>| u32::try_from(t.data.len() + 64).unwrap_or(u32::MAX))
+        .build()
+}
+
 fn find<'a>(state: &'a AppState, name: &str) -> Result<&'a Arc<LiveArchive>, Problem> {
     state.archives.get(name).ok_or_else(|| {
         Problem::not_found(format!(
@@ -243,44 +265,56 @@ fn tile(
         return Err(Problem::internal("archive state"));
     };
     let info = o.archive.info();
-    let data = o
-        .archive
-        .tile(z as u8, x, y)
-        .map_err(|e| Problem::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
-    let Some(data) = data else {
-        return Ok(if (info.minzoom..=info.maxzoom).contains(&(z as u8)) {
-            StatusCode::NO_CONTENT.into_response()
-        } else {
-            Problem::not_found(format!(
-                "archive '{name}' has zooms {}–{}",
-                info.minzoom, info.maxzoom
-            ))
-            .into_response()
-        });
+    let key = (Arc::as_ptr(a) as usize, o.generation, z as u8, x, y);
+    let stored = match state.archive_tiles.get(&key) {
+        Some(t) => t,
+        None => {
+            let data = o
+                .archive
+                .tile(z as u8, x, y)
+                .map_err(|e| Problem::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
+            let Some(data) = data else {
+                return Ok(if (info.minzoom..=info.maxzoom).contains(&(z as u8)) {
+                    StatusCode::NO_CONTENT.into_response()
+                } else {
+                    Problem::not_found(format!(
+                        "archive '{name}' has zooms {}–{}",
+                        info.minzoom, info.maxzoom
+                    ))
+                    .into_response()
+                });
+            };
+            // Strong validator of this file's bytes: the generation changes with every file.
+            let etag = format!(
+                "\"a{:x}-{:016x}\"",
+                o.generation,
+                twox_hash::XxHash3_64::oneshot(&data)
+            );
+            let t = Arc::new(StoredTile {
+                data,
+                etag: HeaderValue::from_str(&etag).map_err(|e| Problem::internal(e.to_string()))?,
+            });
+            state.archive_tiles.insert(key, t.clone());
+            t
+        }
     };
-    // Strong validator of this file's bytes: the generation changes with every file.
-    let etag = format!(
-        "\"a{:x}-{:016x}\"",
-        o.generation,
-        twox_hash::XxHash3_64::oneshot(&data)
-    );
     let mut res = if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|e| e.trim() == etag || e.trim() == "*"))
-    {
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|e| e.trim().as_bytes() == stored.etag.as_bytes() || e.trim() == "*")
+        }) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        body(info.encoding, data, headers)?
+        body(info.encoding, stored.data.clone(), headers)?
     };
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(info.format.content_type()),
     );
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        h.insert(header::ETAG, v);
-    }
+    h.insert(header::ETAG, stored.etag.clone());
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, no-cache"),

@@ -113,6 +113,8 @@ pub struct AppState {
     pub portal: crate::config::PortalSettings,
     /// Sprite sheets by (folder, pixel ratio), made on first request.
     pub sprites: moka::sync::Cache<(String, u32), Arc<crate::sprites::Sheet>>,
+    /// Archive tiles read recently, as stored, with their ETags.
+    pub archive_tiles: archives::TileCache,
 }
 
 impl AppState {
@@ -133,6 +135,7 @@ impl AppState {
             portal,
             // Only folders of styles/ can be named: a handful of sheets at most.
             sprites: moka::sync::Cache::new(32),
+            archive_tiles: archives::tile_cache(),
             inflight: Mutex::new(HashMap::new()),
             config,
             live,
