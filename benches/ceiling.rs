@@ -9,10 +9,6 @@
 //! starting a server.
 
 use axum::body::Bytes;
-
-/// The same allocator as nordgeo, so the ceiling is that of the same stack.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 

@@ -97,7 +97,7 @@ impl Catalog {
 
 /// Gives the memory of a dropped base back to the system: the allocator would otherwise
 /// keep the freed pages of a few hundred megabytes for good.
-fn release_memory() {
+pub(super) fn release_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists.
     unsafe {

@@ -67,6 +67,8 @@ impl Follower {
             })?;
             Ok(Catalog::from_layers(layers, 0))
         })?;
+        // The load's temporary arrays (raw features, coordinate arrays) are freed by now.
+        super::fold::release_memory();
         f.store_changed()?;
         Ok((f, catalog))
     }

@@ -130,12 +130,21 @@ impl Base {
                 .flatten()
                 .collect()
         };
-        let tree = RTree::bulk_load(entries(0.0, true));
-        // Coarse trees serve low zooms, where tiles are large and lines are wanted whole.
-        let coarse = SIZE_LEVELS
-            .iter()
-            .map(|&m| (m, RTree::bulk_load(entries(m, false))))
-            .collect();
+        // The fine tree on one thread, the coarse trees (low zooms, where tiles are large
+        // and lines are wanted whole) on another: start-up waits for the longer one.
+        let (tree, coarse) = std::thread::scope(|s| {
+            let coarse = s.spawn(|| {
+                SIZE_LEVELS
+                    .iter()
+                    .map(|&m| (m, RTree::bulk_load(entries(m, false))))
+                    .collect()
+            });
+            let tree = RTree::bulk_load(entries(0.0, true));
+            let coarse = coarse
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e));
+            (tree, coarse)
+        });
         let is_time = time_columns(def);
         let time_ranges = is_time
             .iter()
