@@ -12,10 +12,10 @@ use serde_json::{Value as Json, json};
 
 use super::problem::Problem;
 use super::tiles::accepts_encoding;
-use super::tilesets::WEB_MERCATOR_QUAD;
 use super::{AppState, json_body};
 use crate::archives::live::{LiveArchive, Opened};
 use crate::archives::{ArchiveInfo, Encoding};
+use crate::tiles::grid::WEB_MERCATOR_QUAD;
 
 /// Archives kept at most, by name.
 pub type Archives = std::collections::BTreeMap<String, Arc<LiveArchive>>;

@@ -17,9 +17,7 @@ use super::problem::Problem;
 use crate::catalog::Snapshot as Layer;
 use crate::geom::GeometryKind;
 
-/// OGC URI of the one tile matrix set served.
-pub const WEB_MERCATOR_QUAD: &str =
-    "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad";
+use crate::tiles::grid::WEB_MERCATOR_QUAD;
 
 /// Conformance classes of OGC API – Tiles 1.0 that hold here.
 pub const CONFORMANCE: &[&str] = &[

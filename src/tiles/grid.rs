@@ -8,6 +8,10 @@ pub const ORIGIN: f64 = 20_037_508.342_789_244;
 /// Deepest zoom level served.
 pub const MAX_ZOOM: u8 = 24;
 
+/// OGC URI of this tile matrix set (the one served, by the store and by archives).
+pub const WEB_MERCATOR_QUAD: &str =
+    "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad";
+
 /// A tile address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TileId {
