@@ -138,11 +138,21 @@ pub async fn serve(state: Arc<AppState>) -> std::io::Result<()> {
         let local = stream.local_addr().unwrap_or(addr);
         let st = state.clone();
         let app = app.clone();
+        // A direct client's base URL is the same for every request on the connection:
+        // made once here, not per request (only behind a trusted proxy do headers vary).
+        let direct = (state.config.public_url.is_none()
+            && !state.config.trusted_proxies.contains(&peer.ip()))
+        .then(|| HeaderValue::from_str(&format!("http://{local}")).ok())
+        .flatten();
         let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
-            let base = base_url(&st, peer.ip(), local, req.headers());
+            let base = match &direct {
+                Some(v) => Some(v.clone()),
+                None if st.config.public_url.is_some() => None,
+                None => HeaderValue::from_str(&base_url(&st, peer.ip(), local, req.headers())).ok(),
+            };
             let h = req.headers_mut();
             h.remove(&BASE_HEADER);
-            if let Ok(v) = HeaderValue::from_str(&base) {
+            if let Some(v) = base {
                 h.insert(BASE_HEADER.clone(), v);
             }
             let mut app = app.clone();

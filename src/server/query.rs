@@ -399,27 +399,39 @@ fn rank(v: &Value) -> u8 {
     }
 }
 
+/// Reads the sort keys of `hits` into `keys` (`q.sort.len()` per hit; values the caller
+/// may not see stay NULL) and their fids into `fids`.
+fn read_keys<'a>(
+    layer: &'a Layer,
+    q: &ItemsQuery,
+    hits: &[usize],
+    keys: &mut [&'a Value],
+    fids: &mut [i64],
+) {
+    let n = q.sort.len();
+    for ((&i, k), fid) in hits.iter().zip(keys.chunks_mut(n)).zip(fids) {
+        let f = layer.feature(i);
+        let shown = q.audience.mask(&f.values);
+        *fid = f.fid;
+        for (slot, &(col, _)) in k.iter_mut().zip(&q.sort) {
+            if let Some(c) = col.filter(|&c| shown[c]) {
+                *slot = &f.values[c];
+            }
+        }
+    }
+}
+
 /// The first `end` hits in `q.sort` order. Each hit's keys are read once into a flat
 /// array (a value the caller may not see reads as NULL), so a comparison touches two
 /// short rows instead of two features scattered over the heap; only the first `end` are
 /// selected (linear time) and then sorted. Ties are broken by fid, so the order is total
 /// and a page never depends on how the features happen to lie in memory.
-fn sorted_top(layer: &Layer, q: &ItemsQuery, hits: Vec<usize>, end: usize) -> Vec<usize> {
+fn sorted_top<'a>(layer: &'a Layer, q: &ItemsQuery, hits: Vec<usize>, end: usize) -> Vec<usize> {
     static NULL: Value = Value::Null;
     let n = q.sort.len();
-    let mut keys: Vec<&Value> = Vec::with_capacity(hits.len() * n);
-    let mut fids: Vec<i64> = Vec::with_capacity(hits.len());
-    for &i in &hits {
-        let f = layer.feature(i);
-        let shown = q.audience.mask(&f.values);
-        fids.push(f.fid);
-        for &(col, _) in &q.sort {
-            keys.push(match col {
-                Some(c) if shown[c] => &f.values[c],
-                _ => &NULL,
-            });
-        }
-    }
+    let mut keys: Vec<&'a Value> = vec![&NULL; hits.len() * n];
+    let mut fids: Vec<i64> = vec![0; hits.len()];
+    read_keys(layer, q, &hits, &mut keys, &mut fids);
     let cmp = |a: &u32, b: &u32| -> Ordering {
         let (a, b) = (*a as usize, *b as usize);
         for (k, &(col, desc)) in q.sort.iter().enumerate() {

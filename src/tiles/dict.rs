@@ -48,7 +48,8 @@ impl TileDict {
     pub fn build(def: &LayerDef, features: &[Feature]) -> TileDict {
         let columns = def.columns.len();
         let classes: Vec<ValueClass> = def.columns.iter().map(|c| c.class()).collect();
-        let mut index: HashMap<Vec<u8>, u32> = HashMap::new();
+        // foldhash, not SipHash: SipHash was the largest single item of the start-up profile.
+        let mut index: HashMap<Vec<u8>, u32, foldhash::fast::RandomState> = HashMap::default();
         let mut values = Vec::new();
         let mut ids = Vec::with_capacity(features.len() * columns);
         for f in features {
