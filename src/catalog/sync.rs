@@ -50,20 +50,52 @@ impl Follower {
             let defs = f.store.layers()?;
             f.untracked = untracked(&f.store, &defs)?;
             // Reading is on this connection (one snapshot); transforming, indexing and
-            // preparing tiles run on a thread per layer, overlapping the next read.
+            // preparing tiles run on a thread per layer, overlapping the next read. The
+            // largest layers are read first: their work is the longest chain.
+            let mut order: Vec<(i64, usize)> = defs
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (f.rows_estimate(&d.table), i))
+                .collect();
+            order.sort_unstable_by(|a, b| b.cmp(a));
+            let mut defs: Vec<Option<crate::store::LayerDef>> =
+                defs.into_iter().map(Some).collect();
             let layers = std::thread::scope(|scope| -> Result<Vec<Arc<Snapshot>>, SyncError> {
                 let mut building = Vec::new();
-                for def in defs {
+                for &(_, i) in &order {
+                    let Some(def) = defs[i].take() else { continue };
+                    let t = std::time::Instant::now();
                     let read = index::read_layer(&f.store, def)?;
-                    building.push(scope.spawn(move || {
-                        let layer = read.build(0)?;
-                        Ok::<_, SyncError>(Arc::new(Snapshot::new(layer, None)))
-                    }));
+                    let read_ms = t.elapsed().as_millis() as u64;
+                    building.push((
+                        i,
+                        scope.spawn(move || {
+                            let t = std::time::Instant::now();
+                            let layer = read.build(0)?;
+                            let built = t.elapsed();
+                            let snap = Snapshot::new(layer, None);
+                            tracing::debug!(
+                                layer = %snap.def.table,
+                                read_ms,
+                                index_ms = built.as_millis() as u64,
+                                tiles_ms = (t.elapsed() - built).as_millis() as u64,
+                                "layer loaded"
+                            );
+                            Ok::<_, SyncError>(Arc::new(snap))
+                        }),
+                    ));
                 }
-                building
+                let mut done: Vec<(usize, Arc<Snapshot>)> = building
                     .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                    .collect()
+                    .map(|(i, h)| {
+                        h.join()
+                            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+                            .map(|s| (i, s))
+                    })
+                    .collect::<Result<_, _>>()?;
+                // The catalog keeps the store's order.
+                done.sort_unstable_by_key(|(i, _)| *i);
+                Ok(done.into_iter().map(|(_, s)| s).collect())
             })?;
             Ok(Catalog::from_layers(layers, 0))
         })?;
@@ -71,6 +103,21 @@ impl Follower {
         super::fold::release_memory();
         f.store_changed()?;
         Ok((f, catalog))
+    }
+
+    /// About how many rows a table has (its largest rowid: no scan), for the load order.
+    fn rows_estimate(&self, table: &str) -> i64 {
+        self.store
+            .conn()
+            .query_row(
+                &format!(
+                    "SELECT coalesce(max(rowid), 0) FROM {}",
+                    crate::store::layer::q(table)
+                ),
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(0)
     }
 
     /// Whether another connection committed since the last call.

@@ -310,7 +310,6 @@ pub async fn feature(
             &b,
             &l,
             &format!("/collections/{id}/items/{n}"),
-            "",
         ));
     }
     let mut r = json_body(&v, "application/geo+json");

@@ -9,7 +9,7 @@ use rusqlite::types::Value;
 use crate::index::Feature;
 use crate::store::LayerDef;
 use crate::store::layer::ValueClass;
-use crate::tiles::mvt::{MvtValue, encode_value};
+use crate::tiles::mvt::{MvtValue, encode_str, encode_value};
 
 /// Marks a NULL (or unencodable) value.
 pub const NONE: u32 = u32::MAX;
@@ -28,14 +28,26 @@ pub struct TileDict {
 
 /// A value as MVT encodes it (`None` for NULL and binary values, which tiles leave out).
 pub fn encode(v: &Value, class: ValueClass) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(16);
+    encode_into(v, class, &mut out).then_some(out)
+}
+
+/// Writes a value as MVT encodes it into `out` (cleared first); `false` for NULL and
+/// binary values. Text is encoded from the stored string, without a copy of it.
+fn encode_into(v: &Value, class: ValueClass, out: &mut Vec<u8>) -> bool {
+    out.clear();
     let mvt = match (v, class) {
         (Value::Integer(i), ValueClass::Boolean) => MvtValue::Bool(*i != 0),
         (Value::Integer(i), _) => MvtValue::Int(*i),
         (Value::Real(r), _) => MvtValue::Double(*r),
-        (Value::Text(t), _) => MvtValue::Str(t.clone()),
-        (Value::Null | Value::Blob(_), _) => return None,
+        (Value::Text(t), _) => {
+            encode_str(out, t);
+            return true;
+        }
+        (Value::Null | Value::Blob(_), _) => return false,
     };
-    Some(encode_value(&mvt))
+    out.extend_from_slice(&encode_value(&mvt));
+    true
 }
 
 fn hash(bytes: &[u8]) -> u64 {
@@ -52,19 +64,22 @@ impl TileDict {
         let mut index: HashMap<Vec<u8>, u32, foldhash::fast::RandomState> = HashMap::default();
         let mut values = Vec::new();
         let mut ids = Vec::with_capacity(features.len() * columns);
+        // One buffer for every value: only a value not seen before is copied (most
+        // repeat: municipality, land use), so the build allocates per distinct value.
+        let mut buf = Vec::with_capacity(64);
         for f in features {
             for (c, v) in f.values.iter().enumerate() {
-                let Some(bytes) = encode(v, classes[c]) else {
+                if !encode_into(v, classes[c], &mut buf) {
                     ids.push(NONE);
                     continue;
-                };
+                }
                 // Equal values share one id across columns: MVT values are per layer.
-                let id = match index.get(&bytes) {
+                let id = match index.get(buf.as_slice()) {
                     Some(&id) => id,
                     None => {
                         let id = values.len() as u32;
-                        values.push(bytes.clone());
-                        index.insert(bytes, id);
+                        values.push(buf.clone());
+                        index.insert(buf.clone(), id);
                         id
                     }
                 };

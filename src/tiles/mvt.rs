@@ -135,7 +135,7 @@ impl GeomEncoder {
 pub fn encode_value(v: &MvtValue) -> Vec<u8> {
     let mut out = Vec::with_capacity(16);
     match v {
-        MvtValue::Str(s) => bytes_field(&mut out, 0x0A, s.as_bytes()),
+        MvtValue::Str(s) => encode_str(&mut out, s),
         MvtValue::Double(d) => {
             out.push(0x19);
             out.extend_from_slice(&d.to_le_bytes());
@@ -154,6 +154,11 @@ pub fn encode_value(v: &MvtValue) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Appends the MVT `Value` message of a string (without making an [`MvtValue`]).
+pub fn encode_str(out: &mut Vec<u8>, s: &str) {
+    bytes_field(out, 0x0A, s.as_bytes());
 }
 
 /// Maps a layer dictionary's value ids to a tile's value indices; reused across tiles

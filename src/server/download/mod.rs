@@ -357,16 +357,16 @@ async fn gpkg_response(state: &Arc<AppState>, r: Request) -> Result<Response, Pr
     Ok(res)
 }
 
-/// Links to a selection in every format the layer is offered in (`query` without `f`).
-pub fn links(base: &str, layer: &Layer, path: &str, query: &str) -> Vec<serde_json::Value> {
+/// Links to a feature or selection (`path`, no query) in every format the layer is
+/// offered in.
+pub fn links(base: &str, layer: &Layer, path: &str) -> Vec<serde_json::Value> {
     offered(layer)
         .map(|d| {
-            let sep = if query.is_empty() { "" } else { "&" };
             serde_json::json!({
                 "rel": "alternate",
                 "type": d.media_type().split(';').next().unwrap_or_default(),
                 "title": format!("Download as {}", d.title()),
-                "href": format!("{base}{path}?{query}{sep}f={}", d.f()),
+                "href": format!("{base}{path}?f={}", d.f()),
             })
         })
         .collect()
