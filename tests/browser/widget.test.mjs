@@ -5,7 +5,7 @@
 // (a) BASE/map at 1280x800: loads with no console error, fits the municipality of
 //     data-municipality, every layer group has rendered features (parcels after a
 //     jump to z16), labels render and every glyph request answered 200, a click on a
-//     parking opens a popup with its capacity, a trail popup's "Parkplätze in der Nähe"
+//     parking opens a popup with its capacity, a trail popup links its GPX track and its "Parkplätze in der Nähe"
 //     and the "Parkplätze in meiner Nähe" control list the nearest parking sites, and the
 //     page asked no host but nordgeo;
 // (b) the same widget embedded in a page of another origin (CORS);
@@ -163,6 +163,17 @@ async function run() {
             await page.mouse.click(target.x, target.y);
             const text = await popupText(page);
             if (!/Länge[\s\S]*km/.test(text) || !/(leicht|mittel|schwer)/.test(text)) throw new Error(`trail popup "${text}" lacks length or difficulty`);
+            // the trail as GPX is one click away: the link names this trail and answers a GPX track with its name
+            const gpx = await page.$eval('.maplibregl-popup a.nordgeo-gpx', (a) => a.href).catch(() => null);
+            if (!gpx || !gpx.startsWith(`${BASE}/collections/trails/items/`) || !gpx.endsWith('?f=gpx')) throw new Error(`no GPX link in the trail popup (${gpx})`);
+            const track = await page.evaluate(async (u) => {
+                const r = await fetch(u);
+                return {status: r.status, type: r.headers.get('content-type'), text: await r.text()};
+            }, gpx);
+            if (track.status !== 200 || track.type !== 'application/gpx+xml' || !track.text.includes('<trkpt ')
+                || !track.text.includes(`<name>${target.properties.name}</name>`)) {
+                throw new Error(`GPX link answered ${track.status} ${track.type}: ${track.text.slice(0, 120)}`);
+            }
             await page.click('.maplibregl-popup .nordgeo-near-trail');
             await page.waitForSelector(`${sel} .nordgeo-results-list li, ${sel} .nordgeo-message`, {timeout: 15000});
             await page.waitForFunction((s) => document.querySelector(s).nordgeo.lastNear !== undefined, {timeout: 15000}, sel);
