@@ -929,15 +929,13 @@ fn run(cli: Cli) -> Result<(), String> {
                 return Ok(());
             }
             for a in &rows {
-                let fids = a
-                    .fids
-                    .iter()
-                    .map(i64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",");
                 println!(
                     "{}  {}  {}  [{}]  {}",
-                    a.at, a.token, a.collection, fids, a.request
+                    a.at,
+                    a.token,
+                    a.collection,
+                    crate::store::access_log::fid_list(&a.fids),
+                    a.request
                 );
             }
             if rows.is_empty() {

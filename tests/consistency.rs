@@ -92,7 +92,10 @@ fn resources(base: &str) -> Vec<String> {
             "/collections/{c}/tiles/WebMercatorQuad/tilejson.json"
         ));
         out.push(format!("/collections/{c}"));
+        // Downloads are written from the same snapshot as the GeoJSON.
+        out.push(format!("/collections/{c}/items?f=csv"));
     }
+    out.push("/collections/trails/items?f=gpx".into());
     out.push("/collections/parking/items?sortby=-capacity,name&limit=15".into());
     out.push("/collections/childcare/items?filter=capacity%20%3E%2020&limit=50".into());
     out.push("/tiles/WebMercatorQuad/tilejson.json".into());

@@ -37,6 +37,23 @@ fn gdal_geojson(src: &Path, layer: &str, extra: &[&str], dir: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap()
 }
 
+/// The oracle: GDAL's own reprojection of the store's trails to EPSG:4326, geometry
+/// by fid.
+fn trails_in_wgs84(store: &Path, dir: &Path) -> BTreeMap<i64, Value> {
+    let all = gdal_geojson(
+        store,
+        "trails",
+        &["-t_srs", "EPSG:4326", "-preserve_fid"],
+        dir,
+    );
+    all["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["id"].as_i64().unwrap(), f["geometry"].clone()))
+        .collect()
+}
+
 /// Every coordinate of a GeoJSON geometry, flattened.
 fn coords(g: &Value, out: &mut Vec<(f64, f64)>) {
     match g {
@@ -100,18 +117,7 @@ fn csv_reads_back_in_gdal_with_the_same_features_and_coordinates() {
     assert!(header.starts_with("WKT,fid,name,"), "{header}");
 
     let read = gdal_geojson(&csv, "trails", &[], dir.path());
-    let oracle = gdal_geojson(
-        &store,
-        "trails",
-        &["-t_srs", "EPSG:4326", "-preserve_fid"],
-        dir.path(),
-    );
-    let oracle: BTreeMap<i64, &Value> = oracle["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| (f["id"].as_i64().unwrap(), f))
-        .collect();
+    let oracle = trails_in_wgs84(&store, dir.path());
     let want = items["features"].as_array().unwrap();
     let got = read["features"].as_array().unwrap();
     assert!(want.len() > 10, "a real selection: {}", want.len());
@@ -132,11 +138,7 @@ fn csv_reads_back_in_gdal_with_the_same_features_and_coordinates() {
                 other => assert_eq!(csv_value, other.to_string(), "fid {fid} property {k}"),
             }
         }
-        same_coords(
-            &g["geometry"],
-            &oracle[&fid]["geometry"],
-            &format!("fid {fid}"),
-        );
+        same_coords(&g["geometry"], &oracle[&fid], &format!("fid {fid}"));
     }
 }
 
@@ -169,18 +171,7 @@ fn gpx_tracks_read_back_in_gdal() {
     )
     .json();
     let tracks = gdal_geojson(&gpx, "tracks", &[], dir.path());
-    let oracle = gdal_geojson(
-        &store,
-        "trails",
-        &["-t_srs", "EPSG:4326", "-preserve_fid"],
-        dir.path(),
-    );
-    let oracle: BTreeMap<i64, &Value> = oracle["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| (f["id"].as_i64().unwrap(), f))
-        .collect();
+    let oracle = trails_in_wgs84(&store, dir.path());
     let want = items["features"].as_array().unwrap();
     let got = tracks["features"].as_array().unwrap();
     assert!(want.len() > 5);
@@ -192,11 +183,7 @@ fn gpx_tracks_read_back_in_gdal() {
             "fid {fid}"
         );
         assert_eq!(g["geometry"]["type"], "MultiLineString");
-        same_coords(
-            &g["geometry"],
-            &oracle[&fid]["geometry"],
-            &format!("fid {fid}"),
-        );
+        same_coords(&g["geometry"], &oracle[&fid], &format!("fid {fid}"));
     }
 
     // One trail, as the portal popup links it.
@@ -214,11 +201,7 @@ fn gpx_tracks_read_back_in_gdal() {
     );
     let t = gdal_geojson(&one_path, "tracks", &[], dir.path());
     assert_eq!(t["features"].as_array().unwrap().len(), 1);
-    same_coords(
-        &t["features"][0]["geometry"],
-        &oracle[&fid]["geometry"],
-        "single trail",
-    );
+    same_coords(&t["features"][0]["geometry"], &oracle[&fid], "single trail");
 
     let p = get(
         &format!("{}/collections/parking/items?f=gpx", srv.base),

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 
 use super::problem::Problem;
-use super::tiles::accepts_encoding;
+use super::tiles::{accepts_encoding, not_modified};
 use super::{AppState, json_body};
 use crate::archives::live::{LiveArchive, Opened};
 use crate::archives::{ArchiveInfo, Encoding};
@@ -51,15 +51,19 @@ fn find<'a>(state: &'a AppState, name: &str) -> Result<&'a Arc<LiveArchive>, Pro
     })
 }
 
-/// The archive as its file is now, or a 503 saying which file to fix.
-fn opened(a: &LiveArchive) -> Result<Arc<Result<Opened, String>>, Problem> {
+/// Runs `f` on the archive as its file is now; a 503 saying which file to fix when it
+/// cannot be opened.
+fn with_open<R>(
+    a: &LiveArchive,
+    f: impl FnOnce(&Opened) -> Result<R, Problem>,
+) -> Result<R, Problem> {
     let cur = a
         .get()
         .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-    if let Err(e) = &*cur {
-        return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.clone()));
+    match &*cur {
+        Ok(o) => f(o),
+        Err(e) => Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.clone())),
     }
-    Ok(cur)
 }
 
 /// The archive's TileJSON 3.0.0.
@@ -123,15 +127,12 @@ pub async fn tilejson_doc(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let a = find(&state, &name)?;
-    let cur = opened(a)?;
-    let Ok(o) = &*cur else {
-        return Err(Problem::internal("archive state"));
-    };
     let b = state.base_url(&headers);
-    Ok(json_body(
-        &tilejson(&b, &name, o.archive.info(), a.attribution(o.archive.info())),
-        "application/json",
-    ))
+    let doc = with_open(a, |o| {
+        let info = o.archive.info();
+        Ok(tilejson(&b, &name, info, a.attribution(info)))
+    })?;
+    Ok(json_body(&doc, "application/json"))
 }
 
 /// The OGC API Tiles tileset of an archive.
@@ -189,15 +190,12 @@ pub async fn tileset_doc(
 ) -> Result<Response, Problem> {
     check_tms(&tms)?;
     let a = find(&state, &name)?;
-    let cur = opened(a)?;
-    let Ok(o) = &*cur else {
-        return Err(Problem::internal("archive state"));
-    };
     let b = state.base_url(&headers);
-    Ok(json_body(
-        &tileset(&b, &name, o.archive.info(), a.attribution(o.archive.info())),
-        "application/json",
-    ))
+    let doc = with_open(a, |o| {
+        let info = o.archive.info();
+        Ok(tileset(&b, &name, info, a.attribution(info)))
+    })?;
+    Ok(json_body(&doc, "application/json"))
 }
 
 fn check_tms(tms: &str) -> Result<(), Problem> {
@@ -260,67 +258,60 @@ fn tile(
             "tile {z}/{x}/{y} is outside the tile matrix"
         )));
     }
-    let cur = opened(a)?;
-    let Ok(o) = &*cur else {
-        return Err(Problem::internal("archive state"));
-    };
-    let info = o.archive.info();
-    let key = (Arc::as_ptr(a) as usize, o.generation, z as u8, x, y);
-    let stored = match state.archive_tiles.get(&key) {
-        Some(t) => t,
-        None => {
-            let data = o
-                .archive
-                .tile(z as u8, x, y)
-                .map_err(|e| Problem::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
-            let Some(data) = data else {
-                return Ok(if (info.minzoom..=info.maxzoom).contains(&(z as u8)) {
-                    StatusCode::NO_CONTENT.into_response()
-                } else {
-                    Problem::not_found(format!(
-                        "archive '{name}' has zooms {}–{}",
-                        info.minzoom, info.maxzoom
-                    ))
-                    .into_response()
+    with_open(a, |o| {
+        let info = o.archive.info();
+        let key = (Arc::as_ptr(a) as usize, o.generation, z as u8, x, y);
+        let stored = match state.archive_tiles.get(&key) {
+            Some(t) => t,
+            None => {
+                let data = o
+                    .archive
+                    .tile(z as u8, x, y)
+                    .map_err(|e| Problem::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
+                let Some(data) = data else {
+                    return Ok(if (info.minzoom..=info.maxzoom).contains(&(z as u8)) {
+                        StatusCode::NO_CONTENT.into_response()
+                    } else {
+                        Problem::not_found(format!(
+                            "archive '{name}' has zooms {}–{}",
+                            info.minzoom, info.maxzoom
+                        ))
+                        .into_response()
+                    });
+                };
+                // Strong validator of this file's bytes: the generation changes with every file.
+                let etag = format!(
+                    "\"a{:x}-{:016x}\"",
+                    o.generation,
+                    twox_hash::XxHash3_64::oneshot(&data)
+                );
+                let t = Arc::new(StoredTile {
+                    data,
+                    etag: HeaderValue::from_str(&etag)
+                        .map_err(|e| Problem::internal(e.to_string()))?,
                 });
-            };
-            // Strong validator of this file's bytes: the generation changes with every file.
-            let etag = format!(
-                "\"a{:x}-{:016x}\"",
-                o.generation,
-                twox_hash::XxHash3_64::oneshot(&data)
-            );
-            let t = Arc::new(StoredTile {
-                data,
-                etag: HeaderValue::from_str(&etag).map_err(|e| Problem::internal(e.to_string()))?,
-            });
-            state.archive_tiles.insert(key, t.clone());
-            t
-        }
-    };
-    let mut res = if headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|e| e.trim().as_bytes() == stored.etag.as_bytes() || e.trim() == "*")
-        }) {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        body(info.encoding, stored.data.clone(), headers)?
-    };
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(info.format.content_type()),
-    );
-    h.insert(header::ETAG, stored.etag.clone());
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, no-cache"),
-    );
-    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-    Ok(res)
+                state.archive_tiles.insert(key, t.clone());
+                t
+            }
+        };
+        let mut res = if not_modified(headers, &stored.etag) {
+            StatusCode::NOT_MODIFIED.into_response()
+        } else {
+            body(info.encoding, stored.data.clone(), headers)?
+        };
+        let h = res.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(info.format.content_type()),
+        );
+        h.insert(header::ETAG, stored.etag.clone());
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, no-cache"),
+        );
+        h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        Ok(res)
+    })
 }
 
 /// The stored bytes as they are when the client takes their coding; decoded for the

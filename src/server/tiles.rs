@@ -402,14 +402,7 @@ pub fn render_tile(
 fn respond(t: &CachedTile, headers: &HeaderMap, hit: bool) -> Response {
     let mut res = if t.raw.is_empty() {
         StatusCode::NO_CONTENT.into_response()
-    } else if headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|e| e.trim().as_bytes() == t.etag.as_bytes() || e.trim() == "*")
-        })
-    {
+    } else if not_modified(headers, &t.etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let accepts = |coding: &str| accepts_encoding(headers, coding);
@@ -455,6 +448,17 @@ fn respond(t: &CachedTile, headers: &HeaderMap, hit: bool) -> Response {
         HeaderValue::from_static(if hit { "hit" } else { "miss" }),
     );
     res
+}
+
+/// Whether `If-None-Match` names this strong ETag (or `*`): the client's copy is current.
+pub fn not_modified(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|e| e.trim().as_bytes() == etag.as_bytes() || e.trim() == "*")
+        })
 }
 
 /// Whether `Accept-Encoding` accepts a coding ("gzip;q=0" means "not gzip").

@@ -39,13 +39,7 @@ pub fn insert(conn: &Connection, rows: &[Access]) -> rusqlite::Result<()> {
         "INSERT INTO nordgeo_access_log (token, collection, fids, request) VALUES (?1, ?2, ?3, ?4)",
     )?;
     for a in rows {
-        let fids = a
-            .fids
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        st.execute(params![a.token, a.collection, fids, a.request])?;
+        st.execute(params![a.token, a.collection, fid_list(&a.fids), a.request])?;
     }
     Ok(())
 }
@@ -84,4 +78,12 @@ pub fn list(
 /// Removes accesses recorded before `cutoff` (RFC 3339); returns how many.
 pub fn prune(conn: &Connection, cutoff: &str) -> rusqlite::Result<usize> {
     conn.execute("DELETE FROM nordgeo_access_log WHERE at < ?1", [cutoff])
+}
+
+/// Feature ids as the log stores and prints them: comma-separated.
+pub fn fid_list(fids: &[i64]) -> String {
+    fids.iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }

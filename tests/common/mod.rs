@@ -70,58 +70,46 @@ pub fn fixtures() -> &'static Path {
     })
 }
 
+/// Runs a fixture script into `target/tmp/{dir}` unless its manifest is newer than the
+/// script, and reads the manifest.
+fn made_by(python: &Path, script: &str, dir: &str) -> (PathBuf, serde_json::Value) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(dir);
+    let script = root().join("tests/fixtures").join(script);
+    let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let manifest = dir.join("manifest.json");
+    if !matches!((m(&manifest), m(&script)), (Some(a), Some(b)) if a >= b) {
+        let out = Command::new(python)
+            .arg(&script)
+            .arg(&dir)
+            .output()
+            .expect("python runs");
+        assert!(
+            out.status.success(),
+            "{} failed (run scripts/setup.sh?):\n{}\n{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    (dir, serde_json::from_str(&text).expect("manifest is JSON"))
+}
+
 /// The real-data corpus (made once per test run by tests/fixtures/make_realdata.py with
 /// GDAL 3.6, pyogrio/GDAL 3.12 and QGIS 3.22) and its manifest.
 pub fn realdata() -> (&'static Path, &'static serde_json::Value) {
     static DIR: OnceLock<(PathBuf, serde_json::Value)> = OnceLock::new();
-    let (dir, manifest) = DIR.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("realdata");
-        let script = root().join("tests/fixtures/make_realdata.py");
-        let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        let manifest = dir.join("manifest.json");
-        if !matches!((m(&manifest), m(&script)), (Some(a), Some(b)) if a >= b) {
-            let out = Command::new("python3")
-                .arg(&script)
-                .arg(&dir)
-                .output()
-                .expect("python3 runs");
-            assert!(
-                out.status.success(),
-                "make_realdata.py failed (run scripts/setup.sh?):\n{}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let text = std::fs::read_to_string(&manifest).expect("manifest");
-        (dir, serde_json::from_str(&text).expect("manifest is JSON"))
-    });
+    let (dir, manifest) =
+        DIR.get_or_init(|| made_by(Path::new("python3"), "make_realdata.py", "realdata"));
     (dir, manifest)
 }
 
-/// The archive fixtures and their manifest (made once per test run).
+/// The archive fixtures (tests/fixtures/make_archives.py, in the clients' venv for the
+/// pmtiles package and pyogrio's GDAL 3.12) and their manifest.
 pub fn archives() -> (&'static Path, &'static serde_json::Value) {
     static DIR: OnceLock<(PathBuf, serde_json::Value)> = OnceLock::new();
-    let (dir, manifest) = DIR.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("archives");
-        let script = root().join("tests/fixtures/make_archives.py");
-        let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        let manifest = dir.join("manifest.json");
-        if !matches!((m(&manifest), m(&script)), (Some(a), Some(b)) if a >= b) {
-            let out = Command::new(venv_python())
-                .arg(&script)
-                .arg(&dir)
-                .output()
-                .expect("python runs");
-            assert!(
-                out.status.success(),
-                "make_archives.py failed (run scripts/setup.sh?):\n{}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let text = std::fs::read_to_string(&manifest).expect("manifest");
-        (dir, serde_json::from_str(&text).expect("manifest is JSON"))
-    });
+    let (dir, manifest) =
+        DIR.get_or_init(|| made_by(&venv_python(), "make_archives.py", "archives"));
     (dir, manifest)
 }
 
