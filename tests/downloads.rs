@@ -396,16 +396,6 @@ fn downloads_honour_rights() {
     assert!(log.contains("f=gpkg") && log.contains("f=csv"), "{log}");
 }
 
-fn rss_kb(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Reads a whole response from `url`, throwing the body away; its size in bytes.
 fn drain(url: &str) -> u64 {
     let rest = url.strip_prefix("http://").unwrap();
@@ -454,10 +444,10 @@ fn a_300k_parcel_download_keeps_memory_bounded() {
             &format!("{}/collections/parcels/items?limit=100", srv.base),
             &[],
         );
-        let steady = rss_kb(pid, "VmRSS:");
+        let steady = proc_status_kb(pid, "VmRSS:");
         std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
         let bytes = drain(&format!("{}/collections/parcels/items?f={f}", srv.base));
-        let peak = rss_kb(pid, "VmHWM:");
+        let peak = proc_status_kb(pid, "VmHWM:");
         eprintln!(
             "f={f}: {} MB sent, steady {} MB, peak {} MB",
             bytes >> 20,

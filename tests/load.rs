@@ -31,16 +31,6 @@ done = function(summary, latency, requests)
 end
 "#;
 
-fn vm_hwm_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 #[ignore = "60 s of load; run by hand (see the module comment)"]
 fn load_while_importing_100k_parcels() {
@@ -90,7 +80,7 @@ fn load_while_importing_100k_parcels() {
     println!("import of 100k parcels over HTTP took {import_s:.1} s under load");
     println!(
         "peak resident memory of the server: {} MB",
-        vm_hwm_kb(pid) / 1024
+        proc_status_kb(pid, "VmHWM:") / 1024
     );
     let field = |k: &str| -> u64 {
         stats

@@ -113,6 +113,17 @@ pub fn archives() -> (&'static Path, &'static serde_json::Value) {
     (dir, manifest)
 }
 
+/// A figure of /proc/PID/status in kB (`VmRSS:`, `VmHWM:`), 0 when unreadable.
+pub fn proc_status_kb(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The fixture manifest.
 pub fn manifest() -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(fixtures().join("manifest.json")).expect("manifest");
