@@ -20,20 +20,27 @@ MARTIN=${MARTIN:-$HOME/.local/martin-pmtiles/bin/martin}
 DURATION=${DURATION:-20s}
 mkdir -p "$PB"
 cargo build --release --locked
+cargo build --release --locked --example ceiling
 [ -f "$PB/region.gpkg" ] || python3 "$SHARED/make_dataset.py" --seed 20240607 --scale 1 --out "$PB/region.gpkg"
 ARCHIVE=${ARCHIVE:-$PB/bench.pmtiles}
 if [ ! -f "$ARCHIVE" ]; then
   echo "writing $ARCHIVE (z0-14)"
   ./target/release/nordgeo --store "$PB/region.gpkg" export-tiles --maxzoom 14 "$ARCHIVE"
 fi
-# Every tile of the archive, as the independent reader lists it.
-.venv-clients/bin/python - "$ARCHIVE" "$PB/archive_tiles.txt" <<'PY'
-import sys
-from pmtiles.reader import Reader, MmapSource, all_tiles
+# Every tile of the archive, as the independent reader lists it, and its bytes as files
+# for the ceiling program (bare axum answering each path with the tile from memory).
+TILE_DIR="$PB/archive_tiles.d"
+rm -rf "$TILE_DIR"
+.venv-clients/bin/python - "$ARCHIVE" "$PB/archive_tiles.txt" "$TILE_DIR" <<'PY'
+import os, sys
+from pmtiles.reader import MmapSource, all_tiles
 with open(sys.argv[1], "rb") as f, open(sys.argv[2], "w") as out:
     n = 0
-    for (z, x, y), _ in all_tiles(MmapSource(f)):
+    for (z, x, y), data in all_tiles(MmapSource(f)):
         out.write(f"{z}/{x}/{y}\n")
+        os.makedirs(f"{sys.argv[3]}/{z}/{x}", exist_ok=True)
+        with open(f"{sys.argv[3]}/{z}/{x}/{y}", "wb") as t:
+            t.write(data)
         n += 1
 print(f"{n} tiles in the archive")
 PY
@@ -70,19 +77,26 @@ run() { # name url-prefix base
 NPID=$!
 "$MARTIN" --listen-addresses 127.0.0.1:3000 "$ARCHIVE" >/dev/null 2>&1 &
 MPID=$!
-trap 'kill $NPID $MPID 2>/dev/null || true' EXIT
+./target/release/examples/ceiling 127.0.0.1:8081 "$TILE_DIR" >/dev/null 2>&1 &
+CPID=$!
+trap 'kill $NPID $MPID $CPID 2>/dev/null || true' EXIT
 wait_port http://127.0.0.1:8080/archives/bench/tilejson.json
 wait_port "http://127.0.0.1:3000/$SOURCE"
+wait_port "http://127.0.0.1:8081/0/0/0"
 # a short warm-up each (page cache, directory caches), then the measured runs in turn
 DURATION=3s run warmup-nordgeo /archives/bench/ http://127.0.0.1:8080 >/dev/null
 DURATION=3s run warmup-martin "/$SOURCE/" http://127.0.0.1:3000 >/dev/null
 N=$(run nordgeo /archives/bench/ http://127.0.0.1:8080)
 M=$(run martin "/$SOURCE/" http://127.0.0.1:3000)
+C=$(run ceiling / http://127.0.0.1:8081)
 echo "$N"
 echo "$M"
-python3 - "$N" "$M" <<'PY'
+echo "$C"
+python3 - "$N" "$M" "$C" <<'PY'
 import sys
 rps = lambda s: float(s.split("rps=")[1].split()[0])
-n, m = rps(sys.argv[1]), rps(sys.argv[2])
+n, m, c = (rps(a) for a in sys.argv[1:4])
 print(f"archive tiles, wrk c=32: nordgeo {n:.0f} req/s, Martin {m:.0f} req/s, ratio {n / m:.2f}x")
+print(f"ceiling (bare axum, the same bytes from memory) {c:.0f} req/s = {c / m:.2f}x Martin; "
+      f"nordgeo at {100 * n / c:.0f} % of it")
 PY

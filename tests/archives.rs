@@ -411,3 +411,98 @@ fn an_archive_replaced_under_load_serves_only_the_new_file() {
     assert_eq!(field("non2xx"), 0, "{stats}");
     assert_eq!(field("errors"), 0, "{stats}");
 }
+
+/// Replaced by a damaged file, removed, put back, replaced again: each request right
+/// after the rename (no pause) gets the file as it is then — a 503 for a damaged or
+/// missing file, never a tile of the file before, and after the repair the repair's tiles
+/// (even where an earlier file had the same tile cached).
+#[test]
+fn a_replaced_archive_is_seen_by_the_very_next_request() {
+    if !clients_available() {
+        return;
+    }
+    let (dir, manifest) = archives();
+    let by_path = |p: &str| -> Value {
+        manifest["archives"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["path"] == p)
+            .unwrap()
+            .clone()
+    };
+    let first = by_path("basemap_omt.pmtiles");
+    let second = by_path("vector_gdal36.mbtiles");
+    let broken = manifest["broken"].as_array().unwrap()[0]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (tmp, store) = sample_store();
+    let live = tmp.path().join("live.archive");
+    let put = |file: &str| {
+        let next = tmp.path().join("next.archive");
+        std::fs::copy(dir.join(file), &next).unwrap();
+        std::fs::rename(&next, &live).unwrap();
+    };
+    put("basemap_omt.pmtiles");
+    let cfg = config(tmp.path(), &[("live".to_string(), live.clone())]);
+    let srv = serve(&store, &["--config", cfg.to_str().unwrap()]);
+    // A tile both files have, with different bytes.
+    let tiles = |a: &Value| -> std::collections::HashMap<String, String> {
+        a["tiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    format!("/archives/live/{}/{}/{}", t[0], t[1], t[2]),
+                    t[3].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let (a, b) = (tiles(&first), tiles(&second));
+    let (path, hash_a) = a
+        .iter()
+        .find(|(p, h)| b.get(*p).is_some_and(|hb| hb != *h))
+        .expect("a tile both files have");
+    let hash_b = &b[path];
+    let fetch = || {
+        get(
+            &format!("{}{path}", srv.base),
+            &[("Accept-Encoding", "gzip")],
+        )
+    };
+    for round in 0..3 {
+        let r = fetch();
+        assert_eq!(r.status, 200, "round {round}");
+        assert_eq!(
+            &sha256(&r.body),
+            hash_a,
+            "round {round}: the first file's tile"
+        );
+
+        put(&broken);
+        let r = fetch();
+        assert_eq!(
+            r.status, 503,
+            "round {round}: a damaged replacement is an error"
+        );
+        assert!(!String::from_utf8_lossy(&r.body).contains(tmp.path().to_str().unwrap()));
+        assert_eq!(fetch().status, 503, "and stays one until it is fixed");
+
+        put("vector_gdal36.mbtiles");
+        let r = fetch();
+        assert_eq!(r.status, 200, "round {round}");
+        assert_eq!(&sha256(&r.body), hash_b, "round {round}: the repair's tile");
+
+        std::fs::remove_file(&live).unwrap();
+        assert_eq!(
+            fetch().status,
+            503,
+            "round {round}: a missing file is an error"
+        );
+        assert_eq!(fetch().status, 503);
+        put("basemap_omt.pmtiles");
+    }
+}

@@ -1,14 +1,18 @@
-//! An archive as its file is now: each request compares the file's identity (device,
-//! inode, size, modification time) with the open one's, and a file renamed over it is
-//! opened in its place, once, before the tile is read. A replacement that cannot be
-//! opened is an error on every request until it is fixed — never the old file's tiles.
+//! An archive as its file is now: a request that may follow a change to the file (its
+//! directory's inotify queue is not empty, or no watch is possible there) compares the
+//! file's identity (device, inode, size, modification time) with the open one's, and a
+//! file renamed over it is opened in its place, once, before the tile is read. A
+//! replacement that cannot be opened is an error on every request until it is fixed —
+//! never the old file's tiles.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
+use super::watch::DirWatch;
 use super::{ArchiveError, TileArchive, file_name};
 
 /// What identifies the file's content.
@@ -48,6 +52,22 @@ pub struct LiveArchive {
     path: PathBuf,
     current: ArcSwap<Result<Opened, String>>,
     reopening: Mutex<()>,
+    /// Set while a check runs: a request that finds the watch's queue already drained
+    /// must wait for the check instead of taking the file it replaces.
+    checking: AtomicBool,
+    /// The last generation handed out: never reused, so no cached tile of an earlier
+    /// file can be taken for the current one's.
+    generation: AtomicU64,
+    watch: Option<DirWatch>,
+}
+
+/// Clears the `checking` flag when a check ends, however it ends.
+struct Checking<'a>(&'a AtomicBool);
+
+impl Drop for Checking<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 impl LiveArchive {
@@ -77,29 +97,58 @@ impl LiveArchive {
                 generation: 1,
             })),
             reopening: Mutex::new(()),
+            checking: AtomicBool::new(false),
+            generation: AtomicU64::new(1),
+            watch: DirWatch::new(path),
         })
     }
 
     /// The archive as the file is now.
     pub fn get(&self) -> Result<Arc<Result<Opened, String>>, ArchiveError> {
-        let now = identity(&self.path).map_err(|e| ArchiveError::Io {
-            name: self.name.clone(),
-            file: file_name(&self.path),
-            msg: e.to_string(),
-        })?;
+        // The order matters: a rename queues its event before it returns, and the queue
+        // is drained only after `checking` is set, so a request after the rename sees
+        // the event, or the check in progress, or the check's result.
+        if let Some(w) = &self.watch
+            && !w.pending()
+            && !self.checking.load(Ordering::SeqCst)
+        {
+            let cur = self.current.load_full();
+            if cur.is_ok() {
+                return Ok(cur);
+            }
+        }
+        self.check()
+    }
+
+    /// Looks at the file and opens it if it is not the one open.
+    fn check(&self) -> Result<Arc<Result<Opened, String>>, ArchiveError> {
+        let _one = self.reopening.lock().unwrap_or_else(|p| p.into_inner());
+        self.checking.store(true, Ordering::SeqCst);
+        let _done = Checking(&self.checking);
         let cur = self.current.load_full();
+        if let Some(w) = &self.watch
+            && !w.drain()
+            && cur.is_ok()
+        {
+            return Ok(cur);
+        }
+        let now = match identity(&self.path) {
+            Ok(now) => now,
+            Err(e) => {
+                let e = ArchiveError::Io {
+                    name: self.name.clone(),
+                    file: file_name(&self.path),
+                    msg: e.to_string(),
+                };
+                // Kept as the state so that every request looks at the file until it is back.
+                self.current.store(Arc::new(Err(e.to_string())));
+                return Err(e);
+            }
+        };
         if matches!(&*cur, Ok(o) if o.identity == now) {
             return Ok(cur);
         }
-        let _one = self.reopening.lock().unwrap_or_else(|p| p.into_inner());
-        let cur = self.current.load_full();
-        let (same, generation) = match &*cur {
-            Ok(o) => (o.identity == now, o.generation + 1),
-            Err(_) => (false, 1),
-        };
-        if same {
-            return Ok(cur);
-        }
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let next = match super::open(&self.name, &self.path) {
             Ok(archive) => {
                 tracing::info!(archive = %self.name, "tile archive replaced: serving the new file");

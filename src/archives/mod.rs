@@ -7,6 +7,7 @@
 pub mod live;
 pub mod mbtiles;
 pub mod pmtiles;
+pub mod watch;
 
 use std::path::PathBuf;
 
