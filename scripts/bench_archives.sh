@@ -82,7 +82,7 @@ CPID=$!
 trap 'kill $NPID $MPID $CPID 2>/dev/null || true' EXIT
 wait_port http://127.0.0.1:8080/archives/bench/tilejson.json
 wait_port "http://127.0.0.1:3000/$SOURCE"
-wait_port "http://127.0.0.1:8081/0/0/0"
+wait_port "http://127.0.0.1:8081/$(head -1 "$PB/archive_tiles.txt")"
 # a short warm-up each (page cache, directory caches), then the measured runs in turn
 DURATION=3s run warmup-nordgeo /archives/bench/ http://127.0.0.1:8080 >/dev/null
 DURATION=3s run warmup-martin "/$SOURCE/" http://127.0.0.1:3000 >/dev/null

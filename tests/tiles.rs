@@ -399,3 +399,93 @@ fn no_tile_of_the_scale_1_data_exceeds_500_kb() {
     );
     assert!(bytes <= 500_000, "tile {tile:?} is {bytes} bytes");
 }
+
+/// Anonymous tile reads are answered before the router (src/server/hot.rs): the same
+/// path with a query string goes through the router, and both answers are the same —
+/// status, every header but Date and the cache's hit/miss, bytes — for hits, misses, 304s, restricted layers,
+/// bad numbers and unknown collections; /metrics counts the hot ones under their route.
+#[test]
+fn tiles_answered_before_the_router_are_the_routers_answers() {
+    let (dir, store) = sample_store();
+    ok(nordgeo(
+        &store,
+        &["set-layer", "parcels", "--restricted", "true"],
+    ));
+    let secret = token(&store, "ops", &["--role", "admin"]);
+    let srv = serve(&store, &[]);
+    let _ = dir;
+    let (z, y, x) = tile_of(10.75, 51.53, 14);
+    let etag = get(
+        &format!(
+            "{}/collections/trails/tiles/WebMercatorQuad/{z}/{y}/{x}",
+            srv.base
+        ),
+        &[],
+    )
+    .header("etag")
+    .unwrap()
+    .to_string();
+    let paths = [
+        format!("/collections/trails/tiles/WebMercatorQuad/{z}/{y}/{x}"),
+        format!("/collections/childcare/tiles/WebMercatorQuad/{z}/{y}/{x}"),
+        format!("/collections/parcels/tiles/WebMercatorQuad/{z}/{y}/{x}"),
+        format!("/collections/nope/tiles/WebMercatorQuad/{z}/{y}/{x}"),
+        format!("/collections/trails/tiles/OtherQuad/{z}/{y}/{x}"),
+        "/collections/trails/tiles/WebMercatorQuad/14/0/x".to_string(),
+        "/collections/trails/tiles/WebMercatorQuad/31/0/0".to_string(),
+        "/archives/nope/1/1/1".to_string(),
+    ];
+    let strip = |r: &Response| -> Vec<(String, String)> {
+        let mut h: Vec<(String, String)> = r
+            .headers
+            .iter()
+            // The first request of a tile misses the cache, the second hits it.
+            .filter(|(k, _)| {
+                !["date", "x-nordgeo-cache"].contains(&k.to_ascii_lowercase().as_str())
+            })
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect();
+        h.sort();
+        h
+    };
+    for headers in [
+        vec![
+            ("Accept-Encoding", "gzip"),
+            ("Origin", "https://ellrich.de"),
+        ],
+        vec![],
+        vec![("If-None-Match", etag.as_str())],
+    ] {
+        for p in &paths {
+            let hot = get(&format!("{}{p}", srv.base), &headers);
+            let routed = get(&format!("{}{p}?via=router", srv.base), &headers);
+            assert_eq!(hot.status, routed.status, "{p} {headers:?}");
+            assert_eq!(strip(&hot), strip(&routed), "{p} {headers:?}");
+            assert_eq!(hot.body, routed.body, "{p} {headers:?}");
+        }
+    }
+    let hot = get(&format!("{}{}", srv.base, paths[2]), &[]);
+    assert_eq!(
+        hot.status, 401,
+        "restricted parcels stay restricted before the router"
+    );
+    let m = String::from_utf8(
+        get(
+            &format!("{}/metrics", srv.base),
+            &[("Authorization", &format!("Bearer {secret}"))],
+        )
+        .body,
+    )
+    .unwrap();
+    // 200: trails once for its ETag, then hot and routed with two header sets (the
+    // third, its ETag, is a 304); childcare hot and routed with all three. 304: trails.
+    // 401: parcels six times in the loop and once after it.
+    for line in [
+        "route=\"/collections/{id}/tiles/{tms}/{z}/{y}/{x}\",status=\"200\"} 11",
+        "route=\"/collections/{id}/tiles/{tms}/{z}/{y}/{x}\",status=\"304\"} 2",
+        "route=\"/collections/{id}/tiles/{tms}/{z}/{y}/{x}\",status=\"401\"} 7",
+        "route=\"/archives/{name}/{z}/{x}/{y}\",status=\"404\"} 6",
+    ] {
+        assert!(m.contains(line), "{line} missing:\n{m}");
+    }
+}

@@ -225,8 +225,20 @@ pub async fn tile_xyz(
     Path((name, z, x, y)): Path<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let (z, x, y) = (number("z", &z)?, number("x", &x)?, number("y", &y)?);
-    tile(&state, &name, z, x, y, &headers)
+    tile_at(&state, &name, &z, &x, &y, &headers)
+}
+
+/// The tile at `{z}/{x}/{y}` as written in the path (for the router and the hot path).
+pub fn tile_at(
+    state: &AppState,
+    name: &str,
+    z: &str,
+    x: &str,
+    y: &str,
+    headers: &HeaderMap,
+) -> Result<Response, Problem> {
+    let (z, x, y) = (number("z", z)?, number("x", x)?, number("y", y)?);
+    tile(state, name, z, x, y, headers)
 }
 
 /// `GET /archives/{name}/tiles/WebMercatorQuad/{tileMatrix}/{tileRow}/{tileCol}`.

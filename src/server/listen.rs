@@ -10,6 +10,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, Request, header};
+use futures_util::FutureExt;
+use futures_util::future::Either;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 
@@ -144,7 +146,11 @@ pub async fn serve(state: Arc<AppState>) -> std::io::Result<()> {
             && !state.config.trusted_proxies.contains(&peer.ip()))
         .then(|| HeaderValue::from_str(&format!("http://{local}")).ok())
         .flatten();
-        let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+        let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+            let mut req = match super::hot::answer(&st, req) {
+                Ok(answer) => return Either::Left(answer.map(Ok)),
+                Err(req) => req,
+            };
             let base = match &direct {
                 Some(v) => Some(v.clone()),
                 None if st.config.public_url.is_some() => None,
@@ -156,7 +162,7 @@ pub async fn serve(state: Arc<AppState>) -> std::io::Result<()> {
                 h.insert(BASE_HEADER.clone(), v);
             }
             let mut app = app.clone();
-            async move { tower_service::Service::call(&mut app, req).await }
+            Either::Right(async move { tower_service::Service::call(&mut app, req).await })
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())

@@ -219,16 +219,35 @@ pub async fn track(state: &AppState, req: Request, next: Next) -> Response {
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = req.method().clone();
     let uri = req.uri().clone();
+    measured(
+        state,
+        route,
+        &method,
+        &uri,
+        super::access::gate(state, req, next),
+    )
+    .await
+}
+
+/// Runs `answer` (reads within the request time limit), counts the answer by route and
+/// status, and logs it: for the router's requests and the hot path's alike.
+pub async fn measured(
+    state: &AppState,
+    route: &str,
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+    answer: impl Future<Output = Response>,
+) -> Response {
     let started = Instant::now();
     let limit = state.config.request_timeout;
     // Only reads are cut off here: cutting off a write would answer "failed" for a change
     // that still commits. Writes carry their own budget and roll back when it runs out.
     let read = matches!(
-        method,
+        *method,
         axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
     );
     let res = if read {
-        match tokio::time::timeout(limit, super::access::gate(state, req, next)).await {
+        match tokio::time::timeout(limit, answer).await {
             Ok(r) => r,
             Err(_) => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -240,7 +259,7 @@ pub async fn track(state: &AppState, req: Request, next: Next) -> Response {
             .into_response(),
         }
     } else {
-        super::access::gate(state, req, next).await
+        answer.await
     };
     let took = started.elapsed();
     let status = res.status().as_u16();

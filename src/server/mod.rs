@@ -9,6 +9,7 @@ pub mod download;
 pub mod edit;
 pub mod features;
 pub mod geojson;
+pub mod hot;
 pub mod html;
 pub mod listen;
 pub mod metrics;
@@ -293,7 +294,12 @@ async fn front(
 
 /// CORS: the portal widgets on the municipalities' sites read from here; by default any
 /// origin may, or only the configured ones.
-fn cors(state: &AppState, origin: Option<HeaderValue>, authorized: bool, res: &mut Response) {
+pub(crate) fn cors(
+    state: &AppState,
+    origin: Option<HeaderValue>,
+    authorized: bool,
+    res: &mut Response,
+) {
     let allowed = &state.config.cors_origins;
     let h = res.headers_mut();
     // What a caller gets depends on its token: shared caches must key on it, and must

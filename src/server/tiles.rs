@@ -63,13 +63,23 @@ pub async fn collection_tile(
     Path((id, tms, z, y, x)): Path<(String, String, String, String, String)>,
     req: Request,
 ) -> Result<Response, Problem> {
-    check_tms(&tms)?;
-    let tile = parse_tile(&z, &y, &x)?;
     // The request is taken whole (not its headers cloned); its body is not needed.
     let (parts, _) = req.into_parts();
-    let (who, layer) = super::access::tiled(&state, &parts.headers, &id)?;
+    collection_tile_at(&state, [&id, &tms, &z, &y, &x], &parts).await
+}
+
+/// The tile of collection `id` at `{tms}/{z}/{y}/{x}` as written in the path (for the
+/// router and the hot path).
+pub async fn collection_tile_at(
+    state: &Arc<AppState>,
+    [id, tms, z, y, x]: [&str; 5],
+    parts: &axum::http::request::Parts,
+) -> Result<Response, Problem> {
+    check_tms(tms)?;
+    let tile = parse_tile(z, y, x)?;
+    let (who, layer) = super::access::tiled(state, &parts.headers, id)?;
     let cat = state.catalog();
-    tile_response(&state, cat, layer.key.clone(), tile, who, &parts).await
+    tile_response(state, cat, layer.key.clone(), tile, who, parts).await
 }
 
 /// `GET /collections/{id}/xyz/{z}/{x}/{y}.pbf`: the same tile in XYZ order, for tools
