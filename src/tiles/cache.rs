@@ -31,9 +31,8 @@ pub struct CachedTile {
 impl CachedTile {
     /// Wraps a rendered tile, its layers' generations, and computes its ETag.
     pub fn new(raw: Vec<u8>, generations: &[u64]) -> Self {
-        let hash = raw.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
-            (h ^ x as u64).wrapping_mul(0x0100_0000_01b3)
-        });
+        // xxh3: the byte-at-a-time FNV-1a it replaces was 6 % of an uncached tile.
+        let hash = twox_hash::XxHash3_64::oneshot(&raw);
         CachedTile {
             raw: raw.into(),
             gzip: OnceLock::new(),
