@@ -109,6 +109,11 @@ impl Audience {
         }
     }
 
+    /// Whether column `c` is shown on every feature (so no feature need be looked at).
+    pub fn always_shows(&self, c: usize) -> bool {
+        self.public.get(c).copied().unwrap_or(false)
+    }
+
     /// The columns shown for one feature.
     pub fn mask(&self, values: &[Value]) -> &[bool] {
         if self.sees_internal(values) {

@@ -294,6 +294,117 @@ fn sortby_orders_like_sqlite() {
     assert_eq!(r.status, 400);
 }
 
+/// Sorting after edits by another program (they land in the layer's overlay, whose
+/// values are placed among the loaded ones' sort ranks): values below, above, between
+/// and equal to loaded ones, an integer column given a real, a NULL — ordered as SQLite
+/// orders the store, with limits and offsets.
+#[test]
+fn sortby_after_edits_orders_like_sqlite() {
+    let (_dir, store) = sample_store();
+    let srv = serve(&store, &[]);
+    // Sort once first, so that the loaded values' ranks exist before the edits.
+    get(
+        &format!(
+            "{}/collections/parking/items?sortby=capacity,name&limit=5",
+            srv.base
+        ),
+        &[],
+    );
+    let conn = rusqlite::Connection::open(&store).unwrap();
+    let fids: Vec<i64> = conn
+        .prepare("SELECT fid FROM parking ORDER BY fid LIMIT 6")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let (lo, hi): (i64, i64) = conn
+        .query_row(
+            "SELECT min(capacity), max(capacity) FROM parking",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    drop(conn);
+    // GDAL writes as QGIS would (the GeoPackage's R-tree triggers need its functions).
+    for sql in [
+        format!(
+            "UPDATE parking SET capacity = {} WHERE fid = {}",
+            lo - 5,
+            fids[0]
+        ),
+        format!(
+            "UPDATE parking SET capacity = {} WHERE fid = {}",
+            hi + 1000,
+            fids[1]
+        ),
+        format!(
+            "UPDATE parking SET capacity = {}.5 WHERE fid = {}",
+            (lo + hi) / 2,
+            fids[2]
+        ),
+        format!("UPDATE parking SET capacity = {lo} WHERE fid = {}", fids[3]),
+        format!("UPDATE parking SET capacity = NULL WHERE fid = {}", fids[4]),
+        format!(
+            "UPDATE parking SET name = 'Aaa' || name, capacity = {lo} WHERE fid = {}",
+            fids[5]
+        ),
+    ] {
+        let o = std::process::Command::new("ogrinfo")
+            .arg(&store)
+            .args(["-sql", &sql])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{sql}: {}", text(&o));
+    }
+    // The server sees another program's commit within a moment.
+    let seen = std::time::Instant::now();
+    while get(
+        &format!("{}/collections/parking/items/{}", srv.base, fids[4]),
+        &[],
+    )
+    .json()["properties"]["capacity"]
+        != serde_json::Value::Null
+    {
+        assert!(seen.elapsed().as_secs() < 10, "the edit was not seen");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for (sortby, order) in [
+        ("capacity,name", "capacity IS NULL, capacity, name, fid"),
+        (
+            "-capacity,name",
+            "capacity IS NULL DESC, capacity DESC, name, fid",
+        ),
+        (
+            "name,-capacity",
+            "name IS NULL, name, capacity IS NULL DESC, capacity DESC, fid",
+        ),
+    ] {
+        let want = sql_ids(&store, &format!("SELECT fid FROM parking ORDER BY {order}"));
+        for (limit, offset) in [
+            (1000, 0),
+            (7, 0),
+            (5, 3),
+            (10, want.len().saturating_sub(4)),
+        ] {
+            let v = get(
+                &format!(
+                    "{}/collections/parking/items?sortby={sortby}&limit={limit}&offset={offset}",
+                    srv.base
+                ),
+                &[],
+            )
+            .json();
+            let end = (offset + limit).min(want.len());
+            assert_eq!(
+                ids(&v),
+                want[offset.min(end)..end],
+                "sortby={sortby} limit={limit} offset={offset}"
+            );
+        }
+    }
+}
+
 /// Every resource has an HTML view for browsers; JSON stays the default for `*/*`;
 /// pages load nothing from other hosts.
 #[test]

@@ -6,7 +6,7 @@ use geo::Geometry;
 use rstar::{AABB, RTree, primitives::GeomWithData, primitives::Rectangle};
 use rusqlite::types::Value;
 
-use super::{Feature, Hit};
+use super::{Feature, Hit, SortRanks};
 use crate::geom::{Bbox, bbox_of};
 
 type Entry = GeomWithData<Rectangle<[f64; 2]>, Hit>;
@@ -32,6 +32,8 @@ pub struct Base {
     tree: RTree<Entry>,
     /// (minimum extent in metres, R-tree of the features at least that large).
     coarse: Vec<(f64, RTree<Entry>)>,
+    /// Per column: its sort order, once something sorted by it.
+    sort_ranks: Box<[std::sync::OnceLock<SortRanks>]>,
 }
 
 /// The larger side of an extent.
@@ -94,6 +96,11 @@ pub(super) fn time_columns(def: &crate::store::LayerDef) -> Vec<bool> {
 }
 
 impl Base {
+    /// Column `col`'s sort order (built on first use; the base never changes).
+    pub fn sort_ranks(&self, col: usize) -> &SortRanks {
+        self.sort_ranks[col].get_or_init(|| SortRanks::build(&self.features, col))
+    }
+
     /// Builds the indexes over features in EPSG:3857, fid order.
     pub fn build(def: &crate::store::LayerDef, features: Vec<Feature>) -> Base {
         let bboxes: Vec<Option<Bbox>> = features
@@ -169,6 +176,7 @@ impl Base {
             time_ranges,
             tree,
             coarse,
+            sort_ranks: (0..def.columns.len()).map(|_| Default::default()).collect(),
         }
     }
 

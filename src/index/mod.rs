@@ -21,9 +21,11 @@ use crate::store::{LayerDef, LayerMeta, Store, StoreError};
 pub mod base;
 pub mod nearest;
 pub mod overlay;
+pub mod sort_rank;
 
 pub use base::Base;
 pub use overlay::{Entry, Overlay};
+pub use sort_rank::{NULL_RANK, SortRanks, cmp_values};
 
 /// Errors while loading snapshots.
 #[derive(Debug, thiserror::Error)]
@@ -218,6 +220,25 @@ impl Layer {
             Slot::Base(slot)
         } else {
             Slot::Overlay(slot - n)
+        }
+    }
+
+    /// Column `col`'s sort order over the base (built on the first sort by it).
+    pub fn sort_ranks(&self, col: usize) -> &SortRanks {
+        self.base.sort_ranks(col)
+    }
+
+    /// The rank of the feature in `slot` in `ranks`' order, or NULL's where `shown`
+    /// says the caller may not see the column on it. A base feature's rank is read
+    /// without touching the feature unless `shown` looks at it.
+    pub fn rank_at(&self, ranks: &SortRanks, slot: usize, shown: impl Fn(&Feature) -> bool) -> u32 {
+        let f = self.feature(slot);
+        if !shown(f) {
+            return NULL_RANK;
+        }
+        match self.locate(slot) {
+            Slot::Base(i) => ranks.of_base(i),
+            Slot::Overlay(_) => ranks.of_feature(f, &self.base.features),
         }
     }
 

@@ -6,7 +6,6 @@ use std::cmp::Ordering;
 use std::collections::HashSet;
 
 use geo::{Geometry, Intersects, Rect};
-use rusqlite::types::Value;
 
 use super::crs_out::OutCrs;
 use super::params::Params;
@@ -14,7 +13,7 @@ use super::problem::Problem;
 use crate::audience::Audience;
 use crate::filter::{self, CmpOp, FilterError, Lang, Pred, Schema, bind::Kind};
 use crate::geom::Bbox;
-use crate::index::{Layer, nearest::Near};
+use crate::index::{Layer, NULL_RANK, nearest::Near};
 
 /// Default page size.
 pub const DEFAULT_LIMIT: usize = 10;
@@ -372,79 +371,39 @@ fn intersect(a: Bbox, b: Bbox) -> Bbox {
     ]
 }
 
-fn cmp_values(a: &Value, b: &Value) -> Ordering {
-    use Value::*;
-    match (a, b) {
-        (Null, Null) => Ordering::Equal,
-        // NULL sorts last ascending, first descending (as PostgreSQL does).
-        (Null, _) => Ordering::Greater,
-        (_, Null) => Ordering::Less,
-        (Integer(x), Integer(y)) => x.cmp(y),
-        (Integer(x), Real(y)) => (*x as f64).total_cmp(y),
-        (Real(x), Integer(y)) => x.total_cmp(&(*y as f64)),
-        (Real(x), Real(y)) => x.total_cmp(y),
-        (Text(x), Text(y)) => x.cmp(y),
-        (Blob(x), Blob(y)) => x.cmp(y),
-        // Mixed storage classes order as SQLite orders them.
-        _ => rank(a).cmp(&rank(b)),
-    }
-}
-
-fn rank(v: &Value) -> u8 {
-    match v {
-        Value::Null => 0,
-        Value::Integer(_) | Value::Real(_) => 1,
-        Value::Text(_) => 2,
-        Value::Blob(_) => 3,
-    }
-}
-
-/// Reads the sort keys of `hits` into `keys` (`q.sort.len()` per hit; values the caller
-/// may not see stay NULL) and their fids into `fids`.
-fn read_keys<'a>(
-    layer: &'a Layer,
-    q: &ItemsQuery,
-    hits: &[usize],
-    keys: &mut [&'a Value],
-    fids: &mut [i64],
-) {
+/// The first `end` hits in `q.sort` order. Each hit's keys are read once into a flat
+/// array of ranks (`index::sort_rank`: a column's order over the layer's base, built on
+/// the first sort by it; a value the caller may not see ranks as NULL), so a comparison
+/// reads two integers instead of two values scattered over the heap; only the first
+/// `end` are selected (linear time) and then sorted. Ties are broken by fid, so the
+/// order is total and a page never depends on how the features happen to lie in memory.
+fn sorted_top(layer: &Layer, q: &ItemsQuery, hits: Vec<usize>, end: usize) -> Vec<usize> {
     let n = q.sort.len();
-    for ((&i, k), fid) in hits.iter().zip(keys.chunks_mut(n)).zip(fids) {
-        let f = layer.feature(i);
-        let shown = q.audience.mask(&f.values);
-        *fid = f.fid;
-        for (slot, &(col, _)) in k.iter_mut().zip(&q.sort) {
-            if let Some(c) = col.filter(|&c| shown[c]) {
-                *slot = &f.values[c];
-            }
+    let mut keys: Vec<u32> = vec![NULL_RANK; hits.len() * n];
+    for (k, &(col, _)) in q.sort.iter().enumerate() {
+        let Some(c) = col else { continue };
+        let ranks = layer.sort_ranks(c);
+        // A column every caller sees needs no look at the feature (its cache miss was
+        // the cost): the rank comes straight from the base's array.
+        let always = q.audience.always_shows(c);
+        for (r, &i) in hits.iter().enumerate() {
+            keys[r * n + k] = layer.rank_at(ranks, i, |f| always || q.audience.mask(&f.values)[c]);
         }
     }
-}
-
-/// The first `end` hits in `q.sort` order. Each hit's keys are read once into a flat
-/// array (a value the caller may not see reads as NULL), so a comparison touches two
-/// short rows instead of two features scattered over the heap; only the first `end` are
-/// selected (linear time) and then sorted. Ties are broken by fid, so the order is total
-/// and a page never depends on how the features happen to lie in memory.
-fn sorted_top<'a>(layer: &'a Layer, q: &ItemsQuery, hits: Vec<usize>, end: usize) -> Vec<usize> {
-    static NULL: Value = Value::Null;
-    let n = q.sort.len();
-    let mut keys: Vec<&'a Value> = vec![&NULL; hits.len() * n];
-    let mut fids: Vec<i64> = vec![0; hits.len()];
-    read_keys(layer, q, &hits, &mut keys, &mut fids);
+    let fid = |r: u32| layer.feature(hits[r as usize]).fid;
     let cmp = |a: &u32, b: &u32| -> Ordering {
-        let (a, b) = (*a as usize, *b as usize);
+        let (ra, rb) = (*a as usize, *b as usize);
         for (k, &(col, desc)) in q.sort.iter().enumerate() {
             let o = match col {
-                Some(_) => cmp_values(keys[a * n + k], keys[b * n + k]),
-                None => fids[a].cmp(&fids[b]),
+                Some(_) => keys[ra * n + k].cmp(&keys[rb * n + k]),
+                None => fid(*a).cmp(&fid(*b)),
             };
             let o = if desc { o.reverse() } else { o };
             if o != Ordering::Equal {
                 return o;
             }
         }
-        fids[a].cmp(&fids[b])
+        fid(*a).cmp(&fid(*b))
     };
     let mut rows: Vec<u32> = (0..hits.len() as u32).collect();
     if end < rows.len() {
