@@ -14,6 +14,7 @@ use crate::geom::Bbox;
 
 mod define;
 mod describe;
+mod utm;
 
 pub use define::{Defined, custom_id, define, epsg_of, lookup};
 pub use describe::wkt1;
@@ -194,9 +195,20 @@ pub fn transform(from: i32, to: i32, xy: &mut [(f64, f64)]) -> Result<(), CrsErr
     if from == to || xy.is_empty() {
         return Ok(());
     }
-    with_transformer(from, to, |p| {
-        p.convert_array(xy).map(|_| ()).map_err(|e| e.to_string())
-    })?;
+    // UTM to Web Mercator (the stores' usual case) without the PROJ pipeline; a CRS id
+    // redefined by a file's own WKT goes to PROJ.
+    let direct = (to == WEB_MERCATOR && define::lookup(from).is_none())
+        .then(|| utm::zone_of(from))
+        .flatten();
+    if let Some(zone) = direct {
+        for p in xy.iter_mut() {
+            *p = zone.to_web_mercator(p.0, p.1);
+        }
+    } else {
+        with_transformer(from, to, |p| {
+            p.convert_array(xy).map(|_| ()).map_err(|e| e.to_string())
+        })?;
+    }
     if xy.iter().any(|(x, y)| !x.is_finite() || !y.is_finite()) {
         return Err(CrsError::Transform {
             from,
