@@ -195,11 +195,14 @@ pub fn transform(from: i32, to: i32, xy: &mut [(f64, f64)]) -> Result<(), CrsErr
     if from == to || xy.is_empty() {
         return Ok(());
     }
-    // UTM to Web Mercator (the stores' usual case) without the PROJ pipeline; a CRS id
-    // redefined by a file's own WKT goes to PROJ.
-    let direct = (to == WEB_MERCATOR && define::lookup(from).is_none())
-        .then(|| utm::zone_of(from))
-        .flatten();
+    // UTM to Web Mercator (the stores' usual case) without the PROJ pipeline: an EPSG
+    // code, or a file's srs_id standing for one; a CRS given by a file's own WKT goes to
+    // PROJ.
+    let epsg = match define::lookup(from) {
+        None => Some(from),
+        Some(d) => d.epsg.filter(|c| d.definition == format!("EPSG:{c}")),
+    };
+    let direct = epsg.filter(|_| to == WEB_MERCATOR).and_then(utm::zone_of);
     if let Some(zone) = direct {
         for p in xy.iter_mut() {
             *p = zone.to_web_mercator(p.0, p.1);
