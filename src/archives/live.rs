@@ -81,6 +81,8 @@ impl LiveArchive {
 
     /// Opens the file; a corrupt or missing one is refused (at start).
     pub fn open(name: &str, path: &Path) -> Result<LiveArchive, ArchiveError> {
+        // Watching first: a replacement while the file is being opened is then an event.
+        let watch = DirWatch::new(path);
         let id = identity(path).map_err(|e| ArchiveError::Io {
             name: name.into(),
             file: file_name(path),
@@ -99,7 +101,7 @@ impl LiveArchive {
             reopening: Mutex::new(()),
             checking: AtomicBool::new(false),
             generation: AtomicU64::new(1),
-            watch: DirWatch::new(path),
+            watch,
         })
     }
 
