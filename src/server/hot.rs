@@ -92,7 +92,10 @@ async fn run(state: &Arc<AppState>, parts: &Parts) -> Response {
             super::archives::tile_at(state, name, z, x, y, &parts.headers)
         }
         Some(Hot::Collection(at)) => super::tiles::collection_tile_at(state, at, parts).await,
-        None => unreachable!("answer() took only hot requests"),
+        // answer() takes only hot requests, so this is not reached; no panic on a request path.
+        None => Err(super::problem::Problem::internal(
+            "a tile request was misrouted",
+        )),
     };
     res.into_response()
 }
