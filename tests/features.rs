@@ -296,8 +296,9 @@ fn sortby_orders_like_sqlite() {
 
 /// Sorting after edits by another program (they land in the layer's overlay, whose
 /// values are placed among the loaded ones' sort ranks): values below, above, between
-/// and equal to loaded ones, an integer column given a real, a NULL — ordered as SQLite
-/// orders the store, with limits and offsets.
+/// and equal to loaded ones, several edits in one gap between two loaded values, an
+/// integer column given a real, a NULL — ordered as SQLite orders the store, with limits
+/// and offsets.
 #[test]
 fn sortby_after_edits_orders_like_sqlite() {
     let (_dir, store) = sample_store();
@@ -312,7 +313,7 @@ fn sortby_after_edits_orders_like_sqlite() {
     );
     let conn = rusqlite::Connection::open(&store).unwrap();
     let fids: Vec<i64> = conn
-        .prepare("SELECT fid FROM parking ORDER BY fid LIMIT 6")
+        .prepare("SELECT fid FROM parking ORDER BY fid LIMIT 8")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
@@ -345,6 +346,17 @@ fn sortby_after_edits_orders_like_sqlite() {
         ),
         format!("UPDATE parking SET capacity = {lo} WHERE fid = {}", fids[3]),
         format!("UPDATE parking SET capacity = NULL WHERE fid = {}", fids[4]),
+        // Two more in the same gap as the .5: one below it, one equal to it.
+        format!(
+            "UPDATE parking SET capacity = {}.25 WHERE fid = {}",
+            (lo + hi) / 2,
+            fids[6]
+        ),
+        format!(
+            "UPDATE parking SET capacity = {}.5 WHERE fid = {}",
+            (lo + hi) / 2,
+            fids[7]
+        ),
         format!(
             "UPDATE parking SET name = 'Aaa' || name, capacity = {lo} WHERE fid = {}",
             fids[5]

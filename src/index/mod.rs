@@ -229,16 +229,27 @@ impl Layer {
     }
 
     /// The rank of the feature in `slot` in `ranks`' order, or NULL's where `shown`
-    /// says the caller may not see the column on it. A base feature's rank is read
-    /// without touching the feature unless `shown` looks at it.
-    pub fn rank_at(&self, ranks: &SortRanks, slot: usize, shown: impl Fn(&Feature) -> bool) -> u32 {
+    /// says the caller may not see the column on it; with the value when it falls between
+    /// two loaded values (an edit's), since several such values share one rank and must
+    /// still be ordered among themselves. A base feature's rank is read without touching
+    /// the feature unless `shown` looks at it.
+    pub fn rank_at<'a>(
+        &'a self,
+        ranks: &SortRanks,
+        slot: usize,
+        shown: impl Fn(&Feature) -> bool,
+    ) -> (u32, Option<&'a Value>) {
         let f = self.feature(slot);
         if !shown(f) {
-            return NULL_RANK;
+            return (NULL_RANK, None);
         }
         match self.locate(slot) {
-            Slot::Base(i) => ranks.of_base(i),
-            Slot::Overlay(_) => ranks.of_feature(f, &self.base.features),
+            Slot::Base(i) => (ranks.of_base(i), None),
+            Slot::Overlay(_) => {
+                let v = f.values.get(ranks.col()).unwrap_or(&Value::Null);
+                let r = ranks.of_value(v, &self.base.features);
+                (r, SortRanks::between(r).then_some(v))
+            }
         }
     }
 

@@ -83,9 +83,14 @@ impl SortRanks {
         self.rank[i]
     }
 
-    /// The rank of a feature not in the base (an edit's).
-    pub fn of_feature(&self, f: &Feature, base: &[Feature]) -> u32 {
-        self.of_value(f.values.get(self.col).unwrap_or(&Value::Null), base)
+    /// The column these ranks order.
+    pub fn col(&self) -> usize {
+        self.col
+    }
+
+    /// Whether a rank lies between two loaded values (shared by every value in that gap).
+    pub fn between(rank: u32) -> bool {
+        rank % 2 == 1 && rank != NULL_RANK
     }
 
     /// The rank of a value not in the base: equal to an equal base value's, between its

@@ -6,6 +6,7 @@ use std::cmp::Ordering;
 use std::collections::HashSet;
 
 use geo::{Geometry, Intersects, Rect};
+use rusqlite::types::Value;
 
 use super::crs_out::OutCrs;
 use super::params::Params;
@@ -13,7 +14,7 @@ use super::problem::Problem;
 use crate::audience::Audience;
 use crate::filter::{self, CmpOp, FilterError, Lang, Pred, Schema, bind::Kind};
 use crate::geom::Bbox;
-use crate::index::{Layer, NULL_RANK, nearest::Near};
+use crate::index::{Layer, NULL_RANK, cmp_values, nearest::Near};
 
 /// Default page size.
 pub const DEFAULT_LIMIT: usize = 10;
@@ -379,15 +380,31 @@ fn intersect(a: Bbox, b: Bbox) -> Bbox {
 /// order is total and a page never depends on how the features happen to lie in memory.
 fn sorted_top(layer: &Layer, q: &ItemsQuery, hits: Vec<usize>, end: usize) -> Vec<usize> {
     let n = q.sort.len();
-    let mut keys: Vec<u32> = vec![NULL_RANK; hits.len() * n];
+    // Rank in the high half; the low half orders edits' values that fall into the same
+    // gap between two loaded values.
+    let mut keys: Vec<u64> = vec![u64::from(NULL_RANK) << 32; hits.len() * n];
     for (k, &(col, _)) in q.sort.iter().enumerate() {
         let Some(c) = col else { continue };
         let ranks = layer.sort_ranks(c);
         // A column every caller sees needs no look at the feature (its cache miss was
         // the cost): the rank comes straight from the base's array.
         let always = q.audience.always_shows(c);
+        let mut between: Vec<(u32, usize, &Value)> = Vec::new();
         for (r, &i) in hits.iter().enumerate() {
-            keys[r * n + k] = layer.rank_at(ranks, i, |f| always || q.audience.mask(&f.values)[c]);
+            match layer.rank_at(ranks, i, |f| always || q.audience.mask(&f.values)[c]) {
+                (rank, None) => keys[r * n + k] = u64::from(rank) << 32,
+                (rank, Some(v)) => between.push((rank, r, v)),
+            }
+        }
+        between.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| cmp_values(a.2, b.2)));
+        let mut sub = 0u64;
+        for (j, &(rank, r, v)) in between.iter().enumerate() {
+            sub = match j.checked_sub(1).map(|p| between[p]) {
+                Some((pr, _, pv)) if pr == rank && cmp_values(pv, v) == Ordering::Equal => sub,
+                Some((pr, _, _)) if pr == rank => sub + 1,
+                _ => 1,
+            };
+            keys[r * n + k] = (u64::from(rank) << 32) | sub;
         }
     }
     let fid = |r: u32| layer.feature(hits[r as usize]).fid;
