@@ -48,6 +48,38 @@ fn gunzip(b: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Puts a copy of `src` at `live` by an atomic rename, as an administrator replaces a file.
+fn replace_by_rename(src: &Path, live: &Path) {
+    let next = live.with_extension("next");
+    std::fs::copy(src, &next).unwrap();
+    std::fs::rename(&next, live).unwrap();
+}
+
+/// The manifest entry of the archive fixture written as `path`.
+fn fixture<'a>(manifest: &'a Value, path: &str) -> &'a Value {
+    manifest["archives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["path"] == path)
+        .unwrap()
+}
+
+/// An archive fixture's tiles as served under `/archives/live`: path → sha256.
+fn live_tiles(a: &Value) -> std::collections::HashMap<String, &str> {
+    a["tiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                format!("/archives/live/{}/{}/{}", t[0], t[1], t[2]),
+                t[3].as_str().unwrap(),
+            )
+        })
+        .collect()
+}
+
 /// Every tile of every archive, byte for byte, with its content type and coding; absent
 /// tiles empty; TileJSON valid and true to the archive's metadata.
 #[test]
@@ -316,14 +348,7 @@ fn an_archive_replaced_under_load_serves_only_the_new_file() {
         return;
     }
     let (dir, manifest) = archives();
-    let by_path = |p: &str| -> &Value {
-        manifest["archives"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["path"] == p)
-            .unwrap()
-    };
+    let by_path = |p: &str| fixture(manifest, p);
     // Same region and zooms, different writers and contents.
     let versions = [
         by_path("vector_gdal36.mbtiles"),
@@ -332,11 +357,7 @@ fn an_archive_replaced_under_load_serves_only_the_new_file() {
     ];
     let (tmp, store) = sample_store();
     let live = tmp.path().join("live.archive");
-    let copy = |a: &Value| {
-        let next = tmp.path().join("next.archive");
-        std::fs::copy(dir.join(a["path"].as_str().unwrap()), &next).unwrap();
-        std::fs::rename(&next, &live).unwrap();
-    };
+    let copy = |a: &Value| replace_by_rename(&dir.join(a["path"].as_str().unwrap()), &live);
     copy(versions[0]);
     let cfg = config(tmp.path(), &[("live".to_string(), live.clone())]);
     let srv = serve(&store, &["--config", cfg.to_str().unwrap()]);
@@ -365,13 +386,7 @@ fn an_archive_replaced_under_load_serves_only_the_new_file() {
         .expect("wrk runs (scripts/setup.sh installs it)");
 
     let check_all = |a: &Value| {
-        let mut want: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
-        for t in a["tiles"].as_array().unwrap() {
-            want.insert(
-                format!("/archives/live/{}/{}/{}", t[0], t[1], t[2]),
-                t[3].as_str().unwrap(),
-            );
-        }
+        let want = live_tiles(a);
         for p in &paths {
             let r = get(&format!("{}{p}", srv.base), &[("Accept-Encoding", "gzip")]);
             match want.get(p) {
@@ -422,46 +437,20 @@ fn a_replaced_archive_is_seen_by_the_very_next_request() {
         return;
     }
     let (dir, manifest) = archives();
-    let by_path = |p: &str| -> Value {
-        manifest["archives"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["path"] == p)
-            .unwrap()
-            .clone()
-    };
-    let first = by_path("basemap_omt.pmtiles");
-    let second = by_path("vector_gdal36.mbtiles");
+    let first = fixture(manifest, "basemap_omt.pmtiles");
+    let second = fixture(manifest, "vector_gdal36.mbtiles");
     let broken = manifest["broken"].as_array().unwrap()[0]["path"]
         .as_str()
         .unwrap()
         .to_string();
     let (tmp, store) = sample_store();
     let live = tmp.path().join("live.archive");
-    let put = |file: &str| {
-        let next = tmp.path().join("next.archive");
-        std::fs::copy(dir.join(file), &next).unwrap();
-        std::fs::rename(&next, &live).unwrap();
-    };
+    let put = |file: &str| replace_by_rename(&dir.join(file), &live);
     put("basemap_omt.pmtiles");
     let cfg = config(tmp.path(), &[("live".to_string(), live.clone())]);
     let srv = serve(&store, &["--config", cfg.to_str().unwrap()]);
     // A tile both files have, with different bytes.
-    let tiles = |a: &Value| -> std::collections::HashMap<String, String> {
-        a["tiles"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| {
-                (
-                    format!("/archives/live/{}/{}/{}", t[0], t[1], t[2]),
-                    t[3].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    };
-    let (a, b) = (tiles(&first), tiles(&second));
+    let (a, b) = (live_tiles(first), live_tiles(second));
     let (path, hash_a) = a
         .iter()
         .find(|(p, h)| b.get(*p).is_some_and(|hb| hb != *h))

@@ -14,47 +14,65 @@ use super::AppState;
 
 /// The requests taken here, with the route they are counted under in /metrics.
 #[derive(Clone, Copy)]
-enum Hot<'a> {
+enum Kind {
     /// `/archives/{name}/{z}/{x}/{y}`.
-    Archive([&'a str; 4]),
+    Archive,
     /// `/collections/{id}/tiles/{tms}/{z}/{y}/{x}`.
-    Collection([&'a str; 5]),
+    Collection,
 }
 
-impl Hot<'_> {
+/// A hot request: its kind and where its path's segments lie (byte ranges into the
+/// path), so the path is parsed once and read again after the request has moved.
+#[derive(Clone, Copy)]
+struct Hot {
+    kind: Kind,
+    seg: [(usize, usize); 7],
+}
+
+impl Hot {
     fn route(self) -> &'static str {
-        match self {
-            Hot::Archive(_) => "/archives/{name}/{z}/{x}/{y}",
-            Hot::Collection(_) => "/collections/{id}/tiles/{tms}/{z}/{y}/{x}",
+        match self.kind {
+            Kind::Archive => "/archives/{name}/{z}/{x}/{y}",
+            Kind::Collection => "/collections/{id}/tiles/{tms}/{z}/{y}/{x}",
         }
+    }
+
+    /// Segment `i` of `path` (the path this was parsed from).
+    fn at<'a>(&self, path: &'a str, i: usize) -> &'a str {
+        let (from, to) = self.seg[i];
+        path.get(from..to).unwrap_or("")
     }
 }
 
 /// The hot request `uri` is, if it is one an anonymous GET can take here.
-fn hot<'a>(method: &Method, uri: &'a Uri, headers: &HeaderMap) -> Option<Hot<'a>> {
+fn hot(method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<Hot> {
     if method != Method::GET || uri.query().is_some() || headers.contains_key(header::AUTHORIZATION)
     {
         return None;
     }
-    let path = uri.path().strip_prefix('/')?;
+    let path = uri.path();
     // Escaped segments need the router's decoding.
-    if path.contains('%') {
+    if !path.starts_with('/') || path.contains('%') {
         return None;
     }
-    let mut seg = [""; 8];
+    let mut seg = [(0, 0); 7];
     let mut n = 0;
-    for s in path.split('/') {
+    let mut from = 1;
+    for s in path[1..].split('/') {
         if s.is_empty() || n == seg.len() {
             return None;
         }
-        seg[n] = s;
+        seg[n] = (from, from + s.len());
+        from += s.len() + 1;
         n += 1;
     }
-    match &seg[..n] {
-        ["archives", name, z, x, y] => Some(Hot::Archive([name, z, x, y])),
-        ["collections", id, "tiles", tms, z, y, x] => Some(Hot::Collection([id, tms, z, y, x])),
-        _ => None,
-    }
+    let word = |i: usize| &path[seg[i].0..seg[i].1];
+    let kind = match n {
+        5 if word(0) == "archives" => Kind::Archive,
+        7 if word(0) == "collections" && word(2) == "tiles" => Kind::Collection,
+        _ => return None,
+    };
+    Some(Hot { kind, seg })
 }
 
 /// The answer to `req` if it is a hot request, else the request back for the router.
@@ -65,7 +83,7 @@ pub fn answer<B>(
     state: &Arc<AppState>,
     req: Request<B>,
 ) -> Result<impl Future<Output = Response> + Send + use<B>, Request<B>> {
-    let Some(route) = hot(req.method(), req.uri(), req.headers()).map(Hot::route) else {
+    let Some(at) = hot(req.method(), req.uri(), req.headers()) else {
         return Err(req);
     };
     let state = state.clone();
@@ -75,10 +93,10 @@ pub fn answer<B>(
         let origin = parts.headers.get(header::ORIGIN).cloned();
         let mut res = super::metrics::measured(
             &state,
-            route,
+            at.route(),
             &parts.method,
             &parts.uri,
-            run(&state, &parts),
+            run(&state, at, &parts),
         )
         .await;
         super::cors(&state, origin, false, &mut res);
@@ -86,16 +104,14 @@ pub fn answer<B>(
     })
 }
 
-async fn run(state: &Arc<AppState>, parts: &Parts) -> Response {
-    let res = match hot(&parts.method, &parts.uri, &parts.headers) {
-        Some(Hot::Archive([name, z, x, y])) => {
-            super::archives::tile_at(state, name, z, x, y, &parts.headers)
+async fn run(state: &Arc<AppState>, at: Hot, parts: &Parts) -> Response {
+    let path = parts.uri.path();
+    let s = |i| at.at(path, i);
+    let res = match at.kind {
+        Kind::Archive => super::archives::tile_at(state, s(1), s(2), s(3), s(4), &parts.headers),
+        Kind::Collection => {
+            super::tiles::collection_tile_at(state, [s(1), s(3), s(4), s(5), s(6)], parts).await
         }
-        Some(Hot::Collection(at)) => super::tiles::collection_tile_at(state, at, parts).await,
-        // answer() takes only hot requests, so this is not reached; no panic on a request path.
-        None => Err(super::problem::Problem::internal(
-            "a tile request was misrouted",
-        )),
     };
     res.into_response()
 }
