@@ -75,7 +75,8 @@ pub fn hash(secret: &str) -> String {
         .collect()
 }
 
-fn random_secret() -> Result<String, AuthError> {
+/// A new random secret.
+pub fn random_secret() -> Result<String, AuthError> {
     let mut buf = [0u8; 32];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut buf))
@@ -138,16 +139,7 @@ pub fn create(
     collections: Option<&[String]>,
     expires: Option<&str>,
 ) -> Result<String, AuthError> {
-    if name.trim().is_empty() || name.len() > 100 {
-        return Err(AuthError::Invalid(
-            "a token needs a name of 1 to 100 characters".into(),
-        ));
-    }
-    if role == Role::Maintainer && municipality.is_none() {
-        return Err(AuthError::Invalid(
-            "a maintainer token needs --municipality (admins may omit it)".into(),
-        ));
-    }
+    check_new(name, role, municipality)?;
     conn.execute_batch(crate::store::schema::TOKENS)?;
     let exists: bool = conn
         .query_row(
@@ -163,10 +155,7 @@ pub fn create(
         )));
     }
     let secret = random_secret()?;
-    let role_s = match role {
-        Role::Maintainer => "maintainer",
-        Role::Admin => "admin",
-    };
+    let role_s = role_name(role);
     conn.execute(
         "INSERT INTO nordgeo_tokens (name, hash, role, municipality, collections, expires)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -180,6 +169,54 @@ pub fn create(
         ],
     )?;
     Ok(secret)
+}
+
+/// Checks a new token's name and role (for every store kind).
+pub fn check_new(name: &str, role: Role, municipality: Option<&str>) -> Result<(), AuthError> {
+    if name.trim().is_empty() || name.len() > 100 {
+        return Err(AuthError::Invalid(
+            "a token needs a name of 1 to 100 characters".into(),
+        ));
+    }
+    if role == Role::Maintainer && municipality.is_none() {
+        return Err(AuthError::Invalid(
+            "a maintainer token needs --municipality (admins may omit it)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The role as stored.
+pub fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Maintainer => "maintainer",
+        Role::Admin => "admin",
+    }
+}
+
+/// A token from its stored columns.
+pub fn token_of(
+    name: String,
+    role: &str,
+    municipality: Option<String>,
+    collections: Option<String>,
+    created: String,
+    expires: Option<String>,
+    revoked: Option<String>,
+) -> Token {
+    Token {
+        name,
+        role: if role == "admin" {
+            Role::Admin
+        } else {
+            Role::Maintainer
+        },
+        municipality,
+        collections: collections.map(|c| c.split(',').map(|s| s.trim().to_string()).collect()),
+        created,
+        expires,
+        revoked,
+    }
 }
 
 fn has_table(conn: &Connection) -> rusqlite::Result<bool> {
@@ -201,23 +238,17 @@ pub fn load(conn: &Connection) -> rusqlite::Result<Vec<(String, Token)>> {
     )?;
     st.query_map([], |r| {
         let role: String = r.get(2)?;
-        let collections: Option<String> = r.get(4)?;
         Ok((
             r.get(0)?,
-            Token {
-                name: r.get(1)?,
-                role: if role == "admin" {
-                    Role::Admin
-                } else {
-                    Role::Maintainer
-                },
-                municipality: r.get(3)?,
-                collections: collections
-                    .map(|c| c.split(',').map(|s| s.trim().to_string()).collect()),
-                created: r.get(5)?,
-                expires: r.get(6)?,
-                revoked: r.get(7)?,
-            },
+            token_of(
+                r.get(1)?,
+                &role,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+            ),
         ))
     })?
     .collect()

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::import::{ImportError, ImportOptions, Mode};
+use crate::pg::PgStore;
 use crate::store::{Store, history};
 use crate::{crs, export, server};
 
@@ -24,9 +25,13 @@ pub const DEFAULT_SAMPLE: &str = "data/sample.gpkg";
     about = "Vector tiles and OGC API Features from a GeoPackage store"
 )]
 struct Cli {
-    /// The GeoPackage store.
+    /// The store: a GeoPackage file, or a PostGIS database as
+    /// postgresql://USER:PASSWORD@HOST:PORT/DATABASE.
     #[arg(long, global = true, env = "NORDGEO_STORE", default_value = DEFAULT_STORE)]
     store: PathBuf,
+    /// The schema of a PostGIS store's layers and nordgeo's tables.
+    #[arg(long = "store-schema", global = true, env = "NORDGEO_STORE_SCHEMA", default_value = crate::pg::DEFAULT_SCHEMA)]
+    store_schema: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -220,6 +225,16 @@ enum Command {
         /// Who changes the settings (recorded in the history).
         #[arg(long, env = "NORDGEO_ACTOR")]
         actor: Option<String>,
+        /// PostGIS store: publish this existing table (SCHEMA.TABLE) as the layer.
+        #[arg(long)]
+        source: Option<String>,
+        /// PostGIS store: the unique integer column that identifies features (default:
+        /// the primary key).
+        #[arg(long)]
+        fid: Option<String>,
+        /// PostGIS store: the geometry column (default: the first).
+        #[arg(long)]
+        geometry: Option<String>,
     },
     /// Delete history rows of changes older than a duration (e.g. 365d), and access-log
     /// rows older than their own limit; the change log itself stays. The only way data
@@ -472,6 +487,31 @@ fn parse_epsg(s: &str) -> Result<i32, String> {
         .map_err(|_| format!("'{s}' is not an EPSG code like EPSG:25832"))
 }
 
+fn print_tokens(list: Vec<crate::auth::Token>, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&list).unwrap_or_default()
+        );
+        return;
+    }
+    for t in list {
+        println!(
+            "{:24} {:10} municipality={:16} collections={:24} expires={} {}",
+            t.name,
+            format!("{:?}", t.role).to_lowercase(),
+            t.municipality.as_deref().unwrap_or("-"),
+            t.collections
+                .map(|c| c.join(","))
+                .unwrap_or_else(|| "all".into()),
+            t.expires.as_deref().unwrap_or("never"),
+            t.revoked
+                .map(|r| format!("REVOKED {r}"))
+                .unwrap_or_default()
+        );
+    }
+}
+
 fn token(store_path: &Path, cmd: TokenCmd) -> Result<(), String> {
     let store = Store::open(store_path).map_err(|e| e.to_string())?;
     let conn = store.conn();
@@ -525,32 +565,264 @@ fn token(store_path: &Path, cmd: TokenCmd) -> Result<(), String> {
                 .into_iter()
                 .map(|(_, t)| t)
                 .collect();
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&list).unwrap_or_default()
-                );
-            } else {
-                for t in list {
-                    println!(
-                        "{:24} {:10} municipality={:16} collections={:24} expires={} {}",
-                        t.name,
-                        format!("{:?}", t.role).to_lowercase(),
-                        t.municipality.as_deref().unwrap_or("-"),
-                        t.collections
-                            .map(|c| c.join(","))
-                            .unwrap_or_else(|| "all".into()),
-                        t.expires.as_deref().unwrap_or("never"),
-                        t.revoked
-                            .map(|r| format!("REVOKED {r}"))
-                            .unwrap_or_default()
-                    );
-                }
-            }
+            print_tokens(list, json);
             Ok(())
         }
         TokenCmd::Revoke { name } => {
             crate::auth::revoke(conn, &name).map_err(|e| e.to_string())?;
+            println!("token '{name}' revoked");
+            Ok(())
+        }
+    }
+}
+
+/// Applies the configuration's layer settings to a GeoPackage store and loads it.
+fn open_geopackage(
+    store_path: &Path,
+    s: &crate::config::Settings,
+    may_loosen: bool,
+) -> Result<(Arc<crate::catalog::Live>, crate::auth::TokenTable), String> {
+    // Opening for writing also gives layers other programs made their change capture.
+    match Store::open(store_path) {
+        Ok(store) => {
+            s.check(Some(&store)).map_err(|e| e.to_string())?;
+            let n = s
+                .apply_layers(&store, may_loosen)
+                .map_err(|e| e.to_string())?;
+            if n > 0 {
+                tracing::info!(changed = n, "layer settings from the configuration applied");
+            }
+        }
+        Err(crate::store::StoreError::ReadOnly(_)) if s.layers.is_empty() => {
+            tracing::warn!("the store is read-only: serving it, but edits and imports will fail");
+            s.check(None).map_err(|e| e.to_string())?;
+        }
+        Err(e) => return Err(e.to_string()),
+    }
+    let live = crate::catalog::Live::open(store_path).map_err(|e| e.to_string())?;
+    let store = Store::open_read_only(store_path).map_err(|e| e.to_string())?;
+    Ok((live, server::watch::token_table(&store)))
+}
+
+/// Prepares a PostGIS store (nordgeo's tables, change capture) where the user may, and
+/// loads it.
+fn open_postgis(
+    url: &str,
+    schema: &str,
+    s: &crate::config::Settings,
+) -> Result<(Arc<crate::catalog::Live>, crate::auth::TokenTable), String> {
+    if !s.layers.is_empty() {
+        return Err("[layers] settings in the configuration are applied to GeoPackage stores only; on a PostGIS store use `nordgeo set-layer` (its settings live in the database, so every instance sees the same)".into());
+    }
+    let mut store = match PgStore::open(url, schema) {
+        Ok(store) => store,
+        // A read-only user or a streaming replica: serve what is there, as it is.
+        Err(crate::pg::PgError::Query { msg, .. }) => {
+            tracing::warn!(reason = %msg, "cannot prepare the PostGIS store (read-only?); serving it without adding change capture");
+            PgStore::connect(url, schema).map_err(|e| e.to_string())?
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let source = crate::pg::source::PostGis::connect(url, schema).map_err(|e| e.to_string())?;
+    let live = crate::catalog::Live::follow(Box::new(source)).map_err(|e| e.to_string())?;
+    let tokens = crate::pg::tokens::load(&mut store)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|(h, t)| (h, Arc::new(t)))
+        .collect();
+    Ok((live, tokens))
+}
+
+/// Runs a command on a PostGIS store.
+fn run_postgis(url: &str, schema: &str, command: Command) -> Result<(), String> {
+    let open = || PgStore::open(url, schema).map_err(|e| e.to_string());
+    match command {
+        Command::Serve {
+            config, flags, sample, ..
+        } => {
+            let s = settings(config.as_deref(), &flags)?;
+            serve(Path::new(url), &sample, &s, flags.allow_loosening, Some(schema))
+        }
+        Command::Layers { json } => {
+            let mut store = open()?;
+            let mut rows = Vec::new();
+            for (def, rel) in crate::pg::layers::list(&mut store).map_err(|e| e.to_string())? {
+                let n: i64 = store
+                    .client()
+                    .query_one(&format!("SELECT count(*) FROM {}", rel.qualified()), &[])
+                    .map_err(|e| store.err(e).to_string())?
+                    .get(0);
+                rows.push((def, n));
+            }
+            print_layers(rows, json);
+            Ok(())
+        }
+        Command::SetLayer {
+            layer,
+            restricted,
+            internal,
+            municipality_column,
+            title,
+            boundaries,
+            boundary_margin_m,
+            key,
+            rules,
+            no_rules,
+            drop_column,
+            actor: _,
+            source,
+            fid,
+            geometry,
+        } => {
+            if drop_column.is_some() {
+                return Err(crate::pg::PgError::Unsupported("--drop-column".into()).to_string());
+            }
+            let mut store = open()?;
+            let candidate = match &source {
+                Some(src) => Some(
+                    crate::pg::settings::parse_source(&store, &layer, src, fid.clone(), geometry.clone())
+                        .map_err(|e| e.to_string())?,
+                ),
+                None if fid.is_some() || geometry.is_some() => Some(crate::pg::layers::Candidate {
+                    name: layer.clone(),
+                    schema: schema.to_string(),
+                    table: layer.clone(),
+                    fid: fid.clone(),
+                    geom: geometry.clone(),
+                }),
+                None => None,
+            };
+            // The table must be servable before it is registered: a clear error now,
+            // not a layer missing from every server later.
+            let rel = match &candidate {
+                Some(c) => {
+                    let (def, rel) = crate::pg::layers::describe(&mut store, c)
+                        .map_err(|e| e.to_string())?
+                        .ok_or_else(|| format!("table {}.{} does not exist", c.schema, c.table))?;
+                    if !def.has_geometry() {
+                        eprintln!("note: {}.{} has no geometry column; it is served as a table without geometry", c.schema, c.table);
+                    }
+                    Some(rel)
+                }
+                None => {
+                    let known = crate::pg::layers::list(&mut store).map_err(|e| e.to_string())?;
+                    if !known.iter().any(|(d, _)| d.table == layer) {
+                        return Err(crate::pg::PgError::NoSuchLayer(layer).to_string());
+                    }
+                    None
+                }
+            };
+            let before = crate::pg::settings::meta(&mut store, &layer).map_err(|e| e.to_string())?;
+            let change = crate::write::settings::Settings {
+                restricted,
+                internal: internal.map(|list| split_list(&list)),
+                municipality_column,
+                title,
+                boundaries,
+                boundary_margin_m,
+                key: key.map(|k| split_list(&k)),
+                rules: if no_rules {
+                    Some(Vec::new())
+                } else if rules.is_empty() {
+                    None
+                } else {
+                    Some(rules)
+                },
+                ..Default::default()
+            };
+            let (meta, _) = crate::write::settings::apply(&before, &change);
+            crate::pg::settings::write(&mut store, &layer, &meta, candidate.as_ref())
+                .map_err(|e| e.to_string())?;
+            if let (Some(c), Some(rel)) = (&candidate, &rel) {
+                let tracked = crate::pg::capture::has_triggers(&mut store, rel).map_err(|e| e.to_string())?;
+                if !tracked && let Err(e) = crate::pg::capture::ensure(&mut store, &layer, rel) {
+                    eprintln!("note: no change capture on {}.{} ({e}); running servers see its changes only through the table statistics, within seconds", c.schema, c.table);
+                }
+            }
+            println!(
+                "layer '{layer}': restricted={}, internal properties=[{}], municipality column={}",
+                meta.restricted,
+                meta.internal_properties.join(", "),
+                meta.municipality_column.as_deref().unwrap_or("none")
+            );
+            Ok(())
+        }
+        Command::Token { cmd } => token_postgis(&mut open()?, cmd),
+        other => Err(crate::pg::PgError::Unsupported(format!(
+            "`nordgeo {}`",
+            command_name(&other)
+        ))
+        .to_string()),
+    }
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The command's name as typed.
+fn command_name(c: &Command) -> String {
+    let name = match c {
+        Command::Import { .. } => "import",
+        Command::Export { .. } => "export",
+        Command::History { .. } => "history",
+        Command::Rollback { .. } => "rollback",
+        Command::Undo { .. } => "undo",
+        Command::ExportTiles { .. } => "export-tiles",
+        Command::Publish { .. } => "publish",
+        Command::Vacuum { .. } => "vacuum",
+        Command::AccessLog { .. } => "access-log",
+        Command::Config { .. } => "config check",
+        Command::Generate { .. } => "generate",
+        _ => "this command",
+    };
+    name.to_string()
+}
+
+fn token_postgis(store: &mut PgStore, cmd: TokenCmd) -> Result<(), String> {
+    match cmd {
+        TokenCmd::Create {
+            name,
+            municipality,
+            collections,
+            role,
+            expires,
+        } => {
+            let role = crate::auth::Role::parse(&role).map_err(|e| e.to_string())?;
+            let collections = collections.map(|c| split_list(&c));
+            if let Some(list) = &collections {
+                let layers = crate::pg::layers::list(store).map_err(|e| e.to_string())?;
+                if let Some(bad) = list.iter().find(|c| !layers.iter().any(|(l, _)| &l.table == *c)) {
+                    return Err(format!("the store has no collection '{bad}'"));
+                }
+            }
+            let expires = expires
+                .map(|e| crate::auth::parse_expiry(&e))
+                .transpose()
+                .map_err(|e| e.to_string())?;
+            let secret = crate::pg::tokens::create(
+                store,
+                &name,
+                role,
+                municipality.as_deref(),
+                collections.as_deref(),
+                expires.as_deref(),
+            )
+            .map_err(|e| e.to_string())?;
+            eprintln!("token '{name}' created; it is shown only now, keep it safe:");
+            println!("{secret}");
+            Ok(())
+        }
+        TokenCmd::List { json } => {
+            let list = crate::pg::tokens::load(store).map_err(|e| e.to_string())?;
+            print_tokens(list.into_iter().map(|(_, t)| t).collect(), json);
+            Ok(())
+        }
+        TokenCmd::Revoke { name } => {
+            crate::pg::tokens::revoke(store, &name).map_err(|e| e.to_string())?;
             println!("token '{name}' revoked");
             Ok(())
         }
@@ -581,8 +853,48 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The store a command works on: `--store` or `NORDGEO_STORE` when given, else the
+/// configuration file's `store` (for the commands that read one), else the default.
+fn effective_store(cli: &Cli) -> Result<(PathBuf, String), String> {
+    let file = match &cli.command {
+        Command::Serve { config, .. }
+        | Command::Config {
+            cmd: ConfigCmd::Check { config },
+        } => config.as_deref(),
+        _ => None,
+    };
+    let given = |flag: &str, env: &str, default: &str, value: &str| {
+        value != default
+            || std::env::var(env).is_ok_and(|v| !v.is_empty())
+            || std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+    };
+    let settings = match file {
+        Some(f) => crate::config::Settings::load(Some(f)).map_err(|e| e.to_string())?,
+        None => crate::config::Settings::default(),
+    };
+    let store_given = given("--store", "NORDGEO_STORE", DEFAULT_STORE, &cli.store.to_string_lossy());
+    let store = match (&settings.store, store_given) {
+        (Some(s), false) => PathBuf::from(s),
+        _ => cli.store.clone(),
+    };
+    let schema_given = given(
+        "--store-schema",
+        "NORDGEO_STORE_SCHEMA",
+        crate::pg::DEFAULT_SCHEMA,
+        &cli.store_schema,
+    );
+    let schema = match (&settings.store_schema, schema_given) {
+        (Some(s), false) => s.clone(),
+        _ => cli.store_schema.clone(),
+    };
+    Ok((store, schema))
+}
+
 fn run(cli: Cli) -> Result<(), String> {
-    let store_path = cli.store;
+    let (store_path, schema) = effective_store(&cli)?;
+    if let Some(url) = store_path.to_str().filter(|s| crate::pg::is_url(s)) {
+        return run_postgis(url, &schema, cli.command);
+    }
     match cli.command {
         Command::Serve {
             config,
@@ -590,7 +902,7 @@ fn run(cli: Cli) -> Result<(), String> {
             flags,
         } => {
             let s = settings(config.as_deref(), &flags)?;
-            serve(&store_path, &sample, &s, flags.allow_loosening)
+            serve(&store_path, &sample, &s, flags.allow_loosening, None)
         }
         Command::Config {
             cmd: ConfigCmd::Check { config },
@@ -841,7 +1153,13 @@ fn run(cli: Cli) -> Result<(), String> {
             no_rules,
             drop_column,
             actor: who,
+            source,
+            fid,
+            geometry,
         } => {
+            if source.is_some() || fid.is_some() || geometry.is_some() {
+                return Err("--source, --fid and --geometry publish tables of a PostGIS store; a GeoPackage store's layers are its feature tables".into());
+            }
             let store = Store::open(&store_path).map_err(|e| e.to_string())?;
             if let Some(col) = drop_column {
                 let id =
@@ -959,13 +1277,18 @@ fn layers(store_path: &Path, json: bool) -> Result<(), String> {
         let count = store.count(&def).map_err(|e| e.to_string())?;
         rows.push((def, count));
     }
+    print_layers(rows, json);
+    Ok(())
+}
+
+fn print_layers(rows: Vec<(crate::store::LayerDef, i64)>, json: bool) {
     if json {
         let v: Vec<_> = rows
             .iter()
             .map(|(d, n)| serde_json::json!({"name": d.table, "geometry_type": if d.has_geometry() { d.kind.gpkg_name() } else { "NONE" }, "srs_id": d.has_geometry().then_some(d.srs_id), "features": n, "extent": d.bounds}))
             .collect();
         println!("{}", serde_json::Value::Array(v));
-        return Ok(());
+        return;
     }
     println!(
         "{:<20} {:<16} {:<34} {:>9}  extent",
@@ -986,7 +1309,6 @@ fn layers(store_path: &Path, json: bool) -> Result<(), String> {
             d.table, kind, crs_name, n
         );
     }
-    Ok(())
 }
 
 fn serve(
@@ -994,8 +1316,9 @@ fn serve(
     sample: &Path,
     s: &crate::config::Settings,
     may_loosen: bool,
+    pg_schema: Option<&str>,
 ) -> Result<(), String> {
-    if !store_path.exists() {
+    if pg_schema.is_none() && !store_path.exists() {
         if !sample.exists() {
             return Err(format!(
                 "store {} does not exist and there is no sample data at {}; import data with `nordgeo import FILE.gpkg --store {}`",
@@ -1008,26 +1331,12 @@ fn serve(
         let opts = ImportOptions::new(sample.into(), Mode::Create, "nordgeo (sample data)");
         crate::write::import::run(store_path, &opts).map_err(|e| e.to_string())?;
     }
-    // Opening for writing also gives layers other programs made their change capture.
-    match Store::open(store_path) {
-        Ok(store) => {
-            s.check(Some(&store)).map_err(|e| e.to_string())?;
-            let n = s
-                .apply_layers(&store, may_loosen)
-                .map_err(|e| e.to_string())?;
-            if n > 0 {
-                tracing::info!(changed = n, "layer settings from the configuration applied");
-            }
-        }
-        Err(crate::store::StoreError::ReadOnly(_)) if s.layers.is_empty() => {
-            tracing::warn!("the store is read-only: serving it, but edits and imports will fail");
-            s.check(None).map_err(|e| e.to_string())?;
-        }
-        Err(e) => return Err(e.to_string()),
-    }
     crate::geom::wkb::set_arc_tolerance_m(s.server.arc_tolerance_m);
     let started = std::time::Instant::now();
-    let live = crate::catalog::Live::open(store_path).map_err(|e| e.to_string())?;
+    let (live, tokens) = match pg_schema {
+        Some(schema) => open_postgis(&store_path.to_string_lossy(), schema, s)?,
+        None => open_geopackage(store_path, s, may_loosen)?,
+    };
     let catalog = live.catalog();
     tracing::info!(
         layers = catalog.layers.len(),
@@ -1036,7 +1345,6 @@ fn serve(
         "indexes loaded"
     );
     drop(catalog);
-    let store = Store::open_read_only(store_path).map_err(|e| e.to_string())?;
     let srv = &s.server;
     let bind = srv.bind;
     let config = server::ServerConfig {
@@ -1046,6 +1354,7 @@ fn serve(
         files: srv.files.clone(),
         fonts: srv.fonts.clone(),
         store: store_path.to_path_buf(),
+        pg_schema: pg_schema.map(str::to_string),
         require_if_match: srv.require_if_match,
         max_upload_bytes: srv.max_upload_mb * 1024 * 1024,
         request_timeout: std::time::Duration::from_secs(srv.request_timeout_s.max(1)),
@@ -1070,8 +1379,11 @@ fn serve(
         archives,
         s.portal.clone(),
     ));
-    state.set_tokens(server::watch::token_table(&store));
-    server::watch::spawn(state.clone(), store_path.to_path_buf());
+    state.set_tokens(tokens);
+    match pg_schema {
+        Some(schema) => server::watch::spawn_postgis(state.clone(), schema),
+        None => server::watch::spawn(state.clone(), store_path.to_path_buf()),
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -168,6 +168,11 @@ impl LayerSettings {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
+    /// The store (`--store` and `NORDGEO_STORE` win): a GeoPackage file or a PostGIS
+    /// database as postgresql://USER:PASSWORD@HOST:PORT/DATABASE.
+    pub store: Option<String>,
+    /// The schema of a PostGIS store (`--store-schema` and `NORDGEO_STORE_SCHEMA` win).
+    pub store_schema: Option<String>,
     /// Server settings.
     pub server: ServerSettings,
     /// Layer settings by layer name.

@@ -22,6 +22,7 @@ pub mod glyphs;
 pub mod import;
 pub mod index;
 pub mod municipality;
+pub mod pg;
 pub mod server;
 pub mod sprites;
 pub mod store;

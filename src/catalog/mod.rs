@@ -15,6 +15,7 @@
 
 pub mod changes;
 mod fold;
+pub mod source;
 mod sync;
 
 use std::collections::{HashMap, HashSet};
@@ -40,6 +41,9 @@ pub enum SyncError {
     /// A layer could not be loaded.
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// The PostGIS store could not be read.
+    #[error(transparent)]
+    Pg(#[from] crate::pg::PgError),
 }
 
 /// A layer snapshot with its tile data.
@@ -149,9 +153,15 @@ pub struct Live {
 }
 
 impl Live {
-    /// Loads every layer of the store at `path` and starts following its changes.
+    /// Loads every layer of the GeoPackage store at `path` and starts following it.
     pub fn open(path: &Path) -> Result<Arc<Live>, SyncError> {
-        let (follower, catalog) = sync::Follower::start(path)?;
+        let store = Store::open_read_only(path)?;
+        Live::follow(Box::new(source::GeoPackage::new(store)))
+    }
+
+    /// Loads every layer of a store and starts following its changes.
+    pub fn follow(source: Box<dyn source::Source>) -> Result<Arc<Live>, SyncError> {
+        let (follower, catalog) = sync::Follower::start(source)?;
         Ok(Arc::new(Live {
             current: ArcSwap::from_pointee(catalog),
             recent: RwLock::new(Recent::default()),

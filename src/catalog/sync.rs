@@ -1,24 +1,23 @@
 //! Following the store: the capture rows after the cursor (see `store::capture`) become
-//! change events and a new catalog, read in one SQLite read transaction so the snapshot
-//! and the cursor always belong together.
+//! change events and a new catalog, read in one read transaction of the store so the
+//! snapshot and the cursor always belong together.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::path::Path;
 use std::sync::Arc;
 
+use super::source::Source;
 use super::{Boxes, Catalog, ChangeEvent, Snapshot, SyncError};
-use crate::index;
-use crate::store::{LayerDef, Store, capture};
+use crate::index::{self, Feature, IndexError, Layer, ReadLayer};
+use crate::store::LayerDef;
 
 /// More changed fids than this (or a tenth of the layer) reload the layer instead.
 const MAX_FIDS: usize = 5000;
 
-/// The reading side of the catalog: its own read-only connection and the cursor.
+/// The reading side of the catalog: its own connection to the store and the cursor.
 pub(super) struct Follower {
-    store: Store,
+    source: Box<dyn Source>,
     /// The last capture row applied.
     cursor: i64,
-    data_version: Option<i64>,
     schema_version: i64,
     /// Layers without capture triggers.
     untracked: Vec<String>,
@@ -34,28 +33,26 @@ struct Work {
 
 impl Follower {
     /// Opens the store, loads every layer and sets the cursor, all from one snapshot.
-    pub(super) fn start(path: &Path) -> Result<(Follower, Catalog), SyncError> {
-        let store = Store::open_read_only(path)?;
+    pub(super) fn start(source: Box<dyn Source>) -> Result<(Follower, Catalog), SyncError> {
         let mut f = Follower {
-            store,
+            source,
             cursor: 0,
-            data_version: None,
             schema_version: -1,
             untracked: Vec::new(),
         };
         let catalog = f.read(|f| {
-            let p = capture::pending(f.store.conn(), i64::MAX).map_err(|e| f.store.err(e))?;
+            let p = f.source.pending(i64::MAX)?;
             f.cursor = p.top;
-            f.schema_version = f.schema_version()?;
-            let defs = f.store.layers()?;
-            f.untracked = untracked(&f.store, &defs)?;
+            f.schema_version = f.source.schema_version()?;
+            let defs = f.source.layers()?;
+            f.untracked = f.source.untracked(&defs)?;
             // Reading is on this connection (one snapshot); transforming, indexing and
             // preparing tiles run on a thread per layer, overlapping the next read. The
             // largest layers are read first: their work is the longest chain.
             let mut order: Vec<(i64, usize)> = defs
                 .iter()
                 .enumerate()
-                .map(|(i, d)| (f.rows_estimate(&d.table), i))
+                .map(|(i, d)| (f.source.rows_estimate(&d.table), i))
                 .collect();
             order.sort_unstable_by(|a, b| b.cmp(a));
             let mut defs: Vec<Option<crate::store::LayerDef>> =
@@ -65,7 +62,7 @@ impl Follower {
                 for &(_, i) in &order {
                     let Some(def) = defs[i].take() else { continue };
                     let t = std::time::Instant::now();
-                    let read = index::read_layer(&f.store, def)?;
+                    let read = f.read_layer(def)?;
                     let read_ms = t.elapsed().as_millis() as u64;
                     building.push((
                         i,
@@ -106,42 +103,13 @@ impl Follower {
         Ok((f, catalog))
     }
 
-    /// About how many rows a table has (its largest rowid: no scan), for the load order.
-    fn rows_estimate(&self, table: &str) -> i64 {
-        self.store
-            .conn()
-            .query_row(
-                &format!(
-                    "SELECT coalesce(max(rowid), 0) FROM {}",
-                    crate::store::layer::q(table)
-                ),
-                [],
-                |r| r.get(0),
-            )
-            .unwrap_or(0)
-    }
-
     /// Whether another connection committed since the last call.
     pub(super) fn store_changed(&mut self) -> Result<bool, SyncError> {
-        let v: i64 = self
-            .store
-            .conn()
-            .query_row("PRAGMA data_version", [], |r| r.get(0))
-            .map_err(|e| self.store.err(e))?;
-        let changed = self.data_version != Some(v);
-        self.data_version = Some(v);
-        Ok(changed)
+        self.source.changed()
     }
 
     pub(super) fn untracked(&self) -> Vec<String> {
         self.untracked.clone()
-    }
-
-    fn schema_version(&self) -> Result<i64, SyncError> {
-        self.store
-            .conn()
-            .query_row("PRAGMA schema_version", [], |r| r.get(0))
-            .map_err(|e| self.store.err(e).into())
     }
 
     /// Runs `f` inside one read transaction.
@@ -149,14 +117,32 @@ impl Follower {
         &mut self,
         f: impl FnOnce(&mut Follower) -> Result<T, SyncError>,
     ) -> Result<T, SyncError> {
-        self.store
-            .conn()
-            .execute_batch("BEGIN")
-            .map_err(|e| self.store.err(e))?;
+        self.source.begin()?;
         let out = f(self);
-        // A read transaction: ending it cannot lose anything.
-        let _ = self.store.conn().execute_batch("COMMIT");
+        self.source.end();
         out
+    }
+
+    /// A layer's settings and features as stored.
+    fn read_layer(&mut self, def: LayerDef) -> Result<ReadLayer, SyncError> {
+        let meta = self.source.meta(&def.table)?;
+        let features = self.source.features(&def, None)?;
+        Ok(ReadLayer::new(def, meta, features))
+    }
+
+    /// A layer's snapshot as stored now.
+    fn load_layer(&mut self, def: LayerDef, generation: u64) -> Result<Layer, SyncError> {
+        Ok(self.read_layer(def)?.build(generation)?)
+    }
+
+    /// Features with the given fids, in EPSG:3857.
+    fn load_features(&mut self, def: &LayerDef, fids: &[i64]) -> Result<Vec<Feature>, SyncError> {
+        let mut features = self.source.features(def, Some(fids))?;
+        index::to_mercator(def, &mut features).map_err(|source| IndexError::Crs {
+            layer: def.table.clone(),
+            source,
+        })?;
+        Ok(features)
     }
 
     /// The catalog after every change since the cursor, and its events; `None` when
@@ -175,16 +161,15 @@ impl Follower {
         cat: &Catalog,
         store_changed: bool,
     ) -> Result<Option<(Catalog, Vec<ChangeEvent>)>, SyncError> {
-        let conn = self.store.conn();
-        let p = capture::pending(conn, self.cursor).map_err(|e| self.store.err(e))?;
-        let schema = self.schema_version()?;
+        let p = self.source.pending(self.cursor)?;
+        let schema = self.source.schema_version()?;
         let retrack = store_changed && !self.untracked.is_empty();
         if p.top <= self.cursor && schema == self.schema_version && !retrack {
             return Ok(None);
         }
-        let defs = self.store.layers()?;
+        let defs = self.source.layers()?;
         if schema != self.schema_version {
-            self.untracked = untracked(&self.store, &defs)?;
+            self.untracked = self.source.untracked(&defs)?;
             self.schema_version = schema;
         }
         let mut work: HashMap<String, Work> = HashMap::new();
@@ -242,7 +227,7 @@ impl Follower {
                 }
                 (None, _) => {
                     generation += 1;
-                    let layer = index::load_layer(&self.store, def, generation)?;
+                    let layer = self.load_layer(def, generation)?;
                     events.push(ChangeEvent {
                         layer: layer.def.table.clone(),
                         generation,
@@ -263,7 +248,7 @@ impl Follower {
 
     /// The new snapshot of a layer that changed, and where it changed.
     fn changed_layer(
-        &self,
+        &mut self,
         old: &Arc<Snapshot>,
         def: LayerDef,
         w: &Work,
@@ -271,7 +256,7 @@ impl Follower {
     ) -> Result<(Snapshot, Boxes), SyncError> {
         let too_many = w.fids.len() > MAX_FIDS.max(old.len() / 10);
         if w.reload || too_many {
-            let layer = index::load_layer(&self.store, def, generation)?;
+            let layer = self.load_layer(def, generation)?;
             return Ok((Snapshot::new(layer, None), Boxes::Whole));
         }
         let mut boxes = Vec::new();
@@ -279,7 +264,7 @@ impl Follower {
             old.layer.with_meta(old.meta.clone(), generation)
         } else {
             let fids: Vec<i64> = w.fids.iter().copied().collect();
-            let found = index::load_features(&self.store, &def, Some(&fids))?;
+            let found = self.load_features(&def, &fids)?;
             let present: HashSet<i64> = found.iter().map(|f| f.fid).collect();
             for &fid in &fids {
                 if let Some(b) = old.slot_of(fid).and_then(|s| old.bbox(s)) {
@@ -301,22 +286,12 @@ impl Follower {
         // The extent in gpkg_contents moves with the edits.
         layer.def = def;
         let boxes = if w.settings {
-            layer = layer.with_meta(self.store.meta(&layer.def.table)?, generation);
+            let meta = self.source.meta(&layer.def.table)?;
+            layer = layer.with_meta(meta, generation);
             Boxes::Whole
         } else {
             Boxes::Some(boxes)
         };
         Ok((Snapshot::new(layer, Some(old)), boxes))
     }
-}
-
-/// The layers that lack capture triggers.
-fn untracked(store: &Store, defs: &[LayerDef]) -> Result<Vec<String>, SyncError> {
-    let mut out = Vec::new();
-    for d in defs {
-        if !capture::has_triggers(store.conn(), d).map_err(|e| store.err(e))? {
-            out.push(d.table.clone());
-        }
-    }
-    Ok(out)
 }

@@ -615,14 +615,19 @@ pub struct ReadLayer {
 pub fn read_layer(store: &Store, def: LayerDef) -> Result<ReadLayer, IndexError> {
     let meta = store.meta(&def.table)?;
     let features = read_features(store.conn(), &def, None).map_err(|e| store.err(e))?;
-    Ok(ReadLayer {
-        def,
-        meta,
-        features,
-    })
+    Ok(ReadLayer::new(def, meta, features))
 }
 
 impl ReadLayer {
+    /// A layer read by any store.
+    pub fn new(def: LayerDef, meta: LayerMeta, features: Vec<Feature>) -> Self {
+        ReadLayer {
+            def,
+            meta,
+            features,
+        }
+    }
+
     /// Transforms and indexes the layer.
     pub fn build(mut self, generation: u64) -> Result<Layer, IndexError> {
         to_mercator(&self.def, &mut self.features).map_err(|source| IndexError::Crs {

@@ -32,12 +32,15 @@ pub struct AccessLog {
 }
 
 impl AccessLog {
-    /// Starts the writer thread for a store.
-    pub fn start(store: PathBuf) -> AccessLog {
+    /// Starts the writer thread for a store (`pg`: the PostGIS schema, `store` its URL).
+    pub fn start(store: PathBuf, pg: Option<String>) -> AccessLog {
         let (tx, rx) = sync_channel(QUEUE);
         let spawned = std::thread::Builder::new()
             .name("access-log".into())
-            .spawn(move || write_loop(&store, &rx));
+            .spawn(move || match pg {
+                Some(schema) => pg_write_loop(&store.to_string_lossy(), &schema, &rx),
+                None => write_loop(&store, &rx),
+            });
         if let Err(e) = spawned {
             // Without the thread every record fails and owner data is never shown.
             tracing::error!(error = %e, "the access-log writer cannot start");
@@ -108,6 +111,30 @@ fn write_loop(path: &std::path::Path, rx: &Receiver<Job>) {
             // Reopen next time: the file may have been replaced or repaired.
             store = None;
         }
+        for j in jobs {
+            let _ = j.done.send(result.clone());
+        }
+    }
+}
+
+fn pg_write_loop(url: &str, schema: &str, rx: &Receiver<Job>) {
+    let mut store: Option<crate::pg::PgStore> = None;
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < GROUP {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        if store.as_ref().is_none_or(crate::pg::PgStore::is_closed) {
+            store = crate::pg::PgStore::connect(url, schema).ok();
+        }
+        let rows: Vec<Access> = jobs.iter().map(|j| j.access.clone()).collect();
+        let result = match store.as_mut() {
+            Some(s) => crate::pg::access_log::insert(s, &rows).map_err(|e| e.to_string()),
+            None => Err("the PostGIS store cannot be reached".into()),
+        };
         for j in jobs {
             let _ = j.done.send(result.clone());
         }

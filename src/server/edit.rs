@@ -96,6 +96,7 @@ async fn with_writer<T: Send + 'static>(
     state: &Arc<AppState>,
     f: impl FnOnce(&Arc<AppState>, &Store) -> Result<T, Problem> + Send + 'static,
 ) -> Result<T, Problem> {
+    super::geopackage_only(state, "Editing through nordgeo")?;
     let st = state.clone();
     tokio::task::spawn_blocking(move || {
         let mut guard = st
@@ -564,6 +565,7 @@ pub async fn import(
     };
     // The whole file is checked before the write lock is taken: however slow or hostile
     // the file, other writes go on meanwhile.
+    super::geopackage_only(&state, "Importing through nordgeo")?;
     let st = state.clone();
     let checked = opts.clone();
     let report = tokio::task::spawn_blocking(move || {
@@ -761,6 +763,7 @@ pub async fn history(
     let (who, layer) = writer_of(&state, &headers, &id)?;
     let fid = fid_of(&id, &fid)?;
     let aud = super::access::audience(&who, &layer);
+    super::geopackage_only(&state, "A feature's history")?;
     // Read on a connection of its own: a running import must not hold up a history.
     let st = state.clone();
     let (doc, exposed) = tokio::task::spawn_blocking(move || {
@@ -852,6 +855,7 @@ pub async fn changes(
     let (who, _) = writer_of(&state, &headers, &id)?;
     let p = Params::parse(raw.as_deref())?;
     p.only(&[], "the list of changes")?;
+    super::geopackage_only(&state, "The list of changes")?;
     let st = state.clone();
     let collection = id.clone();
     let list = tokio::task::spawn_blocking(move || {

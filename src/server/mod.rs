@@ -51,8 +51,11 @@ pub struct ServerConfig {
     pub files: std::path::PathBuf,
     /// Folder with the TrueType/OpenType fonts labels are rendered from.
     pub fonts: std::path::PathBuf,
-    /// The store (edits and HTTP imports write to it).
+    /// The store (edits and HTTP imports write to it): a GeoPackage file, or the URL of
+    /// a PostGIS database when `pg_schema` is set.
     pub store: std::path::PathBuf,
+    /// The schema of a PostGIS store (`None`: the store is a GeoPackage).
+    pub pg_schema: Option<String>,
     /// Refuse PUT, PATCH and DELETE without `If-Match` (428).
     pub require_if_match: bool,
     /// Largest accepted upload (HTTP import), in bytes.
@@ -131,7 +134,7 @@ impl AppState {
         AppState {
             glyphs: crate::glyphs::Glyphs::scan(&config.fonts),
             cache: TileCache::new(config.cache_bytes),
-            access_log: audit::AccessLog::start(config.store.clone()),
+            access_log: audit::AccessLog::start(config.store.clone(), config.pg_schema.clone()),
             archives,
             portal,
             // Only folders of styles/ can be named: a handful of sheets at most.
@@ -336,6 +339,18 @@ pub(crate) fn cors(
     );
 }
 
+/// Refuses what needs the GeoPackage store when the store is PostGIS (501, saying what
+/// to use instead).
+pub fn geopackage_only(state: &AppState, what: &str) -> Result<(), problem::Problem> {
+    match state.config.pg_schema {
+        Some(_) => Err(problem::Problem::new(
+            axum::http::StatusCode::NOT_IMPLEMENTED,
+            crate::pg::PgError::Unsupported(what.into()).to_string(),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Liveness: nothing about the data (counts would tell anonymous callers about
 /// restricted layers); `/metrics` has the figures.
 async fn health() -> axum::Json<serde_json::Value> {
@@ -346,11 +361,18 @@ async fn health() -> axum::Json<serde_json::Value> {
 /// still be opened.
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let path = state.config.store.clone();
-    let ok =
-        tokio::task::spawn_blocking(move || crate::store::Store::open_read_only(&path).map(|_| ()))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()));
+    let pg = state.config.pg_schema.clone();
+    let ok = tokio::task::spawn_blocking(move || match pg {
+        Some(schema) => crate::pg::PgStore::connect(&path.to_string_lossy(), &schema)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        None => crate::store::Store::open_read_only(&path)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
     match ok {
         Ok(()) => json_body(&serde_json::json!({"status": "ready"}), "application/json"),
         Err(e) => {

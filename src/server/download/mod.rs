@@ -275,6 +275,7 @@ fn gpx_body(r: Request, base: &str) -> axum::body::Body {
 /// streams it; the file is unlinked once open, so nothing is left behind.
 async fn gpkg_response(state: &Arc<AppState>, r: Request) -> Result<Response, Problem> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
+    crate::server::geopackage_only(state, "A GeoPackage download")?;
     let Ok(_permit) = state.download_slots.clone().try_acquire_owned() else {
         let mut p = Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
