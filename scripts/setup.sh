@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(pkg-config clang libclang-dev libproj-dev proj-bin proj-data
               gdal-bin sqlite3 ca-certificates python3-qgis qgis-providers
-              chromium fonts-dejavu-core wrk)
+              chromium fonts-dejavu-core wrk
+              postgresql-15 postgresql-15-postgis-3 postgis)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

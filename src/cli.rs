@@ -638,10 +638,19 @@ fn run_postgis(url: &str, schema: &str, command: Command) -> Result<(), String> 
     let open = || PgStore::open(url, schema).map_err(|e| e.to_string());
     match command {
         Command::Serve {
-            config, flags, sample, ..
+            config,
+            flags,
+            sample,
+            ..
         } => {
             let s = settings(config.as_deref(), &flags)?;
-            serve(Path::new(url), &sample, &s, flags.allow_loosening, Some(schema))
+            serve(
+                Path::new(url),
+                &sample,
+                &s,
+                flags.allow_loosening,
+                Some(schema),
+            )
         }
         Command::Layers { json } => {
             let mut store = open()?;
@@ -680,8 +689,14 @@ fn run_postgis(url: &str, schema: &str, command: Command) -> Result<(), String> 
             let mut store = open()?;
             let candidate = match &source {
                 Some(src) => Some(
-                    crate::pg::settings::parse_source(&store, &layer, src, fid.clone(), geometry.clone())
-                        .map_err(|e| e.to_string())?,
+                    crate::pg::settings::parse_source(
+                        &store,
+                        &layer,
+                        src,
+                        fid.clone(),
+                        geometry.clone(),
+                    )
+                    .map_err(|e| e.to_string())?,
                 ),
                 None if fid.is_some() || geometry.is_some() => Some(crate::pg::layers::Candidate {
                     name: layer.clone(),
@@ -700,7 +715,10 @@ fn run_postgis(url: &str, schema: &str, command: Command) -> Result<(), String> 
                         .map_err(|e| e.to_string())?
                         .ok_or_else(|| format!("table {}.{} does not exist", c.schema, c.table))?;
                     if !def.has_geometry() {
-                        eprintln!("note: {}.{} has no geometry column; it is served as a table without geometry", c.schema, c.table);
+                        eprintln!(
+                            "note: {}.{} has no geometry column; it is served as a table without geometry",
+                            c.schema, c.table
+                        );
                     }
                     Some(rel)
                 }
@@ -712,7 +730,8 @@ fn run_postgis(url: &str, schema: &str, command: Command) -> Result<(), String> 
                     None
                 }
             };
-            let before = crate::pg::settings::meta(&mut store, &layer).map_err(|e| e.to_string())?;
+            let before =
+                crate::pg::settings::meta(&mut store, &layer).map_err(|e| e.to_string())?;
             let change = crate::write::settings::Settings {
                 restricted,
                 internal: internal.map(|list| split_list(&list)),
@@ -734,9 +753,13 @@ fn run_postgis(url: &str, schema: &str, command: Command) -> Result<(), String> 
             crate::pg::settings::write(&mut store, &layer, &meta, candidate.as_ref())
                 .map_err(|e| e.to_string())?;
             if let (Some(c), Some(rel)) = (&candidate, &rel) {
-                let tracked = crate::pg::capture::has_triggers(&mut store, rel).map_err(|e| e.to_string())?;
+                let tracked =
+                    crate::pg::capture::has_triggers(&mut store, rel).map_err(|e| e.to_string())?;
                 if !tracked && let Err(e) = crate::pg::capture::ensure(&mut store, &layer, rel) {
-                    eprintln!("note: no change capture on {}.{} ({e}); running servers see its changes only through the table statistics, within seconds", c.schema, c.table);
+                    eprintln!(
+                        "note: no change capture on {}.{} ({e}); running servers see its changes only through the table statistics, within seconds",
+                        c.schema, c.table
+                    );
                 }
             }
             println!(
@@ -795,7 +818,10 @@ fn token_postgis(store: &mut PgStore, cmd: TokenCmd) -> Result<(), String> {
             let collections = collections.map(|c| split_list(&c));
             if let Some(list) = &collections {
                 let layers = crate::pg::layers::list(store).map_err(|e| e.to_string())?;
-                if let Some(bad) = list.iter().find(|c| !layers.iter().any(|(l, _)| &l.table == *c)) {
+                if let Some(bad) = list
+                    .iter()
+                    .find(|c| !layers.iter().any(|(l, _)| &l.table == *c))
+                {
                     return Err(format!("the store has no collection '{bad}'"));
                 }
             }
@@ -872,7 +898,12 @@ fn effective_store(cli: &Cli) -> Result<(PathBuf, String), String> {
         Some(f) => crate::config::Settings::load(Some(f)).map_err(|e| e.to_string())?,
         None => crate::config::Settings::default(),
     };
-    let store_given = given("--store", "NORDGEO_STORE", DEFAULT_STORE, &cli.store.to_string_lossy());
+    let store_given = given(
+        "--store",
+        "NORDGEO_STORE",
+        DEFAULT_STORE,
+        &cli.store.to_string_lossy(),
+    );
     let store = match (&settings.store, store_given) {
         (Some(s), false) => PathBuf::from(s),
         _ => cli.store.clone(),

@@ -20,11 +20,8 @@ pub trait Source: Send {
     /// A layer's settings.
     fn meta(&mut self, table: &str) -> Result<LayerMeta, SyncError>;
     /// Features in fid order (all, or those with the given fids), in the layer's CRS.
-    fn features(
-        &mut self,
-        def: &LayerDef,
-        fids: Option<&[i64]>,
-    ) -> Result<Vec<Feature>, SyncError>;
+    fn features(&mut self, def: &LayerDef, fids: Option<&[i64]>)
+    -> Result<Vec<Feature>, SyncError>;
     /// Changes whenever a table's layout may have changed (no capture row says so).
     fn schema_version(&mut self) -> Result<i64, SyncError>;
     /// Whether anything was committed since the last call (cheap; may say yes wrongly).

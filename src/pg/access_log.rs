@@ -12,7 +12,10 @@ pub fn insert(store: &mut PgStore, rows: &[Access]) -> Result<(), PgError> {
             "INSERT INTO {table} (token, collection, fids, request) VALUES ($1, $2, $3, $4)"
         ))?;
         for a in rows {
-            tx.execute(&st, &[&a.token, &a.collection, &fid_list(&a.fids), &a.request])?;
+            tx.execute(
+                &st,
+                &[&a.token, &a.collection, &fid_list(&a.fids), &a.request],
+            )?;
         }
         tx.commit()
     })();

@@ -54,10 +54,7 @@ pub fn ensure(store: &mut PgStore, layer: &str, rel: &Relation) -> Result<(), Pg
         tx.batch_execute(&sql)?;
         // The layer may have changed before it was tracked: readers reload it whole.
         tx.execute(
-            &format!(
-                "INSERT INTO {} (layer, what) VALUES ($1, 'layer')",
-                log
-            ),
+            &format!("INSERT INTO {} (layer, what) VALUES ($1, 'layer')", log),
             &[&layer],
         )?;
         tx.commit()
@@ -80,10 +77,7 @@ pub fn prune(store: &mut PgStore) -> Result<(), PgError> {
          INSERT INTO {pruned} (upto) SELECT max(seq) FROM gone HAVING max(seq) IS NOT NULL
          ON CONFLICT (one) DO UPDATE SET upto = greatest({pruned}.upto, EXCLUDED.upto)"
     );
-    store
-        .client()
-        .batch_execute(&sql)
-        .map_err(|e| store.err(e))
+    store.client().batch_execute(&sql).map_err(|e| store.err(e))
 }
 
 /// The capture rows after `cursor` (inside the caller's read transaction). A store

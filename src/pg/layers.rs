@@ -97,7 +97,9 @@ fn candidates(store: &mut PgStore) -> Result<Vec<Candidate>, PgError> {
         for r in rows {
             out.push(Candidate {
                 name: r.get(0),
-                schema: r.get::<_, Option<String>>(1).unwrap_or_else(|| schema.clone()),
+                schema: r
+                    .get::<_, Option<String>>(1)
+                    .unwrap_or_else(|| schema.clone()),
                 table: r.get(2),
                 fid: r.get(3),
                 geom: r.get(4),
@@ -172,9 +174,17 @@ pub fn describe(
         )
         .map_err(|e| store.err(e))?;
     let geom = match &c.geom {
-        Some(g) => Some(geoms.iter().find(|r| r.get::<_, String>(0) == *g).ok_or_else(|| {
-            PgError::Invalid(format!("{}.{} has no geometry column '{g}'", c.schema, c.table))
-        })?),
+        Some(g) => Some(
+            geoms
+                .iter()
+                .find(|r| r.get::<_, String>(0) == *g)
+                .ok_or_else(|| {
+                    PgError::Invalid(format!(
+                        "{}.{} has no geometry column '{g}'",
+                        c.schema, c.table
+                    ))
+                })?,
+        ),
         None => geoms.first(),
     };
     let (geom_column, dims, srid, type_name) = match geom {

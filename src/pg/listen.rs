@@ -61,14 +61,16 @@ impl Listener {
                         }
                         self.listening = false;
                         self.retry_at = Instant::now() + self.backoff;
-                        self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
+                        self.backoff = (self.backoff * 2).min(Duration::from_secs(2));
                     }
                 }
             }
         }
         let Some(conn) = self.conn.as_mut() else {
+            // Nothing can tell us: look at everything, tokens too.
             std::thread::sleep(max);
             woken.data = true;
+            woken.tokens = true;
             return woken;
         };
         let mut lost = false;

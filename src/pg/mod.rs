@@ -44,12 +44,12 @@ pub enum PgError {
         why: String,
     },
     /// The `--store` value is not a connection address.
-    #[error("--store: not a PostgreSQL address ({0}); write postgresql://USER:PASSWORD@HOST:PORT/DATABASE")]
+    #[error(
+        "--store: not a PostgreSQL address ({0}); write postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+    )]
     Address(String),
     /// The database lacks PostGIS.
-    #[error(
-        "the database {0} has no PostGIS; run `CREATE EXTENSION postgis;` in it as its owner"
-    )]
+    #[error("the database {0} has no PostGIS; run `CREATE EXTENSION postgis;` in it as its owner")]
     NoPostgis(String),
     /// A statement failed.
     #[error("PostGIS store {at}: {msg}")]
@@ -90,7 +90,8 @@ impl PgStore {
                 "schema '{schema}': use letters, digits and _ only"
             )));
         }
-        let mut config = postgres::Config::from_str(url).map_err(|e| PgError::Address(e.to_string()))?;
+        let mut config =
+            postgres::Config::from_str(url).map_err(|e| PgError::Address(e.to_string()))?;
         let at = describe(&config);
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
@@ -122,10 +123,10 @@ impl PgStore {
         let mut store = PgStore::connect(url, schema)?;
         schema::ensure(&mut store)?;
         for (def, rel) in layers::list(&mut store)? {
-            if !capture::has_triggers(&mut store, &rel)? {
-                if let Err(e) = capture::ensure(&mut store, &def.table, &rel) {
-                    tracing::warn!(layer = %def.table, error = %e, "cannot add change capture; the layer's changes are seen only on a reload");
-                }
+            if !capture::has_triggers(&mut store, &rel)?
+                && let Err(e) = capture::ensure(&mut store, &def.table, &rel)
+            {
+                tracing::warn!(layer = %def.table, error = %e, "cannot add change capture; the layer's changes are seen only through the table statistics");
             }
         }
         capture::prune(&mut store)?;

@@ -86,7 +86,9 @@ fn value(row: &postgres::Row, i: usize, class: ValueClass) -> Value {
             .try_get::<_, Option<i64>>(i)
             .map(|v| v.map(Value::Integer)),
         ValueClass::Real => row.try_get::<_, Option<f64>>(i).map(|v| v.map(Value::Real)),
-        ValueClass::Text => row.try_get::<_, Option<String>>(i).map(|v| v.map(Value::Text)),
+        ValueClass::Text => row
+            .try_get::<_, Option<String>>(i)
+            .map(|v| v.map(Value::Text)),
         ValueClass::Blob => row
             .try_get::<_, Option<Vec<u8>>>(i)
             .map(|v| v.map(Value::Blob)),

@@ -52,7 +52,12 @@ pub fn meta(store: &mut PgStore, table: &str) -> Result<LayerMeta, PgError> {
 }
 
 /// Writes a layer's settings and, for a published table, where it is.
-pub fn write(store: &mut PgStore, table: &str, m: &LayerMeta, source: Option<&Candidate>) -> Result<(), PgError> {
+pub fn write(
+    store: &mut PgStore,
+    table: &str,
+    m: &LayerMeta,
+    source: Option<&Candidate>,
+) -> Result<(), PgError> {
     let registry = store.table("nordgeo_layers");
     let json = |v: &Option<Vec<String>>| v.as_ref().and_then(|v| serde_json::to_string(v).ok());
     let internal = serde_json::to_string(&m.internal_properties).ok();
@@ -60,7 +65,12 @@ pub fn write(store: &mut PgStore, table: &str, m: &LayerMeta, source: Option<&Ca
     let (min_zoom, max_zoom) = (m.min_zoom.map(i32::from), m.max_zoom.map(i32::from));
     let (public, key) = (json(&m.public_properties), json(&m.key));
     let (src_schema, src_table, fid, geom) = match source {
-        Some(c) => (Some(c.schema.clone()), Some(c.table.clone()), c.fid.clone(), c.geom.clone()),
+        Some(c) => (
+            Some(c.schema.clone()),
+            Some(c.table.clone()),
+            c.fid.clone(),
+            c.geom.clone(),
+        ),
         None => (None, None, None, None),
     };
     let sql = format!(
@@ -109,7 +119,13 @@ pub fn write(store: &mut PgStore, table: &str, m: &LayerMeta, source: Option<&Ca
 }
 
 /// Parses `schema.table` (or `table` in the store's schema) for `--source`.
-pub fn parse_source(store: &PgStore, layer: &str, s: &str, fid: Option<String>, geom: Option<String>) -> Result<Candidate, PgError> {
+pub fn parse_source(
+    store: &PgStore,
+    layer: &str,
+    s: &str,
+    fid: Option<String>,
+    geom: Option<String>,
+) -> Result<Candidate, PgError> {
     let (schema, table) = match s.split_once('.') {
         Some((a, b)) => (a.to_string(), b.to_string()),
         None => (store.schema().to_string(), s.to_string()),

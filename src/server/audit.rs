@@ -35,12 +35,13 @@ impl AccessLog {
     /// Starts the writer thread for a store (`pg`: the PostGIS schema, `store` its URL).
     pub fn start(store: PathBuf, pg: Option<String>) -> AccessLog {
         let (tx, rx) = sync_channel(QUEUE);
-        let spawned = std::thread::Builder::new()
-            .name("access-log".into())
-            .spawn(move || match pg {
-                Some(schema) => pg_write_loop(&store.to_string_lossy(), &schema, &rx),
-                None => write_loop(&store, &rx),
-            });
+        let spawned =
+            std::thread::Builder::new()
+                .name("access-log".into())
+                .spawn(move || match pg {
+                    Some(schema) => pg_write_loop(&store.to_string_lossy(), &schema, &rx),
+                    None => write_loop(&store, &rx),
+                });
         if let Err(e) = spawned {
             // Without the thread every record fails and owner data is never shown.
             tracing::error!(error = %e, "the access-log writer cannot start");

@@ -1,0 +1,685 @@
+//! The PostGIS store, against a throwaway PostgreSQL 15 + PostGIS 3 cluster each test
+//! starts itself (scripts/pg_cluster.sh, on a free port) and stops afterwards. Oracles:
+//! the GeoPackage store's server on the same data (loaded into PostgreSQL by GDAL's
+//! ogr2ogr and by PostGIS's shp2pgsql, not by nordgeo), GDAL reading the tables
+//! directly, and a freshly started instance for what long-running ones serve.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{get, nordgeo, ok, root, serve, text};
+
+/// A throwaway cluster with a database `nordgeo` that has PostGIS; stopped on drop.
+struct Cluster {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let out = Command::new("bash")
+            .arg(root().join("scripts/pg_cluster.sh"))
+            .args(["start", dir.path().to_str().unwrap(), &port.to_string()])
+            .output()
+            .expect("pg_cluster.sh runs");
+        assert!(out.status.success(), "cluster start failed: {}", text(&out));
+        Cluster { dir, port }
+    }
+
+    /// The store address nordgeo is given.
+    fn url(&self) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/nordgeo", self.port)
+    }
+
+    /// GDAL's connection string.
+    fn gdal(&self) -> String {
+        format!(
+            "PG:host=127.0.0.1 port={} dbname=nordgeo user=postgres",
+            self.port
+        )
+    }
+
+    /// Runs SQL with psql and returns its unaligned output.
+    fn psql(&self, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                "-tA",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+            ])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "nordgeo",
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("psql runs");
+        assert!(out.status.success(), "psql failed on {sql}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn ctl(&self, what: &str) {
+        let out = Command::new("bash")
+            .arg(root().join("scripts/pg_cluster.sh"))
+            .args([
+                what,
+                self.dir.path().to_str().unwrap(),
+                &self.port.to_string(),
+            ])
+            .output()
+            .expect("pg_cluster.sh runs");
+        assert!(
+            out.status.success(),
+            "cluster {what} failed: {}",
+            text(&out)
+        );
+    }
+
+    fn bin(&self, name: &str) -> PathBuf {
+        let bins = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL installed")
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .max()
+            .expect("a PostgreSQL version");
+        bins.join(name)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(root().join("scripts/pg_cluster.sh"))
+            .args(["stop", self.dir.path().to_str().unwrap()])
+            .output();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn sample() -> PathBuf {
+    root().join("data/sample.gpkg")
+}
+
+/// The sample's feature layers, copied into PostgreSQL by ogr2ogr (as an administrator
+/// would), and its layer settings given with `nordgeo set-layer`.
+fn load_sample(c: &Cluster) -> Vec<String> {
+    let conn =
+        rusqlite::Connection::open_with_flags(sample(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("sample opens");
+    let layers: Vec<String> = conn
+        .prepare("SELECT table_name FROM gpkg_contents WHERE data_type = 'features' ORDER BY rowid")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for l in &layers {
+        let out = Command::new("ogr2ogr")
+            .args(["-f", "PostgreSQL", &c.gdal()])
+            .arg(sample())
+            .arg(l)
+            .output()
+            .expect("ogr2ogr runs");
+        assert!(out.status.success(), "ogr2ogr {l}: {}", text(&out));
+    }
+    let store = PathBuf::from(c.url());
+    let mut st = conn
+        .prepare("SELECT table_name, coalesce(title, ''), restricted, coalesce(internal_properties, '[]'), coalesce(municipality_column, '') FROM nordgeo_layers")
+        .unwrap();
+    let rows: Vec<(String, String, bool, String, String)> = st
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get::<_, i64>(2)? != 0,
+                r.get(3)?,
+                r.get(4)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for (table, title, restricted, internal, mcol) in rows {
+        let internal: Vec<String> = serde_json::from_str(&internal).unwrap();
+        ok(nordgeo(
+            &store,
+            &[
+                "set-layer",
+                &table,
+                "--title",
+                &title,
+                "--restricted",
+                if restricted { "true" } else { "false" },
+                "--internal",
+                &internal.join(","),
+                "--municipality-column",
+                &mcol,
+            ],
+        ));
+    }
+    layers
+}
+
+/// Every item of every collection, as served anonymously.
+fn all_items(base: &str) -> Vec<(String, serde_json::Value)> {
+    let cols = get(&format!("{base}/collections"), &[]).json();
+    cols["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let id = c["id"].as_str().unwrap().to_string();
+            let items = get(&format!("{base}/collections/{id}/items?limit=10000"), &[]);
+            assert_eq!(items.status, 200, "{id}");
+            let mut v = items.json();
+            // The links name the server; the features are what must agree.
+            (id, v["features"].take())
+        })
+        .collect()
+}
+
+/// Tiles over the data at three zooms (up to 12 per zoom and layer), by bytes.
+fn some_tiles(base: &str) -> Vec<(String, Vec<u8>)> {
+    let cols = get(&format!("{base}/collections"), &[]).json();
+    let mut out = Vec::new();
+    for c in cols["collections"].as_array().unwrap() {
+        let id = c["id"].as_str().unwrap();
+        let b = &c["extent"]["spatial"]["bbox"][0];
+        let (w, s, e, n) = (
+            b[0].as_f64().unwrap(),
+            b[1].as_f64().unwrap(),
+            b[2].as_f64().unwrap(),
+            b[3].as_f64().unwrap(),
+        );
+        for z in [9u32, 12, 15] {
+            let (x0, y1) = tile_of(w, s, z);
+            let (x1, y0) = tile_of(e, n, z);
+            let mut k = 0;
+            'zoom: for x in x0..=x1 {
+                for y in y0..=y1 {
+                    let path = format!("/collections/{id}/tiles/WebMercatorQuad/{z}/{y}/{x}");
+                    let r = get(&format!("{base}{path}"), &[]);
+                    assert!(r.status == 200 || r.status == 204, "{path}: {}", r.status);
+                    out.push((path, r.body));
+                    k += 1;
+                    if k == 12 {
+                        break 'zoom;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn tile_of(lon: f64, lat: f64, z: u32) -> (u32, u32) {
+    let n = f64::from(1u32 << z);
+    let x = ((lon + 180.0) / 360.0 * n).floor();
+    let r = lat.to_radians();
+    let y = ((1.0 - (r.tan() + 1.0 / r.cos()).ln() / std::f64::consts::PI) / 2.0 * n).floor();
+    (x.clamp(0.0, n - 1.0) as u32, y.clamp(0.0, n - 1.0) as u32)
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    t.elapsed()
+}
+
+#[test]
+fn postgis_serves_what_the_geopackage_store_serves() {
+    let c = Cluster::start();
+    let layers = load_sample(&c);
+    let store = PathBuf::from(c.url());
+    let listed = ok(nordgeo(&store, &["layers", "--json"]));
+    let listed: serde_json::Value = serde_json::from_str(listed.lines().last().unwrap()).unwrap();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names, layers,
+        "nordgeo layers lists the tables in creation order"
+    );
+
+    let (_d, gpkg) = common::sample_store();
+    let on_pg = serve(&store, &[]);
+    let on_gpkg = serve(&gpkg, &[]);
+    let (a, b) = (all_items(&on_pg.base), all_items(&on_gpkg.base));
+    assert_eq!(a.len(), b.len());
+    for ((ida, fa), (idb, fb)) in a.iter().zip(&b) {
+        assert_eq!(ida, idb);
+        assert_eq!(fa, fb, "items of {ida} differ between the stores");
+    }
+    let (ta, tb) = (some_tiles(&on_pg.base), some_tiles(&on_gpkg.base));
+    assert!(
+        ta.iter().filter(|(_, t)| !t.is_empty()).count() > 20,
+        "the tiles cover data"
+    );
+    assert_eq!(ta.len(), tb.len());
+    for ((p, x), (_, y)) in ta.iter().zip(&tb) {
+        assert!(x == y, "tile {p} differs between the stores");
+    }
+
+    // Writing through nordgeo is not there on PostGIS yet: a clear refusal, no URL.
+    let r = common::request(
+        "POST",
+        &format!("{}/collections/parking/items", on_pg.base),
+        &[("Content-Type", "application/geo+json")],
+        br#"{"type":"Feature","geometry":{"type":"Point","coordinates":[10.9,51.5]},"properties":{}}"#,
+    );
+    assert!(r.status == 401 || r.status == 501, "{}", r.status);
+    let admin = common::token(&store, "admin", &["--role", "admin"]);
+    let r = common::send(
+        "POST",
+        &format!("{}/collections/parking/items", on_pg.base),
+        &admin,
+        "application/geo+json",
+        br#"{"type":"Feature","geometry":{"type":"Point","coordinates":[10.9,51.5]},"properties":{}}"#,
+    );
+    let r = if r.status == 401 {
+        // The token was made after the server started: it is known within a moment.
+        std::thread::sleep(Duration::from_millis(500));
+        common::send(
+            "POST",
+            &format!("{}/collections/parking/items", on_pg.base),
+            &admin,
+            "application/geo+json",
+            br#"{"type":"Feature","geometry":{"type":"Point","coordinates":[10.9,51.5]},"properties":{}}"#,
+        )
+    } else {
+        r
+    };
+    assert_eq!(r.status, 501, "{}", String::from_utf8_lossy(&r.body));
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(
+        body.contains("PostGIS") && !body.contains("postgresql://"),
+        "{body}"
+    );
+
+    // A restricted layer needs a token on every store, and showing owners is logged.
+    ok(nordgeo(
+        &store,
+        &["set-layer", "parcels", "--restricted", "true"],
+    ));
+    wait_for("parcels restricted", Duration::from_secs(2), || {
+        get(
+            &format!("{}/collections/parcels/items?limit=1", on_pg.base),
+            &[],
+        )
+        .status
+            == 401
+    });
+    let auth = format!("Bearer {admin}");
+    let r = get(
+        &format!("{}/collections/parcels/items?limit=3", on_pg.base),
+        &[("Authorization", auth.as_str())],
+    );
+    assert_eq!(r.status, 200);
+    let logged: i64 = c.psql("SELECT count(*) FROM nordgeo_access_log WHERE token = 'admin' AND collection = 'parcels'").parse().unwrap();
+    assert_eq!(logged, 1, "the owners shown are in the access log");
+
+    // GDAL reads the store nordgeo prepared (its tables, capture triggers and all).
+    let info = Command::new("ogrinfo")
+        .args(["-ro", "-so", &c.gdal(), "parking"])
+        .output()
+        .unwrap();
+    assert!(
+        info.status.success() && text(&info).contains("Feature Count: 50"),
+        "{}",
+        text(&info)
+    );
+}
+
+#[test]
+fn postgis_publishes_tables_it_did_not_create() {
+    let c = Cluster::start();
+    let store = PathBuf::from(c.url());
+    let work = tempfile::tempdir().unwrap();
+    // A Shapefile loaded with shp2pgsql (a `gid` serial key) into another schema, and a
+    // table made by ogr2ogr without a primary key.
+    let shp = work.path().join("wege.shp");
+    let out = Command::new("ogr2ogr")
+        .arg(&shp)
+        .arg(sample())
+        .arg("trails")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    c.psql("CREATE SCHEMA fremd");
+    let sql = Command::new("shp2pgsql")
+        .args(["-s", "25832", "-I"])
+        .arg(&shp)
+        .arg("fremd.wege")
+        .output()
+        .unwrap();
+    assert!(sql.status.success(), "{}", text(&sql));
+    let sql_file = work.path().join("wege.sql");
+    std::fs::write(&sql_file, &sql.stdout).unwrap();
+    let load = Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &c.port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "nordgeo",
+            "-f",
+        ])
+        .arg(&sql_file)
+        .output()
+        .unwrap();
+    assert!(load.status.success(), "{}", text(&load));
+    let out = Command::new("ogr2ogr")
+        .args([
+            "-f",
+            "PostgreSQL",
+            &c.gdal(),
+            "-lco",
+            "SCHEMA=fremd",
+            "-lco",
+            "FID=nr",
+            "-nln",
+            "plaetze",
+        ])
+        .arg(sample())
+        .arg("parking")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    c.psql("ALTER TABLE fremd.plaetze DROP CONSTRAINT plaetze_pkey");
+
+    // Tables outside the store's schema are served only when published.
+    ok(nordgeo(
+        &store,
+        &[
+            "set-layer",
+            "wanderwege",
+            "--source",
+            "fremd.wege",
+            "--title",
+            "Wanderwege",
+        ],
+    ));
+    let refused = nordgeo(
+        &store,
+        &["set-layer", "parkplaetze", "--source", "fremd.plaetze"],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("--fid"),
+        "the error says what to do: {}",
+        text(&refused)
+    );
+    ok(nordgeo(
+        &store,
+        &[
+            "set-layer",
+            "parkplaetze",
+            "--source",
+            "fremd.plaetze",
+            "--fid",
+            "nr",
+        ],
+    ));
+
+    let srv = serve(&store, &[]);
+    let items = get(
+        &format!("{}/collections/wanderwege/items?limit=1000", srv.base),
+        &[],
+    )
+    .json();
+    let feats = items["features"].as_array().unwrap();
+    // GDAL reading the published table directly is the oracle for every value.
+    let gdal = Command::new("ogr2ogr")
+        .args([
+            "-f",
+            "GeoJSON",
+            "/vsistdout/",
+            &c.gdal(),
+            "-sql",
+            "SELECT gid AS oracle_gid, * FROM fremd.wege ORDER BY gid",
+        ])
+        .args(["-t_srs", "EPSG:4326", "-lco", "COORDINATE_PRECISION=9"])
+        .output()
+        .unwrap();
+    assert!(gdal.status.success(), "{}", text(&gdal));
+    let oracle: serde_json::Value = serde_json::from_slice(&gdal.stdout).unwrap();
+    let expected = oracle["features"].as_array().unwrap();
+    assert_eq!(feats.len(), expected.len());
+    assert_eq!(feats.len(), 60);
+    for (f, e) in feats.iter().zip(expected) {
+        assert_eq!(f["id"].as_i64(), e["properties"]["oracle_gid"].as_i64());
+        for (k, v) in e["properties"].as_object().unwrap() {
+            if k == "gid" || k == "oracle_gid" {
+                continue;
+            }
+            assert_eq!(&f["properties"][k], v, "property {k} of {}", f["id"]);
+        }
+        let (fc, ec) = (
+            f["geometry"]["coordinates"].to_string(),
+            e["geometry"]["coordinates"].to_string(),
+        );
+        let nums = |s: &str| -> Vec<f64> {
+            s.split(|ch: char| !(ch.is_ascii_digit() || ch == '.' || ch == '-'))
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        };
+        let (a, b) = (nums(&fc), nums(&ec));
+        assert_eq!(a.len(), b.len());
+        assert!(
+            a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-7),
+            "coordinates of {}",
+            f["id"]
+        );
+    }
+    let tile = get(
+        &format!(
+            "{}/collections/wanderwege/tiles/WebMercatorQuad/12/1370/2173",
+            srv.base
+        ),
+        &[],
+    );
+    assert!(tile.status == 200 || tile.status == 204);
+    let p = get(
+        &format!("{}/collections/parkplaetze/items?limit=1000", srv.base),
+        &[],
+    )
+    .json();
+    assert_eq!(p["features"].as_array().unwrap().len(), 50);
+    // A change made with psql to a published table reaches the server.
+    c.psql("UPDATE fremd.wege SET name = 'Kyffhäuserweg neu' WHERE gid = 7");
+    wait_for(
+        "psql change on a published table",
+        Duration::from_secs(1),
+        || {
+            get(&format!("{}/collections/wanderwege/items/7", srv.base), &[]).json()["properties"]["name"]
+                == "Kyffhäuserweg neu"
+        },
+    );
+}
+
+#[test]
+fn postgis_instances_stay_consistent_under_change_and_restart() {
+    let c = Cluster::start();
+    load_sample(&c);
+    let store = PathBuf::from(c.url());
+    let instances: Vec<_> = (0..3).map(|_| serve(&store, &[])).collect();
+    let item = |base: &str, layer: &str, fid: i64| {
+        get(&format!("{base}/collections/{layer}/items/{fid}"), &[])
+    };
+
+    // One change with psql: on all three within 1 s.
+    c.psql("UPDATE childcare SET free_places = 17 WHERE fid = 3");
+    for s in &instances {
+        let took = wait_for(
+            "psql update on every instance",
+            Duration::from_secs(1),
+            || item(&s.base, "childcare", 3).json()["properties"]["free_places"] == 17,
+        );
+        eprintln!("seen by {} after {took:?}", s.base);
+    }
+
+    // 16 writers (pgbench, as QGIS users editing at once) for 15 s while readers read
+    // all three instances; then every instance equals a freshly started one.
+    let script = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        script.path(),
+        "\\set f random(1, 6000)\n\\set p random(1, 50)\n\
+         UPDATE parcels SET area_m2 = area_m2 + 1 WHERE fid = :f;\n\
+         BEGIN;\nUPDATE parking SET capacity = coalesce(capacity, 0) + 1 WHERE fid = :p;\n\
+         INSERT INTO parking (name, geom) SELECT 'neu', geom FROM parking WHERE fid = :p;\n\
+         DELETE FROM parking WHERE fid = (SELECT max(fid) FROM parking) AND name = 'neu' AND random() < 0.5;\nEND;\n",
+    )
+    .unwrap();
+    let pgbench = Command::new(c.bin("pgbench"))
+        .args([
+            "-n",
+            "-c",
+            "16",
+            "-j",
+            "2",
+            "-T",
+            "15",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &c.port.to_string(),
+            "-U",
+            "postgres",
+            "-f",
+        ])
+        .arg(script.path())
+        .arg("nordgeo")
+        .spawn()
+        .expect("pgbench runs");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = instances
+        .iter()
+        .map(|s| {
+            let (base, stop) = (s.base.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let r = get(&format!("{base}/collections/parking/items?limit=100"), &[]);
+                    assert_eq!(r.status, 200);
+                    let r = get(
+                        &format!("{base}/collections/parcels/tiles/WebMercatorQuad/12/1370/2173"),
+                        &[],
+                    );
+                    assert!(r.status == 200 || r.status == 204);
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let out = pgbench.wait_with_output().unwrap();
+    assert!(out.status.success(), "pgbench failed");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reads: usize = readers.into_iter().map(|h| h.join().unwrap()).sum();
+    assert!(reads > 30, "the readers read ({reads})");
+    let commits: i64 = c
+        .psql("SELECT count(*) FROM nordgeo_capture")
+        .parse()
+        .unwrap();
+    assert!(commits > 1000, "the writers wrote ({commits} capture rows)");
+    std::thread::sleep(Duration::from_secs(1));
+    let fresh = serve(&store, &[]);
+    let want = (all_items(&fresh.base), some_tiles(&fresh.base));
+    for s in &instances {
+        let got = all_items(&s.base);
+        assert_eq!(got.len(), want.0.len());
+        for ((id, a), (_, b)) in got.iter().zip(&want.0) {
+            assert!(
+                a == b,
+                "items of {id} on {} differ from a fresh instance",
+                s.base
+            );
+        }
+        for ((p, a), (_, b)) in some_tiles(&s.base).iter().zip(&want.1) {
+            assert!(
+                a == b,
+                "tile {p} on {} differs from a fresh instance",
+                s.base
+            );
+        }
+    }
+    drop(fresh);
+
+    // The database restarts: reads go on from memory, /ready says 503 while it is
+    // down, and every instance follows again without a restart of its own.
+    c.ctl("stop");
+    for s in &instances {
+        assert_eq!(get(&format!("{}/ready", s.base), &[]).status, 503);
+        assert_eq!(item(&s.base, "childcare", 3).status, 200);
+    }
+    c.ctl("start");
+    c.psql("UPDATE childcare SET free_places = 4 WHERE fid = 3");
+    for s in &instances {
+        wait_for(
+            "a change after the restart",
+            Duration::from_secs(10),
+            || item(&s.base, "childcare", 3).json()["properties"]["free_places"] == 4,
+        );
+        assert_eq!(get(&format!("{}/ready", s.base), &[]).status, 200);
+    }
+    // A revoked token is refused by every instance at once.
+    let t = common::token(&store, "kurz", &["--role", "admin"]);
+    let auth = format!("Bearer {t}");
+    for s in &instances {
+        wait_for("new token known", Duration::from_secs(2), || {
+            get(
+                &format!("{}/collections/parcels/items?limit=1", s.base),
+                &[("Authorization", auth.as_str())],
+            )
+            .status
+                == 200
+        });
+    }
+    ok(nordgeo(&store, &["token", "revoke", "kurz"]));
+    for s in &instances {
+        wait_for(
+            "revocation on every instance",
+            Duration::from_secs(1),
+            || {
+                get(
+                    &format!("{}/collections/parcels/items?limit=1", s.base),
+                    &[("Authorization", auth.as_str())],
+                )
+                .status
+                    == 401
+            },
+        );
+    }
+}
