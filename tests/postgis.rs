@@ -285,40 +285,75 @@ fn postgis_serves_what_the_geopackage_store_serves() {
         assert!(x == y, "tile {p} differs between the stores");
     }
 
-    // Writing through nordgeo is not there on PostGIS yet: a clear refusal, no URL.
-    let r = common::request(
-        "POST",
-        &format!("{}/collections/parking/items", on_pg.base),
-        &[("Content-Type", "application/geo+json")],
-        br#"{"type":"Feature","geometry":{"type":"Point","coordinates":[10.9,51.5]},"properties":{}}"#,
-    );
-    assert!(r.status == 401 || r.status == 501, "{}", r.status);
+    // Writing through nordgeo: the feature lands in the table, in the table's CRS as
+    // PROJ's cs2cs places it.
     let admin = common::token(&store, "admin", &["--role", "admin"]);
-    let r = common::send(
-        "POST",
-        &format!("{}/collections/parking/items", on_pg.base),
-        &admin,
-        "application/geo+json",
-        br#"{"type":"Feature","geometry":{"type":"Point","coordinates":[10.9,51.5]},"properties":{}}"#,
-    );
-    let r = if r.status == 401 {
-        // The token was made after the server started: it is known within a moment.
-        std::thread::sleep(Duration::from_millis(500));
+    let body = br#"{"type":"Feature","geometry":{"type":"Point","coordinates":[10.9,51.5]},"properties":{"name":"Neuer Parkplatz","capacity":7,"fee":true}}"#;
+    let post = || {
         common::send(
             "POST",
             &format!("{}/collections/parking/items", on_pg.base),
             &admin,
             "application/geo+json",
-            br#"{"type":"Feature","geometry":{"type":"Point","coordinates":[10.9,51.5]},"properties":{}}"#,
+            body,
         )
-    } else {
-        r
     };
-    assert_eq!(r.status, 501, "{}", String::from_utf8_lossy(&r.body));
-    let body = String::from_utf8_lossy(&r.body);
+    let mut r = post();
+    if r.status == 401 {
+        // The token was made after the server started: it is known within a moment.
+        std::thread::sleep(Duration::from_millis(500));
+        r = post();
+    }
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let fid: i64 = r
+        .header("location")
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let stored = c.psql(&format!("SELECT ST_X(geom) || ' ' || ST_Y(geom) || ' ' || name || ' ' || capacity || ' ' || fee FROM parking WHERE fid = {fid}"));
+    let cs2cs = Command::new("cs2cs")
+        .args(["-f", "%.4f", "EPSG:4326", "EPSG:25832"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut p| {
+            use std::io::Write;
+            p.stdin.take().unwrap().write_all(b"51.5 10.9\n")?;
+            p.wait_with_output()
+        })
+        .expect("cs2cs runs");
+    let want: Vec<f64> = String::from_utf8_lossy(&cs2cs.stdout)
+        .split_whitespace()
+        .take(2)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let got: Vec<&str> = stored.split(' ').collect();
     assert!(
-        body.contains("PostGIS") && !body.contains("postgresql://"),
-        "{body}"
+        (got[0].parse::<f64>().unwrap() - want[0]).abs() < 0.001
+            && (got[1].parse::<f64>().unwrap() - want[1]).abs() < 0.001,
+        "{stored} vs {want:?}"
+    );
+    assert_eq!(&got[2..], ["Neuer", "Parkplatz", "7", "true"]);
+    assert_eq!(
+        c.psql("SELECT actor || ' ' || kind FROM nordgeo_changes ORDER BY id DESC LIMIT 1"),
+        "admin create"
+    );
+    // What needs the GeoPackage store says so, without naming the database.
+    let auth = format!("Bearer {admin}");
+    let r = get(
+        &format!("{}/collections/parking/items?f=gpkg", on_pg.base),
+        &[("Authorization", auth.as_str())],
+    );
+    assert_eq!(r.status, 501);
+    let answer = String::from_utf8_lossy(&r.body);
+    assert!(
+        answer.contains("PostGIS")
+            && !answer.contains("127.0.0.1")
+            && !answer.contains("postgresql://"),
+        "{answer}"
     );
 
     // A restricted layer needs a token on every store, and showing owners is logged.
@@ -334,7 +369,6 @@ fn postgis_serves_what_the_geopackage_store_serves() {
         .status
             == 401
     });
-    let auth = format!("Bearer {admin}");
     let r = get(
         &format!("{}/collections/parcels/items?limit=3", on_pg.base),
         &[("Authorization", auth.as_str())],
@@ -349,7 +383,7 @@ fn postgis_serves_what_the_geopackage_store_serves() {
         .output()
         .unwrap();
     assert!(
-        info.status.success() && text(&info).contains("Feature Count: 50"),
+        info.status.success() && text(&info).contains("Feature Count: 51"),
         "{}",
         text(&info)
     );
@@ -637,14 +671,82 @@ fn postgis_instances_stay_consistent_under_change_and_restart() {
     }
     drop(fresh);
 
-    // The database restarts: reads go on from memory, /ready says 503 while it is
-    // down, and every instance follows again without a restart of its own.
+    // 16 writers editing through the three instances (OGC API Features Part 4) while
+    // the database restarts under them: every acknowledged write is kept, reads go on
+    // from memory, /ready says 503 while the database is down, and every instance
+    // follows again without a restart of its own.
+    let admin = common::token(&store, "schreiber", &["--role", "admin"]);
+    for s in &instances {
+        wait_for("the writers' token", Duration::from_secs(2), || {
+            get(
+                &format!("{}/collections/parcels/items?limit=1", s.base),
+                &[("Authorization", &format!("Bearer {admin}"))],
+            )
+            .status
+                == 200
+        });
+    }
+    let bases: Vec<String> = instances.iter().map(|s| s.base.clone()).collect();
+    let started = Instant::now();
+    let writers: Vec<_> = (0..16)
+        .map(|w| {
+            let base = bases[w % 3].clone();
+            let admin = admin.clone();
+            std::thread::spawn(move || {
+                let mut acknowledged = Vec::new();
+                let mut k = 0;
+                while started.elapsed() < Duration::from_secs(14) {
+                    k += 1;
+                    let name = format!("w{w}-{k}");
+                    let body = format!(
+                        r#"{{"type":"Feature","geometry":{{"type":"Point","coordinates":[10.8{w:02},51.45{k:03}]}},"properties":{{"name":"{name}","capacity":{k}}}}}"#
+                    );
+                    let r = common::send("POST", &format!("{base}/collections/parking/items"), &admin, "application/geo+json", body.as_bytes());
+                    match r.status {
+                        201 => acknowledged.push(name),
+                        503 => std::thread::sleep(Duration::from_millis(100)),
+                        other => panic!("writer {w}: {other} {}", String::from_utf8_lossy(&r.body)),
+                    }
+                    let patch = format!(r#"{{"properties":{{"free_places":{k}}}}}"#);
+                    let r = common::send("PATCH", &format!("{base}/collections/childcare/items/{}", w % 12 + 1), &admin, "application/merge-patch+json", patch.as_bytes());
+                    assert!(r.status == 204 || r.status == 503, "writer {w} patch: {}", r.status);
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(5));
     c.ctl("stop");
     for s in &instances {
         assert_eq!(get(&format!("{}/ready", s.base), &[]).status, 503);
         assert_eq!(item(&s.base, "childcare", 3).status, 200);
     }
+    std::thread::sleep(Duration::from_secs(2));
     c.ctl("start");
+    let acknowledged: Vec<String> = writers
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert!(
+        acknowledged.len() > 100,
+        "the writers wrote ({})",
+        acknowledged.len()
+    );
+    let stored = c.psql("SELECT string_agg(name, ',') FROM parking WHERE name LIKE 'w%-%'");
+    let stored: std::collections::HashSet<&str> = stored.split(',').collect();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|n| !stored.contains(n.as_str()))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    let changes: i64 = c
+        .psql("SELECT count(*) FROM nordgeo_changes WHERE actor = 'schreiber'")
+        .parse()
+        .unwrap();
+    assert!(
+        changes >= acknowledged.len() as i64,
+        "every write is in the change log"
+    );
     c.psql("UPDATE childcare SET free_places = 4 WHERE fid = 3");
     for s in &instances {
         wait_for(
@@ -654,6 +756,39 @@ fn postgis_instances_stay_consistent_under_change_and_restart() {
         );
         assert_eq!(get(&format!("{}/ready", s.base), &[]).status, 200);
     }
+    let fresh = serve(&store, &[]);
+    let want = (all_items(&fresh.base), some_tiles(&fresh.base));
+    let parking = want.0.iter().find(|(id, _)| id == "parking").unwrap();
+    for n in &acknowledged {
+        assert!(
+            parking
+                .1
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["properties"]["name"] == n.as_str()),
+            "{n} served"
+        );
+    }
+    for s in &instances {
+        let got = all_items(&s.base);
+        assert_eq!(got.len(), want.0.len());
+        for ((id, a), (_, b)) in got.iter().zip(&want.0) {
+            assert!(
+                a == b,
+                "after the writers, items of {id} on {} differ from a fresh instance",
+                s.base
+            );
+        }
+        for ((p, a), (_, b)) in some_tiles(&s.base).iter().zip(&want.1) {
+            assert!(
+                a == b,
+                "after the writers, tile {p} on {} differs from a fresh instance",
+                s.base
+            );
+        }
+    }
+    drop(fresh);
     // A revoked token is refused by every instance at once.
     let t = common::token(&store, "kurz", &["--role", "admin"]);
     let auth = format!("Bearer {t}");

@@ -8,7 +8,8 @@ use super::layers::Relation;
 use super::{PgError, PgStore};
 use crate::store::capture::{KEEP, Pending};
 
-const TRIGGERS: [&str; 4] = [
+const TRIGGERS: [&str; 5] = [
+    "nordgeo_capture_turn",
     "nordgeo_capture_insert",
     "nordgeo_capture_update",
     "nordgeo_capture_delete",
@@ -32,14 +33,18 @@ pub fn has_triggers(store: &mut PgStore, rel: &Relation) -> Result<bool, PgError
 pub fn ensure(store: &mut PgStore, layer: &str, rel: &Relation) -> Result<(), PgError> {
     let t = rel.qualified();
     let f = store.table("nordgeo_capture");
+    let turn_fn = store.table("nordgeo_capture_turn");
     let log = f.clone();
     let args = format!("{}, {}", literal(layer), literal(&rel.fid));
-    let [ins, upd, del, trunc] = TRIGGERS;
+    let [turn, ins, upd, del, trunc] = TRIGGERS;
     let sql = format!(
-        "DROP TRIGGER IF EXISTS {ins} ON {t};
+        "DROP TRIGGER IF EXISTS {turn} ON {t};
+         DROP TRIGGER IF EXISTS {ins} ON {t};
          DROP TRIGGER IF EXISTS {upd} ON {t};
          DROP TRIGGER IF EXISTS {del} ON {t};
          DROP TRIGGER IF EXISTS {trunc} ON {t};
+         CREATE TRIGGER {turn} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {t}
+           FOR EACH STATEMENT EXECUTE FUNCTION {turn_fn}();
          CREATE TRIGGER {ins} AFTER INSERT ON {t} REFERENCING NEW TABLE AS nordgeo_new
            FOR EACH STATEMENT EXECUTE FUNCTION {f}({args});
          CREATE TRIGGER {upd} AFTER UPDATE ON {t} REFERENCING OLD TABLE AS nordgeo_old NEW TABLE AS nordgeo_new

@@ -22,6 +22,8 @@ pub struct Relation {
     pub geom: String,
     /// One SELECT expression per attribute column, in the layer's column order.
     pub select: Vec<String>,
+    /// Each attribute column's PostgreSQL type (writes cast their values to it).
+    pub types: Vec<String>,
     /// The table's object id (orders layers by creation, as a GeoPackage orders by import).
     pub oid: u32,
 }
@@ -237,13 +239,16 @@ pub fn describe(
     };
     let mut columns = Vec::new();
     let mut select = Vec::new();
+    let mut types = Vec::new();
     for r in &attrs {
         let name: String = r.get(0);
         let typname: String = r.get(1);
         if name == fid || matches!(typname.as_str(), "geometry" | "geography" | "raster") {
             continue;
         }
-        let (decl_type, expr) = column_type(&name, &typname, &r.get::<_, String>(2));
+        let formatted: String = r.get(2);
+        let (decl_type, expr) = column_type(&name, &typname, &formatted);
+        types.push(formatted);
         columns.push(Column {
             name,
             decl_type,
@@ -277,6 +282,7 @@ pub fn describe(
         fid,
         geom: geom_column,
         select,
+        types,
         oid,
     };
     Ok(Some((def, rel)))

@@ -7,6 +7,7 @@
 
 pub mod access_log;
 pub mod capture;
+pub mod edit;
 pub mod layers;
 pub mod listen;
 pub mod read;
@@ -51,8 +52,9 @@ pub enum PgError {
     /// The database lacks PostGIS.
     #[error("the database {0} has no PostGIS; run `CREATE EXTENSION postgis;` in it as its owner")]
     NoPostgis(String),
-    /// A statement failed.
-    #[error("PostGIS store {at}: {msg}")]
+    /// A statement failed (the message leaves out where the store is: it may reach
+    /// HTTP callers).
+    #[error("the PostGIS store refused: {msg}")]
     Query {
         /// Host, port and database.
         at: String,
@@ -60,7 +62,7 @@ pub enum PgError {
         msg: String,
     },
     /// The connection was lost.
-    #[error("the connection to the PostGIS store {0} was lost; it is retried")]
+    #[error("the connection to the PostGIS store was lost; it is retried")]
     Lost(String),
     /// Unknown layer.
     #[error("layer '{0}' does not exist in the store; `nordgeo layers` lists the layers")]
@@ -169,7 +171,12 @@ impl PgStore {
 
 /// Maps a PostgreSQL error on the store at `at` (when the store itself is borrowed).
 pub fn error_at(at: &str, e: postgres::Error) -> PgError {
-    if e.is_closed() {
+    // Class 57 (operator intervention: shutdown, restart) and 08 (connection) mean the
+    // database went away, not that the statement was wrong.
+    let gone = e
+        .as_db_error()
+        .is_some_and(|db| matches!(&db.code().code()[..2], "57" | "08"));
+    if e.is_closed() || gone {
         return PgError::Lost(at.to_string());
     }
     PgError::Query {

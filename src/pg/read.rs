@@ -78,7 +78,8 @@ pub fn features(
     Ok(out)
 }
 
-fn value(row: &postgres::Row, i: usize, class: ValueClass) -> Value {
+/// Column `i` of a row read with the layer's SELECT expressions, as a GeoPackage value.
+pub fn value(row: &postgres::Row, i: usize, class: ValueClass) -> Value {
     // The SELECT casts each column to the type its class reads, so a mismatch cannot
     // happen; were it to, the value is NULL rather than a panic.
     let v = match class {

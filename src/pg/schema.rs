@@ -25,6 +25,19 @@ CREATE TABLE IF NOT EXISTS {s}.nordgeo_capture_pruned (
   one boolean PRIMARY KEY DEFAULT true CHECK (one),
   upto bigint NOT NULL
 );
+CREATE TABLE IF NOT EXISTS {s}.nordgeo_changes (
+  id bigserial PRIMARY KEY,
+  layer text NOT NULL,
+  kind text NOT NULL,
+  mode text,
+  municipality text,
+  source text,
+  actor text NOT NULL,
+  at text NOT NULL DEFAULT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+  added bigint NOT NULL DEFAULT 0,
+  removed bigint NOT NULL DEFAULT 0,
+  note text
+);
 CREATE TABLE IF NOT EXISTS {s}.nordgeo_tokens (
   name text PRIMARY KEY,
   hash text NOT NULL UNIQUE,
@@ -45,10 +58,11 @@ CREATE TABLE IF NOT EXISTS {s}.nordgeo_access_log (
 );
 CREATE OR REPLACE FUNCTION {s}.nordgeo_capture() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-  -- One writing transaction at a time from its first captured change to its commit:
+  -- One writing transaction at a time (in every schema whose tables this capture
+  -- table follows: the key names the capture table's schema, not the table's) from its first captured change to its commit:
   -- capture numbers then become visible in order, so a reader's cursor never passes a
   -- number that a transaction still running would commit later.
-  PERFORM pg_advisory_xact_lock(hashtext('nordgeo_capture:' || TG_TABLE_SCHEMA));
+  PERFORM pg_advisory_xact_lock(hashtext('nordgeo_capture:{s}'));
   IF TG_OP = 'TRUNCATE' THEN
     INSERT INTO {s}.nordgeo_capture (layer, what) VALUES (TG_ARGV[0], 'layer');
   ELSIF TG_OP = 'INSERT' THEN
@@ -62,9 +76,17 @@ BEGIN
   RETURN NULL;
 END
 $fn$;
+CREATE OR REPLACE FUNCTION {s}.nordgeo_capture_turn() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  -- Taken before a statement touches any row: a writer never holds row locks while it
+  -- waits for its turn, so writers of tracked tables cannot deadlock over it.
+  PERFORM pg_advisory_xact_lock(hashtext('nordgeo_capture:{s}'));
+  RETURN NULL;
+END
+$fn$;
 CREATE OR REPLACE FUNCTION {s}.nordgeo_capture_settings() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-  PERFORM pg_advisory_xact_lock(hashtext('nordgeo_capture:' || TG_TABLE_SCHEMA));
+  PERFORM pg_advisory_xact_lock(hashtext('nordgeo_capture:{s}'));
   INSERT INTO {s}.nordgeo_capture (layer, what)
     VALUES (CASE WHEN TG_OP = 'DELETE' THEN OLD.table_name ELSE NEW.table_name END, 'settings');
   PERFORM pg_notify('nordgeo_changes', 'settings');
@@ -75,6 +97,14 @@ DROP TRIGGER IF EXISTS nordgeo_capture_settings ON {s}.nordgeo_layers;
 CREATE TRIGGER nordgeo_capture_settings AFTER INSERT OR UPDATE OR DELETE ON {s}.nordgeo_layers
   FOR EACH ROW EXECUTE FUNCTION {s}.nordgeo_capture_settings();
 "#;
+
+/// The advisory lock every writer of the store's capture takes (see the function above).
+pub fn capture_lock(store: &PgStore) -> String {
+    format!(
+        "SELECT pg_advisory_xact_lock(hashtext('nordgeo_capture:{}'))",
+        super::layers::q(store.schema())
+    )
+}
 
 /// Creates nordgeo's tables and functions where missing (one instance at a time).
 pub fn ensure(store: &mut PgStore) -> Result<(), PgError> {

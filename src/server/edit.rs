@@ -39,7 +39,8 @@ fn problem(store: &std::path::Path, e: EditError) -> Problem {
         EditError::BadBody(_) => StatusCode::BAD_REQUEST,
         EditError::Forbidden(_) => StatusCode::FORBIDDEN,
         EditError::Store(StoreError::DiskFull(_)) => StatusCode::INSUFFICIENT_STORAGE,
-        EditError::Store(StoreError::ReadOnly(_) | StoreError::Busy(_)) => {
+        EditError::Store(StoreError::ReadOnly(_) | StoreError::Busy(_))
+        | EditError::Pg(crate::pg::PgError::Lost(_) | crate::pg::PgError::Connect { .. }) => {
             StatusCode::SERVICE_UNAVAILABLE
         }
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -96,7 +97,6 @@ async fn with_writer<T: Send + 'static>(
     state: &Arc<AppState>,
     f: impl FnOnce(&Arc<AppState>, &Store) -> Result<T, Problem> + Send + 'static,
 ) -> Result<T, Problem> {
-    super::geopackage_only(state, "Editing through nordgeo")?;
     let st = state.clone();
     tokio::task::spawn_blocking(move || {
         let mut guard = st
@@ -115,6 +115,51 @@ async fn with_writer<T: Send + 'static>(
             .as_ref()
             .ok_or_else(|| Problem::internal("no write connection"))?;
         f(&st, store)
+    })
+    .await
+    .map_err(|e| Problem::internal(e.to_string()))?
+}
+
+/// Runs `f` with the rows of the store (GeoPackage or PostGIS), off the async threads;
+/// one edit at a time per process, as SQLite needs and PostGIS's capture takes anyway.
+async fn with_rows<T: Send + 'static>(
+    state: &Arc<AppState>,
+    f: impl FnOnce(&Arc<AppState>, &mut dyn edit::Rows) -> Result<T, Problem> + Send + 'static,
+) -> Result<T, Problem> {
+    let Some(schema) = state.config.pg_schema.clone() else {
+        return with_writer(state, move |st, store| {
+            f(st, &mut edit::GeoPackageRows(store))
+        })
+        .await;
+    };
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut guard = st
+            .pg_writer
+            .lock()
+            .map_err(|_| Problem::internal("the write connection was poisoned by a crash"))?;
+        if guard.as_ref().is_none_or(crate::pg::PgStore::is_closed) {
+            let url = st.config.store.to_string_lossy().into_owned();
+            let unavailable = |e: crate::pg::PgError| {
+                // Where the database is stays in the log.
+                tracing::error!(error = %e, "cannot write to the PostGIS store");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "cannot write: the store cannot be reached; nothing was changed, try again in a minute",
+                )
+            };
+            *guard = Some(crate::pg::PgStore::connect(&url, &schema).map_err(unavailable)?);
+        }
+        let store = guard
+            .as_mut()
+            .ok_or_else(|| Problem::internal("no write connection"))?;
+        let mut rows = crate::pg::edit::PgRows::new(store).map_err(|e| {
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot write: {e}; nothing was changed"),
+            )
+        })?;
+        f(&st, &mut rows)
     })
     .await
     .map_err(|e| Problem::internal(e.to_string()))?
@@ -194,7 +239,7 @@ async fn write(
     let shown = super::access::audience(&who, &layer);
     let seen = shown.clone();
     let cat = state.catalog();
-    let outcome = with_writer(&state, move |st, store| {
+    let outcome = with_rows(&state, move |st, rows| {
         let may_edit = |m: Option<&str>| who.can_edit(&id, m);
         let known = cat.municipalities();
         let srs = layer.def.srs_id;
@@ -230,7 +275,7 @@ async fn write(
             source,
             may_edit: &may_edit,
         };
-        let out = edit::apply(store, &e).map_err(|err| problem(&st.config.store, err))?;
+        let out = edit::apply_to(rows, &e).map_err(|err| problem(&st.config.store, err))?;
         if out.change_id.is_some() {
             st.metrics.write(&id, op.kind());
             show_committed(st);

@@ -101,6 +101,8 @@ pub struct AppState {
     tokens: RwLock<Arc<crate::auth::TokenTable>>,
     /// The one write connection, opened on the first write.
     pub writer: Mutex<Option<crate::store::Store>>,
+    /// The write connection to a PostGIS store, opened on the first edit.
+    pub pg_writer: Mutex<Option<crate::pg::PgStore>>,
     /// Prometheus metrics.
     pub metrics: metrics::Metrics,
     /// Set on SIGTERM: running writes stop and roll back.
@@ -147,6 +149,7 @@ impl AppState {
             tile_options,
             tokens: RwLock::new(Arc::new(Default::default())),
             writer: Mutex::new(None),
+            pg_writer: Mutex::new(None),
             metrics: Default::default(),
             stopping: Default::default(),
             upload_slots: Arc::new(tokio::sync::Semaphore::new(UPLOADS)),

@@ -2,8 +2,8 @@
 //! deleted in one transaction, checked like an import, recorded in the change log with
 //! the rows it replaced, so every edit is attributable and can be undone.
 
+use rusqlite::OptionalExtension;
 use rusqlite::types::Value;
-use rusqlite::{OptionalExtension, TransactionBehavior};
 use serde_json::{Map, Value as Json};
 
 use crate::audience::Audience;
@@ -44,6 +44,9 @@ pub enum EditError {
     /// Reading the result back failed.
     #[error(transparent)]
     Index(#[from] crate::index::IndexError),
+    /// The PostGIS store failed.
+    #[error(transparent)]
+    Pg(#[from] crate::pg::PgError),
 }
 
 /// What to do.
@@ -209,7 +212,157 @@ fn geometry_blob(e: &Edit, v: &Json) -> Result<Option<Vec<u8>>, EditError> {
 }
 
 /// The row (geometry blob, values) stored for a fid.
-type Row = (Option<Vec<u8>>, Vec<Value>);
+pub type Row = (Option<Vec<u8>>, Vec<Value>);
+
+/// Where an edit's rows live: one write transaction of a store at a time. The checks,
+/// the history and the answer are the same for every store; only this differs.
+pub trait Rows {
+    /// Starts the write transaction.
+    fn begin(&mut self) -> Result<(), EditError>;
+    /// Ends it without a trace.
+    fn rollback(&mut self);
+    /// Commits it.
+    fn commit(&mut self) -> Result<(), EditError>;
+    /// The stored row of a fid (geometry as a GeoPackage blob in the layer's CRS).
+    fn read_row(&mut self, def: &LayerDef, fid: i64) -> Result<Option<Row>, EditError>;
+    /// The feature as the index holds it (EPSG:3857), for ETags and the answer.
+    fn feature(&mut self, def: &LayerDef, fid: i64) -> Result<Option<Feature>, EditError>;
+    /// Opens a change in the change log.
+    fn begin_change(&mut self, def: &LayerDef, m: &ChangeMeta) -> Result<i64, EditError>;
+    /// Copies a row into the history as removed (or overwritten) by `change`.
+    fn save_removed(&mut self, def: &LayerDef, change: i64, fid: i64) -> Result<(), EditError>;
+    /// Lists a fid in the history as written by `change`.
+    fn save_added(&mut self, def: &LayerDef, change: i64, fid: i64) -> Result<(), EditError>;
+    /// Deletes a row.
+    fn delete(&mut self, def: &LayerDef, fid: i64) -> Result<(), EditError>;
+    /// Inserts a row and returns its fid.
+    fn insert(&mut self, def: &LayerDef, row: &Row) -> Result<i64, EditError>;
+    /// Overwrites a row.
+    fn update(&mut self, def: &LayerDef, fid: i64, row: &Row) -> Result<(), EditError>;
+    /// Records the change's counts and the layer's grown extent (`None`: no geometry).
+    fn finish_change(
+        &mut self,
+        def: &LayerDef,
+        change: i64,
+        extent: Option<crate::geom::Bbox>,
+    ) -> Result<(), EditError>;
+}
+
+/// The GeoPackage store's rows.
+pub struct GeoPackageRows<'a>(pub &'a Store);
+
+impl Rows for GeoPackageRows<'_> {
+    fn begin(&mut self) -> Result<(), EditError> {
+        Ok(self.0.conn().execute_batch("BEGIN IMMEDIATE")?)
+    }
+
+    fn rollback(&mut self) {
+        // Nothing was committed; a failed rollback leaves SQLite to roll back itself.
+        let _ = self.0.conn().execute_batch("ROLLBACK");
+    }
+
+    fn commit(&mut self) -> Result<(), EditError> {
+        crate::store::capture::prune(self.0.conn())?;
+        Ok(self.0.conn().execute_batch("COMMIT")?)
+    }
+
+    fn read_row(&mut self, def: &LayerDef, fid: i64) -> Result<Option<Row>, EditError> {
+        read_row(self.0.conn(), def, fid)
+    }
+
+    fn feature(&mut self, def: &LayerDef, fid: i64) -> Result<Option<Feature>, EditError> {
+        Ok(index::load_features(self.0, def, Some(&[fid]))?.pop())
+    }
+
+    fn begin_change(&mut self, def: &LayerDef, m: &ChangeMeta) -> Result<i64, EditError> {
+        let id = history::begin_change(self.0.conn(), &def.table, m)?;
+        history::ensure_history_table(self.0.conn(), def)?;
+        Ok(id)
+    }
+
+    fn save_removed(&mut self, def: &LayerDef, change: i64, fid: i64) -> Result<(), EditError> {
+        let by_fid = format!("{} = ?2", q(def.fid_column.as_deref().unwrap_or("fid")));
+        history::save_removed(self.0.conn(), def, change, &by_fid, &[&fid])?;
+        Ok(())
+    }
+
+    fn save_added(&mut self, def: &LayerDef, change: i64, fid: i64) -> Result<(), EditError> {
+        let by_fid = format!("{} = ?2", q(def.fid_column.as_deref().unwrap_or("fid")));
+        history::save_added(self.0.conn(), def, change, &by_fid, &[&fid])?;
+        Ok(())
+    }
+
+    fn delete(&mut self, def: &LayerDef, fid: i64) -> Result<(), EditError> {
+        let fid_col = q(def.fid_column.as_deref().unwrap_or("fid"));
+        self.0.conn().execute(
+            &format!("DELETE FROM {} WHERE {fid_col} = ?1", q(&def.table)),
+            [fid],
+        )?;
+        Ok(())
+    }
+
+    fn insert(&mut self, def: &LayerDef, row: &Row) -> Result<i64, EditError> {
+        let (cols, args) = row_columns(def, &row.0, &row.1);
+        let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+        self.0.conn().execute(
+            &format!(
+                "INSERT INTO {} ({}) VALUES ({})",
+                q(&def.table),
+                cols.join(", "),
+                marks.join(", ")
+            ),
+            rusqlite::params_from_iter(args),
+        )?;
+        Ok(self.0.conn().last_insert_rowid())
+    }
+
+    fn update(&mut self, def: &LayerDef, fid: i64, row: &Row) -> Result<(), EditError> {
+        let (cols, mut args) = row_columns(def, &row.0, &row.1);
+        let sets: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c} = ?{}", i + 1))
+            .collect();
+        args.push(Value::Integer(fid));
+        self.0.conn().execute(
+            &format!(
+                "UPDATE {} SET {} WHERE {} = ?{}",
+                q(&def.table),
+                sets.join(", "),
+                q(def.fid_column.as_deref().unwrap_or("fid")),
+                args.len()
+            ),
+            rusqlite::params_from_iter(args),
+        )?;
+        Ok(())
+    }
+
+    fn finish_change(
+        &mut self,
+        def: &LayerDef,
+        change: i64,
+        extent: Option<crate::geom::Bbox>,
+    ) -> Result<(), EditError> {
+        let conn = self.0.conn();
+        history::finish_change(conn, def, change)?;
+        // The extent only grows here; a full recomputation is left to imports.
+        if let Some(b) = extent {
+            conn.execute(
+                "UPDATE gpkg_contents SET min_x = min(coalesce(min_x, ?2), ?2), min_y = min(coalesce(min_y, ?3), ?3),
+                        max_x = max(coalesce(max_x, ?4), ?4), max_y = max(coalesce(max_y, ?5), ?5),
+                        last_change = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+                 WHERE table_name = ?1",
+                rusqlite::params![def.table, b[0], b[1], b[2], b[3]],
+            )?;
+        } else {
+            conn.execute(
+                "UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE table_name = ?1",
+                [&def.table],
+            )?;
+        }
+        Ok(())
+    }
+}
 
 fn read_row(
     conn: &rusqlite::Connection,
@@ -366,27 +519,65 @@ fn row_columns(
     (cols, args)
 }
 
-/// Runs one edit in its own transaction.
+/// Runs one edit in its own transaction (of a GeoPackage store).
 pub fn apply(store: &Store, e: &Edit) -> Result<Outcome, EditError> {
-    let conn = store.conn();
-    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    apply_to(&mut GeoPackageRows(store), e)
+}
+
+/// Runs one edit in its own transaction of any store; nothing is left of a refused one.
+pub fn apply_to(rows: &mut dyn Rows, e: &Edit) -> Result<Outcome, EditError> {
+    rows.begin()?;
+    match apply_in(rows, e) {
+        Ok(Some(change)) => {
+            rows.commit()?;
+            let feature = match e.op {
+                Op::Delete(_) => None,
+                _ => rows.feature(e.def, change.0)?,
+            };
+            Ok(Outcome {
+                fid: change.0,
+                change_id: Some(change.1),
+                feature,
+            })
+        }
+        Ok(None) => {
+            // Nothing to change: nothing recorded.
+            rows.rollback();
+            let fid = match e.op {
+                Op::Replace(f) | Op::Patch(f) | Op::Delete(f) => f,
+                Op::Create => unreachable!("a create always changes something"),
+            };
+            Ok(Outcome {
+                fid,
+                change_id: None,
+                feature: rows.feature(e.def, fid)?,
+            })
+        }
+        Err(err) => {
+            rows.rollback();
+            Err(err)
+        }
+    }
+}
+
+/// The edit inside its transaction: `(fid, change id)`, or `None` when it would store
+/// what is stored.
+fn apply_in(rows: &mut dyn Rows, e: &Edit) -> Result<Option<(i64, i64)>, EditError> {
     let def = e.def;
-    let fid_col = q(def.fid_column.as_deref().unwrap_or("fid"));
-    let table = q(&def.table);
     let target = match e.op {
         Op::Create => None,
         Op::Replace(f) | Op::Patch(f) | Op::Delete(f) => Some(f),
     };
     let current = match target {
         Some(fid) => Some(
-            read_row(&tx, def, fid)?.ok_or_else(|| EditError::NotFound(def.table.clone(), fid))?,
+            rows.read_row(def, fid)?
+                .ok_or_else(|| EditError::NotFound(def.table.clone(), fid))?,
         ),
         None => None,
     };
     if let (Some(fid), Some(cur)) = (target, &current) {
-        let now = index::load_features(store, def, Some(&[fid]))?;
-        let tag = now
-            .first()
+        let tag = rows
+            .feature(def, fid)?
             .map(|f| f.etag(e.audience.mask(&f.values)))
             .unwrap_or_default();
         if let Some(m) = e.if_match
@@ -431,20 +622,13 @@ pub fn apply(store: &Store, e: &Edit) -> Result<Outcome, EditError> {
         }
     }
     // A write that would store what is stored changes nothing and records nothing.
-    if let (Some(new), Some(cur), Some(fid)) = (&row, &current, target)
+    if let (Some(new), Some(cur)) = (&row, &current)
         && new == cur
     {
-        drop(tx);
-        let feature = index::load_features(store, def, Some(&[fid]))?.pop();
-        return Ok(Outcome {
-            fid,
-            change_id: None,
-            feature,
-        });
+        return Ok(None);
     }
-    let change = history::begin_change(
-        &tx,
-        &def.table,
+    let change = rows.begin_change(
+        def,
         &ChangeMeta {
             kind: e.op.kind().into(),
             mode: None,
@@ -458,80 +642,28 @@ pub fn apply(store: &Store, e: &Edit) -> Result<Outcome, EditError> {
             note: None,
         },
     )?;
-    history::ensure_history_table(&tx, def)?;
-    let by_fid = format!("{fid_col} = ?2");
     if let Some(fid) = target {
-        history::save_removed(&tx, def, change, &by_fid, &[&fid])?;
+        rows.save_removed(def, change, fid)?;
     }
     let fid = match (e.op, &row) {
         (Op::Delete(fid), _) => {
-            tx.execute(&format!("DELETE FROM {table} WHERE {fid_col} = ?1"), [fid])?;
+            rows.delete(def, fid)?;
             fid
         }
-        (Op::Create, Some((geom, values))) => {
-            let (cols, args) = row_columns(def, geom, values);
-            let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-            tx.execute(
-                &format!(
-                    "INSERT INTO {table} ({}) VALUES ({})",
-                    cols.join(", "),
-                    marks.join(", ")
-                ),
-                rusqlite::params_from_iter(args),
-            )?;
-            tx.last_insert_rowid()
-        }
-        (Op::Replace(fid) | Op::Patch(fid), Some((geom, values))) => {
-            let (cols, mut args) = row_columns(def, geom, values);
-            let sets: Vec<String> = cols
-                .iter()
-                .enumerate()
-                .map(|(i, c)| format!("{c} = ?{}", i + 1))
-                .collect();
-            args.push(Value::Integer(fid));
-            tx.execute(
-                &format!(
-                    "UPDATE {table} SET {} WHERE {fid_col} = ?{}",
-                    sets.join(", "),
-                    args.len()
-                ),
-                rusqlite::params_from_iter(args),
-            )?;
+        (Op::Create, Some(r)) => rows.insert(def, r)?,
+        (Op::Replace(fid) | Op::Patch(fid), Some(r)) => {
+            rows.update(def, fid, r)?;
             fid
         }
         (_, None) => unreachable!("only a delete has no new row"),
     };
     if !matches!(e.op, Op::Delete(_)) {
-        history::save_added(&tx, def, change, &by_fid, &[&fid])?;
+        rows.save_added(def, change, fid)?;
     }
-    history::finish_change(&tx, def, change)?;
-    // The extent only grows here; a full recomputation is left to imports.
-    if let Some(b) = row
+    let extent = row
         .as_ref()
         .and_then(|r| r.0.as_deref())
-        .and_then(gpkg::envelope)
-    {
-        tx.execute(
-            "UPDATE gpkg_contents SET min_x = min(coalesce(min_x, ?2), ?2), min_y = min(coalesce(min_y, ?3), ?3),
-                    max_x = max(coalesce(max_x, ?4), ?4), max_y = max(coalesce(max_y, ?5), ?5),
-                    last_change = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-             WHERE table_name = ?1",
-            rusqlite::params![def.table, b[0], b[1], b[2], b[3]],
-        )?;
-    } else {
-        tx.execute(
-            "UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE table_name = ?1",
-            [&def.table],
-        )?;
-    }
-    super::commit(tx)?;
-    let feature = match e.op {
-        Op::Delete(_) => None,
-        _ => index::load_features(store, def, Some(&[fid]))?.pop(),
-    };
-    Ok(Outcome {
-        fid,
-        change_id: Some(change),
-        feature,
-    })
+        .and_then(gpkg::envelope);
+    rows.finish_change(def, change, extent)?;
+    Ok(Some((fid, change)))
 }
