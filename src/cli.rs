@@ -57,44 +57,7 @@ enum Command {
         cmd: ConfigCmd,
     },
     /// Import a GeoPackage (all or nothing; replaced features stay in the history).
-    Import {
-        /// The GeoPackage file.
-        file: PathBuf,
-        /// Only this layer of the file.
-        #[arg(long)]
-        layer: Option<String>,
-        /// Name of the layer in the store (default: the file's layer name).
-        #[arg(long)]
-        into: Option<String>,
-        /// create: new layer; replace: replace its features; append: add features.
-        #[arg(long, value_enum, default_value = "create")]
-        mode: Mode,
-        /// Only this municipality's features (with replace: only theirs are replaced).
-        #[arg(long)]
-        municipality: Option<String>,
-        /// Check everything and print the report, write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Make invalid polygons valid instead of rejecting them.
-        #[arg(long)]
-        repair: bool,
-        /// Reproject a new layer to this CRS (e.g. EPSG:25832); default keeps the file's CRS.
-        #[arg(long, value_parser = parse_epsg)]
-        target_crs: Option<i32>,
-        /// Who is importing (recorded in the history).
-        #[arg(long, env = "NORDGEO_ACTOR")]
-        actor: Option<String>,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Add the columns the file has and the layer lacks (without it such a file is
-        /// refused: it is most likely another layer's export).
-        #[arg(long)]
-        add_columns: bool,
-        /// Import features that are exact copies of stored ones.
-        #[arg(long)]
-        allow_duplicates: bool,
-    },
+    Import(ImportArgs),
     /// List the store's layers.
     Layers {
         /// Print JSON.
@@ -438,6 +401,92 @@ fn settings(file: Option<&Path>, flags: &ServeFlags) -> Result<crate::config::Se
     Ok(s)
 }
 
+/// `nordgeo import ...`.
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// The GeoPackage file.
+    file: PathBuf,
+    /// Only this layer of the file.
+    #[arg(long)]
+    layer: Option<String>,
+    /// Name of the layer in the store (default: the file's layer name).
+    #[arg(long)]
+    into: Option<String>,
+    /// create: new layer; replace: replace its features; append: add features.
+    #[arg(long, value_enum, default_value = "create")]
+    mode: Mode,
+    /// Only this municipality's features (with replace: only theirs are replaced).
+    #[arg(long)]
+    municipality: Option<String>,
+    /// Check everything and print the report, write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Make invalid polygons valid instead of rejecting them.
+    #[arg(long)]
+    repair: bool,
+    /// Reproject a new layer to this CRS (e.g. EPSG:25832); default keeps the file's CRS.
+    #[arg(long, value_parser = parse_epsg)]
+    target_crs: Option<i32>,
+    /// Who is importing (recorded in the history).
+    #[arg(long, env = "NORDGEO_ACTOR")]
+    actor: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Add the columns the file has and the layer lacks (without it such a file is
+    /// refused: it is most likely another layer's export).
+    #[arg(long)]
+    add_columns: bool,
+    /// Import features that are exact copies of stored ones.
+    #[arg(long)]
+    allow_duplicates: bool,
+}
+
+impl ImportArgs {
+    fn options(self) -> (ImportOptions, bool) {
+        let json = self.json;
+        let opts = ImportOptions {
+            layer: self.layer,
+            into: self.into,
+            municipality: self.municipality,
+            dry_run: self.dry_run,
+            repair: self.repair,
+            target_crs: self.target_crs,
+            progress: std::io::stderr().is_terminal() && !json,
+            add_columns: self.add_columns,
+            allow_duplicates: self.allow_duplicates,
+            ..ImportOptions::new(self.file, self.mode, actor(self.actor))
+        };
+        (opts, json)
+    }
+}
+
+/// Prints an import's report (also of a refused one) and maps its outcome.
+fn import_done(
+    result: Result<crate::import::ImportReport, ImportError>,
+    json: bool,
+) -> Result<(), String> {
+    let print = |report: &crate::import::ImportReport| -> Result<(), String> {
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(report).map_err(|e| e.to_string())?
+            );
+        } else {
+            print!("{report}");
+        }
+        Ok(())
+    };
+    match result {
+        Ok(report) => print(&report),
+        Err(ImportError::Rejected { count, report }) => {
+            print(&report)?;
+            Err(ImportError::Rejected { count, report }.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// `nordgeo token ...`.
 #[derive(Subcommand)]
 enum TokenCmd {
@@ -771,6 +820,11 @@ fn run_postgis(url: &str, schema: &str, command: Command) -> Result<(), String> 
             Ok(())
         }
         Command::Token { cmd } => token_postgis(&mut open()?, cmd),
+        Command::Import(args) => {
+            let (opts, json) = args.options();
+            let mut store = open()?;
+            import_done(crate::pg::import::run(&mut store, &opts), json)
+        }
         other => Err(crate::pg::PgError::Unsupported(format!(
             "`nordgeo {}`",
             command_name(&other)
@@ -789,7 +843,7 @@ fn split_list(s: &str) -> Vec<String> {
 /// The command's name as typed.
 fn command_name(c: &Command) -> String {
     let name = match c {
-        Command::Import { .. } => "import",
+        Command::Import(_) => "import",
         Command::Export { .. } => "export",
         Command::History { .. } => "history",
         Command::Rollback { .. } => "rollback",
@@ -978,57 +1032,9 @@ fn run(cli: Cli) -> Result<(), String> {
             print!("{}", s.to_toml());
             Ok(())
         }
-        Command::Import {
-            file,
-            layer,
-            into,
-            mode,
-            municipality,
-            dry_run,
-            repair,
-            target_crs,
-            actor: who,
-            json,
-            add_columns,
-            allow_duplicates,
-        } => {
-            let opts = ImportOptions {
-                layer,
-                into,
-                municipality,
-                dry_run,
-                repair,
-                target_crs,
-                progress: std::io::stderr().is_terminal() && !json,
-                add_columns,
-                allow_duplicates,
-                ..ImportOptions::new(file, mode, actor(who))
-            };
-            match crate::write::import::run(&store_path, &opts) {
-                Ok(report) => {
-                    if json {
-                        println!(
-                            "{}",
-                            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-                        );
-                    } else {
-                        print!("{report}");
-                    }
-                    Ok(())
-                }
-                Err(ImportError::Rejected { count, report }) => {
-                    if json {
-                        println!(
-                            "{}",
-                            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-                        );
-                    } else {
-                        print!("{report}");
-                    }
-                    Err(ImportError::Rejected { count, report }.to_string())
-                }
-                Err(e) => Err(e.to_string()),
-            }
+        Command::Import(args) => {
+            let (opts, json) = args.options();
+            import_done(crate::write::import::run(&store_path, &opts), json)
         }
         Command::Layers { json } => layers(&store_path, json),
         Command::Export {

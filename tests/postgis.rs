@@ -818,3 +818,134 @@ fn postgis_instances_stay_consistent_under_change_and_restart() {
         );
     }
 }
+
+#[test]
+fn postgis_import_writes_what_gdal_reads_and_keeps_arcs() {
+    let c = Cluster::start();
+    let store = PathBuf::from(c.url());
+    // The sample, imported by nordgeo (checked, then COPY): GDAL reads the tables with
+    // the GeoPackage's features, values and coordinates.
+    ok(nordgeo(&store, &["import", sample().to_str().unwrap()]));
+    let gdal_json = |src: &str, layer: &str| -> serde_json::Value {
+        let out = Command::new("ogr2ogr")
+            .args([
+                "-f",
+                "GeoJSON",
+                "/vsistdout/",
+                src,
+                layer,
+                "-lco",
+                "COORDINATE_PRECISION=3",
+            ])
+            .output()
+            .expect("ogr2ogr runs");
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    for layer in [
+        "municipalities",
+        "parcels",
+        "trails",
+        "parking",
+        "childcare",
+    ] {
+        let a = gdal_json(&c.gdal(), layer);
+        let b = gdal_json(sample().to_str().unwrap(), layer);
+        let (fa, fb) = (
+            a["features"].as_array().unwrap(),
+            b["features"].as_array().unwrap(),
+        );
+        assert_eq!(fa.len(), fb.len(), "{layer}");
+        for (x, y) in fa.iter().zip(fb) {
+            assert_eq!(x["geometry"], y["geometry"], "{layer}");
+            assert_eq!(x["properties"], y["properties"], "{layer}");
+        }
+    }
+    let gist: i64 = c.psql("SELECT count(*) FROM pg_indexes WHERE tablename = 'parcels' AND indexdef LIKE '%gist%'").parse().unwrap();
+    assert_eq!(gist, 1, "the layer has a GiST index");
+    assert_eq!(
+        c.psql("SELECT count(*) || ' ' || min(kind) FROM nordgeo_changes"),
+        "5 import"
+    );
+
+    // A running server follows a replace; the replaced rows are kept in the history.
+    let srv = serve(&store, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let fewer = work.path().join("parking.gpkg");
+    let out = Command::new("ogr2ogr")
+        .arg(&fewer)
+        .arg(sample())
+        .args(["parking", "-where", "fid <= 20"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let dry = ok(nordgeo(
+        &store,
+        &[
+            "import",
+            fewer.to_str().unwrap(),
+            "--mode",
+            "replace",
+            "--dry-run",
+        ],
+    ));
+    assert!(!dry.is_empty());
+    assert_eq!(
+        c.psql("SELECT count(*) FROM parking"),
+        "50",
+        "a dry run changes nothing"
+    );
+    ok(nordgeo(
+        &store,
+        &["import", fewer.to_str().unwrap(), "--mode", "replace"],
+    ));
+    assert_eq!(c.psql("SELECT count(*) FROM parking"), "20");
+    assert_eq!(
+        c.psql("SELECT count(*) FROM nordgeo_history_parking WHERE change_op = 'removed'"),
+        "50"
+    );
+    wait_for(
+        "the server follows the replace",
+        Duration::from_secs(1),
+        || {
+            get(
+                &format!("{}/collections/parking/items?limit=100", srv.base),
+                &[],
+            )
+            .json()["numberMatched"]
+                == 20
+        },
+    );
+    let refused = nordgeo(&store, &["import", fewer.to_str().unwrap()]);
+    assert!(
+        !refused.status.success() && text(&refused).contains("--mode replace"),
+        "{}",
+        text(&refused)
+    );
+
+    // Cadastral arcs stay arcs: PostGIS holds exactly the curves the file has.
+    let (dir, m) = common::realdata();
+    let curves = dir.join(m["curves"]["path"].as_str().unwrap());
+    ok(nordgeo(&store, &["import", curves.to_str().unwrap()]));
+    for l in m["curves"]["layers"].as_array().unwrap() {
+        let name = l["name"].as_str().unwrap();
+        for f in l["features"].as_array().unwrap() {
+            let Some(wkt) = f["wkt"].as_str() else {
+                continue;
+            };
+            let same = c.psql(&format!(
+                "SELECT ST_OrderingEquals(geom, ST_GeomFromText('{wkt}', 25832)) FROM {name} WHERE fid = {}",
+                f["fid"]
+            ));
+            assert_eq!(same, "t", "{name} {}: {wkt}", f["fid"]);
+        }
+    }
+    wait_for("the new layer is served", Duration::from_secs(2), || {
+        get(
+            &format!("{}/collections/kreise/items?limit=10", srv.base),
+            &[],
+        )
+        .status
+            == 200
+    });
+}

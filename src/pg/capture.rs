@@ -29,8 +29,27 @@ pub fn has_triggers(store: &mut PgStore, rel: &Relation) -> Result<bool, PgError
     Ok(n == TRIGGERS.len() as i64)
 }
 
-/// Creates a layer table's capture triggers (replacing older ones).
+/// Creates a layer table's capture triggers (replacing older ones), in a transaction of
+/// its own.
 pub fn ensure(store: &mut PgStore, layer: &str, rel: &Relation) -> Result<(), PgError> {
+    store
+        .client()
+        .batch_execute("BEGIN")
+        .map_err(|e| store.err(e))?;
+    match ensure_in(store, layer, rel) {
+        Ok(()) => store
+            .client()
+            .batch_execute("COMMIT")
+            .map_err(|e| store.err(e)),
+        Err(e) => {
+            let _ = store.client().batch_execute("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// Creates a layer table's capture triggers inside the caller's transaction.
+pub fn ensure_in(store: &mut PgStore, layer: &str, rel: &Relation) -> Result<(), PgError> {
     let t = rel.qualified();
     let f = store.table("nordgeo_capture");
     let turn_fn = store.table("nordgeo_capture_turn");
@@ -54,17 +73,14 @@ pub fn ensure(store: &mut PgStore, layer: &str, rel: &Relation) -> Result<(), Pg
          CREATE TRIGGER {trunc} AFTER TRUNCATE ON {t}
            FOR EACH STATEMENT EXECUTE FUNCTION {f}({args});"
     );
-    let done = (|| {
-        let mut tx = store.client().transaction()?;
-        tx.batch_execute(&sql)?;
+    let done = store.client().batch_execute(&sql).and_then(|_| {
         // The layer may have changed before it was tracked: readers reload it whole.
-        tx.execute(
-            &format!("INSERT INTO {} (layer, what) VALUES ($1, 'layer')", log),
+        store.client().execute(
+            &format!("INSERT INTO {log} (layer, what) VALUES ($1, 'layer')"),
             &[&layer],
-        )?;
-        tx.commit()
-    })();
-    done.map_err(|e| store.err(e))
+        )
+    });
+    done.map(|_| ()).map_err(|e| store.err(e))
 }
 
 /// An SQL string literal.
