@@ -861,6 +861,28 @@ fn postgis_import_writes_what_gdal_reads_and_keeps_arcs() {
             assert_eq!(x["properties"], y["properties"], "{layer}");
         }
     }
+    // QGIS 3.22 opens the tables nordgeo wrote with its own PostgreSQL provider.
+    let qgis = Command::new("/usr/bin/python3")
+        .arg(root().join("tests/tools/qgis_postgis.py"))
+        .arg(c.port.to_string())
+        .args(["parcels", "parking", "trails"])
+        .env("QT_QPA_PLATFORM", "offscreen")
+        .env("XDG_RUNTIME_DIR", c.dir.path())
+        .output()
+        .expect("/usr/bin/python3 runs (python3-qgis from scripts/setup.sh)");
+    let said = text(&qgis);
+    assert!(
+        qgis.status.success(),
+        "QGIS could not open the tables:\n{said}"
+    );
+    assert!(
+        said.contains("parcels features 6000 geometry Polygon"),
+        "{said}"
+    );
+    assert!(
+        said.contains("parking features 50 geometry Point"),
+        "{said}"
+    );
     let gist: i64 = c.psql("SELECT count(*) FROM pg_indexes WHERE tablename = 'parcels' AND indexdef LIKE '%gist%'").parse().unwrap();
     assert_eq!(gist, 1, "the layer has a GiST index");
     assert_eq!(

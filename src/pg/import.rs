@@ -76,11 +76,8 @@ pub fn run(store: &mut PgStore, opts: &ImportOptions) -> Result<ImportReport, Im
         let _ = store.client().batch_execute("ROLLBACK");
         return Err(pg(e));
     }
-    for p in &staged.plans {
-        // Planner statistics for the new rows (QGIS and other readers query them).
-        let table = format!("{}.{}", q(store.schema()), q(&p.target.table));
-        let _ = store.client().batch_execute(&format!("ANALYZE {table}"));
-    }
+    // Planner statistics for the new rows come from autovacuum, which analyses a table
+    // after this many inserts, as after any other bulk load.
     report.committed = true;
     Ok(report)
 }
@@ -132,14 +129,7 @@ fn write_layer(
                 .iter()
                 .map(|c| format!("{} {}", q(&c.name), pg_type(c.class(), &c.decl_type))),
         );
-        let mut ddl = format!("CREATE TABLE {table} ({});", cols.join(", "));
-        if t.has_geometry() {
-            ddl.push_str(&format!(
-                "CREATE INDEX {} ON {table} USING gist ({});",
-                q(&format!("{name}_geom_idx")),
-                q(&t.geom_column)
-            ));
-        }
+        let ddl = format!("CREATE TABLE {table} ({});", cols.join(", "));
         store
             .client()
             .batch_execute(&ddl)
@@ -202,13 +192,30 @@ fn write_layer(
         0
     };
     let added = copy_rows(store, staging, i, t, &table, &fid_col)?;
+    // A new table's index is built once over all rows (faster than growing it per row);
+    // a new layer lists no added fids in its history (everything in it was added), as
+    // in a GeoPackage store.
+    let after = if exists {
+        format!(
+            "INSERT INTO {history} (change_id, change_op, {fc}) SELECT {change}, 'added', {fc} FROM {table};",
+            fc = q(&fid_col)
+        )
+    } else if t.has_geometry() {
+        format!(
+            "CREATE INDEX {} ON {table} USING gist ({});",
+            q(&format!("{name}_geom_idx")),
+            q(&t.geom_column)
+        )
+    } else {
+        String::new()
+    };
     store
         .client()
         .batch_execute(&format!(
-            "SELECT setval(pg_get_serial_sequence('{table}', '{fid_col}'), greatest((SELECT max({fc}) FROM {table}), 1));
-             INSERT INTO {history} (change_id, change_op, {fc}) SELECT {change}, 'added', {fc} FROM {table};
+            "SELECT setval(pg_get_serial_sequence('{quoted}', '{fid_col}'), greatest((SELECT max({fc}) FROM {table}), 1));
+             {after}
              UPDATE {changes} SET added = {added}, removed = {removed} WHERE id = {change};",
-            table = table.replace('\'', "''"),
+            quoted = table.replace('\'', "''"),
             fc = q(&fid_col),
         ))
         .map_err(|e| store.err(e))?;
