@@ -120,8 +120,9 @@ fn sample() -> PathBuf {
 }
 
 /// The sample's feature layers, copied into PostgreSQL by ogr2ogr (as an administrator
-/// would), and its layer settings given with `nordgeo set-layer`.
-fn load_sample(c: &Cluster) -> Vec<String> {
+/// would), and the layer settings of the GeoPackage `settings` given with `nordgeo
+/// set-layer`.
+fn load_sample(c: &Cluster, settings: &std::path::Path) -> Vec<String> {
     let conn =
         rusqlite::Connection::open_with_flags(sample(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .expect("sample opens");
@@ -142,10 +143,14 @@ fn load_sample(c: &Cluster) -> Vec<String> {
         assert!(out.status.success(), "ogr2ogr {l}: {}", text(&out));
     }
     let store = PathBuf::from(c.url());
+    let conn =
+        rusqlite::Connection::open_with_flags(settings, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("settings open");
     let mut st = conn
-        .prepare("SELECT table_name, coalesce(title, ''), restricted, coalesce(internal_properties, '[]'), coalesce(municipality_column, '') FROM nordgeo_layers")
+        .prepare("SELECT table_name, coalesce(title, ''), restricted, coalesce(internal_properties, '[]'), coalesce(municipality_column, ''), coalesce(description, ''), coalesce(attribution, '') FROM nordgeo_layers")
         .unwrap();
-    let rows: Vec<(String, String, bool, String, String)> = st
+    type Settings = (String, String, bool, String, String, String, String);
+    let rows: Vec<Settings> = st
         .query_map([], |r| {
             Ok((
                 r.get(0)?,
@@ -153,27 +158,43 @@ fn load_sample(c: &Cluster) -> Vec<String> {
                 r.get::<_, i64>(2)? != 0,
                 r.get(3)?,
                 r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
             ))
         })
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    for (table, title, restricted, internal, mcol) in rows {
+    for (table, title, restricted, internal, mcol, description, attribution) in rows {
         let internal: Vec<String> = serde_json::from_str(&internal).unwrap();
-        ok(nordgeo(
-            &store,
-            &[
-                "set-layer",
-                &table,
-                "--title",
-                &title,
-                "--restricted",
-                if restricted { "true" } else { "false" },
-                "--internal",
-                &internal.join(","),
-                "--municipality-column",
-                &mcol,
-            ],
+        let internal = internal.join(",");
+        let mut args = vec![
+            "set-layer",
+            table.as_str(),
+            "--restricted",
+            if restricted { "true" } else { "false" },
+            "--internal",
+            internal.as_str(),
+        ];
+        // An unset setting stays unset (an empty title would be a title).
+        for (flag, v) in [("--title", &title), ("--municipality-column", &mcol)] {
+            if !v.is_empty() {
+                args.extend([flag, v.as_str()]);
+            }
+        }
+        ok(nordgeo(&store, &args));
+        // `set-layer` has no flags for these two; they are data, written as such.
+        let lit = |v: &str| {
+            if v.is_empty() {
+                "NULL".to_string()
+            } else {
+                format!("'{}'", v.replace('\'', "''"))
+            }
+        };
+        c.psql(&format!(
+            "UPDATE nordgeo_layers SET description = {}, attribution = {} WHERE table_name = '{table}'",
+            lit(&description),
+            lit(&attribution)
         ));
     }
     layers
@@ -251,7 +272,7 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duratio
 #[test]
 fn postgis_serves_what_the_geopackage_store_serves() {
     let c = Cluster::start();
-    let layers = load_sample(&c);
+    let layers = load_sample(&c, &sample());
     let store = PathBuf::from(c.url());
     let listed = ok(nordgeo(&store, &["layers", "--json"]));
     let listed: serde_json::Value = serde_json::from_str(listed.lines().last().unwrap()).unwrap();
@@ -566,7 +587,7 @@ fn postgis_publishes_tables_it_did_not_create() {
 #[test]
 fn postgis_instances_stay_consistent_under_change_and_restart() {
     let c = Cluster::start();
-    load_sample(&c);
+    load_sample(&c, &sample());
     let store = PathBuf::from(c.url());
     let instances: Vec<_> = (0..3).map(|_| serve(&store, &[])).collect();
     let item = |base: &str, layer: &str, fid: i64| {
@@ -970,4 +991,89 @@ fn postgis_import_writes_what_gdal_reads_and_keeps_arcs() {
         .status
             == 200
     });
+}
+
+/// The read side of the existing suites, asked of both stores: every answer (status,
+/// content type, body with the server's own address taken out) is the same, and OWSLib
+/// reads the PostGIS-backed server as it reads the GeoPackage-backed one.
+#[test]
+fn postgis_answers_the_ogc_api_as_the_geopackage_store_does() {
+    let c = Cluster::start();
+    let (_d, gpkg) = common::sample_store();
+    load_sample(&c, &gpkg);
+    let store = PathBuf::from(c.url());
+    let (a, b) = (serve(&store, &[]), serve(&gpkg, &[]));
+    let enc = common::encode;
+    let paths: Vec<String> = vec![
+        "/".into(),
+        "/conformance".into(),
+        "/collections".into(),
+        "/collections/parking".into(),
+        "/collections/parking/queryables".into(),
+        "/collections/parking/schema".into(),
+        "/collections/trails/items?limit=7&offset=5".into(),
+        "/collections/parking/items?bbox=10.7,51.4,10.9,51.6".into(),
+        "/collections/parking/items?crs=http://www.opengis.net/def/crs/EPSG/0/25832&limit=5".into(),
+        "/collections/parking/items?bbox=620000,5700000,640000,5720000&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/25832".into(),
+        "/collections/parking/items?sortby=-capacity,name&limit=20".into(),
+        "/collections/parcels/items?sortby=-area_m2&limit=10".into(),
+        "/collections/parcels/items?sortby=land_use,-area_m2&limit=10&offset=100".into(),
+        "/collections/parking/items?properties=name,capacity&limit=5".into(),
+        format!("/collections/parking/items?filter={}", enc("capacity > 40 AND fee = true")),
+        format!("/collections/childcare/items?filter={}", enc("free_places >= 2 OR name LIKE 'Kita%'")),
+        format!("/collections/trails/items?filter={}", enc("S_INTERSECTS(geometry, POLYGON((10.7 51.4, 10.9 51.4, 10.9 51.6, 10.7 51.6, 10.7 51.4)))")),
+        format!("/collections/parcels/items?limit=5&filter-lang=cql2-json&filter={}", enc(r#"{"op":"=","args":[{"property":"municipality"},"Werther"]}"#)),
+        "/collections/parking/items?f=csv".into(),
+        "/collections/trails/items?f=gpx&limit=3".into(),
+        "/collections/parking/items/7".into(),
+        "/collections/parking/items/7?f=html".into(),
+        "/collections/parking/items/99999".into(),
+        "/collections/parking/items?filter=nonsense(".into(),
+        "/collections/parcels/tiles".into(),
+        "/collections/parcels/tiles/WebMercatorQuad".into(),
+        "/tiles".into(),
+        "/styles/portal/style.json".into(),
+    ];
+    let strip = |body: &[u8], base: &str| String::from_utf8_lossy(body).replace(base, "BASE");
+    for p in &paths {
+        let (x, y) = (
+            get(&format!("{}{p}", a.base), &[]),
+            get(&format!("{}{p}", b.base), &[]),
+        );
+        assert_eq!(x.status, y.status, "{p}");
+        assert_eq!(x.header("content-type"), y.header("content-type"), "{p}");
+        let (sx, sy) = (strip(&x.body, &a.base), strip(&y.body, &b.base));
+        if sx != sy {
+            let at = sx
+                .bytes()
+                .zip(sy.bytes())
+                .position(|(u, v)| u != v)
+                .unwrap_or(0);
+            let around = |s: &str| {
+                s.get(at.saturating_sub(80)..(at + 120).min(s.len()))
+                    .unwrap_or("")
+                    .to_string()
+            };
+            panic!(
+                "{p}: the stores answer differently:\n PostGIS: {}\n GeoPackage: {}",
+                around(&sx),
+                around(&sy)
+            );
+        }
+        assert_eq!(x.header("etag"), y.header("etag"), "{p}: ETag");
+    }
+    let owslib = |base: &str| {
+        let o = Command::new(common::venv_python())
+            .arg(root().join("tests/tools/owslib_check.py"))
+            .arg(base)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "owslib: {}", text(&o));
+        String::from_utf8_lossy(&o.stdout).replace(base, "BASE")
+    };
+    assert_eq!(
+        owslib(&a.base),
+        owslib(&b.base),
+        "OWSLib reads both the same"
+    );
 }
