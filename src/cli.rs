@@ -820,6 +820,29 @@ fn run_postgis(url: &str, schema: &str, command: Command) -> Result<(), String> 
             Ok(())
         }
         Command::Token { cmd } => token_postgis(&mut open()?, cmd),
+        Command::History { layer, json } => {
+            let mut store = open()?;
+            if let Some(l) = &layer
+                && !crate::pg::layers::list(&mut store)
+                    .map_err(|e| e.to_string())?
+                    .iter()
+                    .any(|(d, _)| &d.table == l)
+            {
+                return Err(crate::pg::PgError::NoSuchLayer(l.clone()).to_string());
+            }
+            let changes = crate::pg::history::list(&mut store, layer.as_deref())
+                .map_err(|e| e.to_string())?;
+            print_history(changes, json)
+        }
+        Command::AccessLog { token, since, json } => {
+            let since = since
+                .map(|s| crate::auth::parse_cutoff(&s).map_err(|e| e.to_string()))
+                .transpose()?;
+            let rows =
+                crate::pg::access_log::list(&mut open()?, token.as_deref(), since.as_deref())
+                    .map_err(|e| e.to_string())?;
+            print_accesses(rows, json)
+        }
         Command::Import(args) => {
             let (opts, json) = args.options();
             let mut store = open()?;
@@ -831,6 +854,61 @@ fn run_postgis(url: &str, schema: &str, command: Command) -> Result<(), String> 
         ))
         .to_string()),
     }
+}
+
+fn print_history(changes: Vec<crate::store::history::Change>, json: bool) -> Result<(), String> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&changes).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    println!(
+        "{:>5}  {:<24} {:<12} {:<9} {:<16} {:>8} {:>8}  source / note",
+        "id", "at (UTC)", "layer", "kind", "actor", "added", "removed"
+    );
+    for c in changes {
+        let what = [
+            c.mode.map(|m| format!("mode {m}")),
+            c.municipality.map(|m| format!("municipality {m}")),
+            c.source,
+            c.note,
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ");
+        println!(
+            "{:>5}  {:<24} {:<12} {:<9} {:<16} {:>8} {:>8}  {what}",
+            c.id, c.at, c.layer, c.kind, c.actor, c.added, c.removed
+        );
+    }
+    Ok(())
+}
+
+fn print_accesses(rows: Vec<crate::store::access_log::Access>, json: bool) -> Result<(), String> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    for a in &rows {
+        println!(
+            "{}  {}  {}  [{}]  {}",
+            a.at,
+            a.token,
+            a.collection,
+            crate::store::access_log::fid_list(&a.fids),
+            a.request
+        );
+    }
+    if rows.is_empty() {
+        println!("no recorded accesses");
+    }
+    Ok(())
 }
 
 fn split_list(s: &str) -> Vec<String> {
@@ -1056,34 +1134,7 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             let changes = history::list(store.conn(), layer.as_deref())
                 .map_err(|e| store.err(e).to_string())?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&changes).map_err(|e| e.to_string())?
-                );
-                return Ok(());
-            }
-            println!(
-                "{:>5}  {:<24} {:<12} {:<9} {:<16} {:>8} {:>8}  source / note",
-                "id", "at (UTC)", "layer", "kind", "actor", "added", "removed"
-            );
-            for c in changes {
-                let what = [
-                    c.mode.map(|m| format!("mode {m}")),
-                    c.municipality.map(|m| format!("municipality {m}")),
-                    c.source,
-                    c.note,
-                ]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(", ");
-                println!(
-                    "{:>5}  {:<24} {:<12} {:<9} {:<16} {:>8} {:>8}  {what}",
-                    c.id, c.at, c.layer, c.kind, c.actor, c.added, c.removed
-                );
-            }
-            Ok(())
+            print_history(changes, json)
         }
         Command::Rollback {
             layer,
@@ -1276,27 +1327,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let rows =
                 crate::store::access_log::list(store.conn(), token.as_deref(), since.as_deref())
                     .map_err(|e| store.err(e).to_string())?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?
-                );
-                return Ok(());
-            }
-            for a in &rows {
-                println!(
-                    "{}  {}  {}  [{}]  {}",
-                    a.at,
-                    a.token,
-                    a.collection,
-                    crate::store::access_log::fid_list(&a.fids),
-                    a.request
-                );
-            }
-            if rows.is_empty() {
-                println!("no recorded accesses");
-            }
-            Ok(())
+            print_accesses(rows, json)
         }
         Command::Generate { out, scale, seed } => {
             let summary =

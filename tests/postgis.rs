@@ -397,6 +397,43 @@ fn postgis_serves_what_the_geopackage_store_serves() {
     assert_eq!(r.status, 200);
     let logged: i64 = c.psql("SELECT count(*) FROM nordgeo_access_log WHERE token = 'admin' AND collection = 'parcels'").parse().unwrap();
     assert_eq!(logged, 1, "the owners shown are in the access log");
+    let log = ok(nordgeo(
+        &store,
+        &["access-log", "--token", "admin", "--json"],
+    ));
+    let log: serde_json::Value = serde_json::from_str(
+        log.lines()
+            .skip_while(|l| !l.starts_with('['))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .as_str(),
+    )
+    .unwrap();
+    assert_eq!(log[0]["collection"], "parcels");
+    // The change log: who changed what, on the command line and over HTTP.
+    let hist = ok(nordgeo(&store, &["history", "parking", "--json"]));
+    let hist: serde_json::Value = serde_json::from_str(
+        hist.lines()
+            .skip_while(|l| !l.starts_with('['))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .as_str(),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            hist[0]["kind"].as_str(),
+            hist[0]["actor"].as_str(),
+            hist[0]["added"].as_i64()
+        ),
+        (Some("create"), Some("admin"), Some(1))
+    );
+    let r = get(
+        &format!("{}/collections/parking/changes", on_pg.base),
+        &[("Authorization", auth.as_str())],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["changes"][0]["kind"], "create");
 
     // GDAL reads the store nordgeo prepared (its tables, capture triggers and all).
     let info = Command::new("ogrinfo")

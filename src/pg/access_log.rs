@@ -21,3 +21,35 @@ pub fn insert(store: &mut PgStore, rows: &[Access]) -> Result<(), PgError> {
     })();
     done.map_err(|e| store.err(e))
 }
+
+/// Accesses, oldest first, optionally of one token and since a time (RFC 3339).
+pub fn list(
+    store: &mut PgStore,
+    token: Option<&str>,
+    since: Option<&str>,
+) -> Result<Vec<Access>, PgError> {
+    let table = store.table("nordgeo_access_log");
+    let rows = store
+        .client()
+        .query(
+            &format!(
+                "SELECT at, token, collection, fids, request FROM {table}
+                 WHERE ($1::text IS NULL OR token = $1) AND ($2::text IS NULL OR at >= $2) ORDER BY id"
+            ),
+            &[&token, &since],
+        )
+        .map_err(|e| store.err(e))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let fids: String = r.get(3);
+            Access {
+                at: r.get(0),
+                token: r.get(1),
+                collection: r.get(2),
+                fids: fids.split(',').filter_map(|f| f.parse().ok()).collect(),
+                request: r.get(4),
+            }
+        })
+        .collect())
+}

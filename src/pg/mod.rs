@@ -8,6 +8,7 @@
 pub mod access_log;
 pub mod capture;
 pub mod edit;
+pub mod history;
 pub mod import;
 pub mod layers;
 pub mod listen;

@@ -900,10 +900,21 @@ pub async fn changes(
     let (who, _) = writer_of(&state, &headers, &id)?;
     let p = Params::parse(raw.as_deref())?;
     p.only(&[], "the list of changes")?;
-    super::geopackage_only(&state, "The list of changes")?;
     let st = state.clone();
     let collection = id.clone();
     let list = tokio::task::spawn_blocking(move || {
+        if let Some(schema) = &st.config.pg_schema {
+            let unavailable = |e: crate::pg::PgError| {
+                tracing::error!(error = %e, "cannot read the change log");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the store cannot be reached; try again in a minute",
+                )
+            };
+            let mut store = crate::pg::PgStore::connect(&st.config.store.to_string_lossy(), schema)
+                .map_err(unavailable)?;
+            return crate::pg::history::list(&mut store, Some(&collection)).map_err(unavailable);
+        }
         let store = Store::open_read_only(&st.config.store)
             .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
         crate::store::history::list(store.conn(), Some(&collection))
