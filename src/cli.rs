@@ -820,6 +820,24 @@ fn run_postgis(url: &str, schema: &str, command: Command) -> Result<(), String> 
             Ok(())
         }
         Command::Token { cmd } => token_postgis(&mut open()?, cmd),
+        cmd @ Command::ExportTiles { .. } => {
+            export_tiles(cmd, |o| crate::export_tiles::run_postgis(url, schema, o))
+        }
+        Command::Vacuum {
+            older_than,
+            access_log_older_than,
+        } => {
+            let cutoff = |s: Option<String>| {
+                s.map(|s| crate::auth::parse_cutoff(&s).map_err(|e| e.to_string()))
+                    .transpose()
+            };
+            let (history, access) = (cutoff(older_than)?, cutoff(access_log_older_than)?);
+            let (h, a) =
+                crate::pg::history::vacuum(&mut open()?, history.as_deref(), access.as_deref())
+                    .map_err(|e| e.to_string())?;
+            vacuumed(history, access, h as usize, a as usize);
+            Ok(())
+        }
         Command::History { layer, json } => {
             let mut store = open()?;
             if let Some(l) = &layer
@@ -909,6 +927,57 @@ fn print_accesses(rows: Vec<crate::store::access_log::Access>, json: bool) -> Re
         println!("no recorded accesses");
     }
     Ok(())
+}
+
+/// `nordgeo export-tiles` on the catalog `run` loads.
+fn export_tiles(
+    cmd: Command,
+    run: impl FnOnce(
+        &crate::export_tiles::ExportTiles,
+    ) -> Result<crate::export_tiles::Summary, crate::export_tiles::ExportTilesError>,
+) -> Result<(), String> {
+    let Command::ExportTiles {
+        out,
+        format,
+        minzoom,
+        maxzoom,
+        collections,
+        include_restricted,
+        force,
+    } = cmd
+    else {
+        return Err("not an export-tiles command".into());
+    };
+    let opts = crate::export_tiles::ExportTiles {
+        include_restricted,
+        out: out.clone(),
+        format,
+        min_zoom: minzoom,
+        max_zoom: maxzoom,
+        collections: collections.map(|c| split_list(&c)),
+        force,
+        progress: true,
+    };
+    let started = std::time::Instant::now();
+    let s = run(&opts).map_err(|e| e.to_string())?;
+    println!(
+        "{}: {} tiles (+{} empty, not stored), {} bytes, z{minzoom}-{maxzoom}, {:.1} s",
+        out.display(),
+        s.tiles,
+        s.empty,
+        s.bytes,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn vacuumed(history: Option<String>, access: Option<String>, h: usize, a: usize) {
+    if let Some(c) = history {
+        println!("removed {h} history rows of changes made before {c}");
+    }
+    if let Some(c) = access {
+        println!("removed {a} access-log rows recorded before {c}");
+    }
 }
 
 fn split_list(s: &str) -> Vec<String> {
@@ -1179,37 +1248,8 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Token { cmd } => token(&store_path, cmd),
-        Command::ExportTiles {
-            out,
-            format,
-            minzoom,
-            maxzoom,
-            collections,
-            include_restricted,
-            force,
-        } => {
-            let opts = crate::export_tiles::ExportTiles {
-                include_restricted,
-                out: out.clone(),
-                format,
-                min_zoom: minzoom,
-                max_zoom: maxzoom,
-                collections: collections
-                    .map(|c| c.split(',').map(|s| s.trim().to_string()).collect()),
-                force,
-                progress: true,
-            };
-            let started = std::time::Instant::now();
-            let s = crate::export_tiles::run(&store_path, &opts).map_err(|e| e.to_string())?;
-            println!(
-                "{}: {} tiles (+{} empty, not stored), {} bytes, z{minzoom}-{maxzoom}, {:.1} s",
-                out.display(),
-                s.tiles,
-                s.empty,
-                s.bytes,
-                started.elapsed().as_secs_f64()
-            );
-            Ok(())
+        cmd @ Command::ExportTiles { .. } => {
+            export_tiles(cmd, |o| crate::export_tiles::run(&store_path, o))
         }
         Command::Publish { out } => {
             let store = Store::open_read_only(&store_path).map_err(|e| e.to_string())?;
@@ -1311,12 +1351,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let store = Store::open(&store_path).map_err(|e| e.to_string())?;
             let (h, a) = crate::write::vacuum(&store, history.as_deref(), access.as_deref())
                 .map_err(|e| e.to_string())?;
-            if let Some(c) = history {
-                println!("removed {h} history rows of changes made before {c}");
-            }
-            if let Some(c) = access {
-                println!("removed {a} access-log rows recorded before {c}");
-            }
+            vacuumed(history, access, h, a);
             Ok(())
         }
         Command::AccessLog { token, since, json } => {

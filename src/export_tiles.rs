@@ -53,6 +53,9 @@ pub enum ExportTilesError {
     /// Loading the layers.
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// Loading a PostGIS store.
+    #[error(transparent)]
+    Sync(#[from] crate::catalog::SyncError),
     /// Bad request.
     #[error("{0}")]
     Invalid(String),
@@ -113,8 +116,24 @@ fn pyramid(layers: &[&Layer], min_zoom: u8, max_zoom: u8) -> Vec<TileId> {
     out
 }
 
-/// Renders and writes the pyramid.
+/// Renders and writes the pyramid of a GeoPackage store.
 pub fn run(store_path: &Path, o: &ExportTiles) -> Result<Summary, ExportTilesError> {
+    check(o)?;
+    let store = Store::open_read_only(store_path)?;
+    run_on(&Catalog::load(&store)?, o)
+}
+
+/// Renders and writes the pyramid of a PostGIS store.
+pub fn run_postgis(url: &str, schema: &str, o: &ExportTiles) -> Result<Summary, ExportTilesError> {
+    check(o)?;
+    let source = crate::pg::source::PostGis::connect(url, schema)
+        .map_err(crate::catalog::SyncError::from)?;
+    let live = crate::catalog::Live::follow(Box::new(source))?;
+    run_on(&live.catalog(), o)
+}
+
+/// Refuses a zoom range or output the export cannot make, before anything is loaded.
+fn check(o: &ExportTiles) -> Result<(), ExportTilesError> {
     if o.min_zoom > o.max_zoom || o.max_zoom > 22 {
         return Err(ExportTilesError::Invalid(format!(
             "zoom range {}..{} is not valid; use 0 <= --minzoom <= --maxzoom <= 22",
@@ -127,8 +146,12 @@ pub fn run(store_path: &Path, o: &ExportTiles) -> Result<Summary, ExportTilesErr
             o.out.display()
         )));
     }
-    let store = Store::open_read_only(store_path)?;
-    let cat = Catalog::load(&store)?;
+    Ok(())
+}
+
+/// Renders and writes the pyramid of a loaded catalog.
+pub fn run_on(cat: &Catalog, o: &ExportTiles) -> Result<Summary, ExportTilesError> {
+    check(o)?;
     let names: Vec<String> = match &o.collections {
         Some(list) => {
             if let Some(bad) = list.iter().find(|n| cat.get(n).is_none()) {

@@ -621,6 +621,37 @@ fn postgis_publishes_tables_it_did_not_create() {
     );
 }
 
+type Readers = (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    Vec<std::thread::JoinHandle<usize>>,
+);
+
+/// A reader per instance (items and a tile) until told to stop; each counts its reads.
+fn read_all(instances: &[common::Server]) -> Readers {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers = instances
+        .iter()
+        .map(|s| {
+            let (base, stop) = (s.base.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let r = get(&format!("{base}/collections/parking/items?limit=100"), &[]);
+                    assert_eq!(r.status, 200);
+                    let r = get(
+                        &format!("{base}/collections/parcels/tiles/WebMercatorQuad/12/1370/2173"),
+                        &[],
+                    );
+                    assert!(r.status == 200 || r.status == 204);
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    (stop, readers)
+}
+
 #[test]
 fn postgis_instances_stay_consistent_under_change_and_restart() {
     let c = Cluster::start();
@@ -675,27 +706,7 @@ fn postgis_instances_stay_consistent_under_change_and_restart() {
         .arg("nordgeo")
         .spawn()
         .expect("pgbench runs");
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let readers: Vec<_> = instances
-        .iter()
-        .map(|s| {
-            let (base, stop) = (s.base.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut n = 0;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let r = get(&format!("{base}/collections/parking/items?limit=100"), &[]);
-                    assert_eq!(r.status, 200);
-                    let r = get(
-                        &format!("{base}/collections/parcels/tiles/WebMercatorQuad/12/1370/2173"),
-                        &[],
-                    );
-                    assert!(r.status == 200 || r.status == 204);
-                    n += 1;
-                }
-                n
-            })
-        })
-        .collect();
+    let (stop, readers) = read_all(&instances);
     let out = pgbench.wait_with_output().unwrap();
     assert!(out.status.success(), "pgbench failed");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -753,7 +764,7 @@ fn postgis_instances_stay_consistent_under_change_and_restart() {
             std::thread::spawn(move || {
                 let mut acknowledged = Vec::new();
                 let mut k = 0;
-                while started.elapsed() < Duration::from_secs(14) {
+                while started.elapsed() < Duration::from_secs(50) {
                     k += 1;
                     let name = format!("w{w}-{k}");
                     let body = format!(
@@ -773,7 +784,8 @@ fn postgis_instances_stay_consistent_under_change_and_restart() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_secs(5));
+    let (stop, readers) = read_all(&instances);
+    std::thread::sleep(Duration::from_secs(20));
     c.ctl("stop");
     for s in &instances {
         assert_eq!(get(&format!("{}/ready", s.base), &[]).status, 503);
@@ -785,6 +797,9 @@ fn postgis_instances_stay_consistent_under_change_and_restart() {
         .into_iter()
         .flat_map(|h| h.join().unwrap())
         .collect();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reads: usize = readers.into_iter().map(|h| h.join().unwrap()).sum();
+    assert!(reads > 100, "the readers read during the writes ({reads})");
     assert!(
         acknowledged.len() > 100,
         "the writers wrote ({})",

@@ -23,20 +23,23 @@ pub struct PgRows<'a> {
 }
 
 impl<'a> PgRows<'a> {
-    /// The rows of every layer of the store, as its tables are now.
-    pub fn new(store: &'a mut PgStore) -> Result<PgRows<'a>, PgError> {
-        let relations = layers::list(store)?
-            .into_iter()
-            .map(|(d, r)| (d.table, r))
-            .collect();
-        Ok(PgRows { store, relations })
+    /// The rows of the store's layers, each table described (as it is now) when an edit
+    /// first touches it.
+    pub fn new(store: &'a mut PgStore) -> PgRows<'a> {
+        PgRows {
+            store,
+            relations: HashMap::new(),
+        }
     }
 
-    fn rel(&self, def: &LayerDef) -> Result<Relation, EditError> {
-        self.relations
-            .get(&def.table)
-            .cloned()
-            .ok_or_else(|| PgError::NoSuchLayer(def.table.clone()).into())
+    fn rel(&mut self, def: &LayerDef) -> Result<Relation, EditError> {
+        if let Some(r) = self.relations.get(&def.table) {
+            return Ok(r.clone());
+        }
+        let r = layers::relation_of(self.store, &def.table)?
+            .ok_or_else(|| PgError::NoSuchLayer(def.table.clone()))?;
+        self.relations.insert(def.table.clone(), r.clone());
+        Ok(r)
     }
 
     fn exec(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, EditError> {

@@ -74,6 +74,14 @@ pub fn list(store: &mut PgStore) -> Result<Vec<(LayerDef, Relation)>, PgError> {
     Ok(out)
 }
 
+/// The table of one layer (`None`: no such layer), without describing the others.
+pub fn relation_of(store: &mut PgStore, layer: &str) -> Result<Option<Relation>, PgError> {
+    let Some(c) = candidates(store)?.into_iter().find(|c| c.name == layer) else {
+        return Ok(None);
+    };
+    Ok(describe(store, &c)?.map(|(_, r)| r))
+}
+
 /// Registered sources first (they win over a same-named table of the schema), then the
 /// schema's own tables with a geometry column.
 fn candidates(store: &mut PgStore) -> Result<Vec<Candidate>, PgError> {

@@ -153,12 +153,7 @@ async fn with_rows<T: Send + 'static>(
         let store = guard
             .as_mut()
             .ok_or_else(|| Problem::internal("no write connection"))?;
-        let mut rows = crate::pg::edit::PgRows::new(store).map_err(|e| {
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("cannot write: {e}; nothing was changed"),
-            )
-        })?;
+        let mut rows = crate::pg::edit::PgRows::new(store);
         f(&st, &mut rows)
     })
     .await
