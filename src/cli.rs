@@ -148,57 +148,7 @@ enum Command {
         cmd: TokenCmd,
     },
     /// Change a layer's settings: restricted, internal properties, municipality column.
-    SetLayer {
-        /// Layer name.
-        layer: String,
-        /// Readable only with a token for it.
-        #[arg(long)]
-        restricted: Option<bool>,
-        /// Properties hidden from anyone without a token for the layer (comma-separated;
-        /// empty for none).
-        #[arg(long)]
-        internal: Option<String>,
-        /// The column naming each feature's municipality (maintainers edit only theirs).
-        #[arg(long)]
-        municipality_column: Option<String>,
-        /// Human title.
-        #[arg(long)]
-        title: Option<String>,
-        /// This layer holds the municipalities' boundaries: the column naming each one
-        /// (maintainers then place features only inside their own).
-        #[arg(long)]
-        boundaries: Option<String>,
-        /// Metres outside its boundary a maintainer may still place a feature (default 100).
-        #[arg(long)]
-        boundary_margin_m: Option<f64>,
-        /// The columns that identify a feature, comma-separated (e.g. parcel_id): imports
-        /// then match features by them and keep their fids; empty to remove the key.
-        #[arg(long)]
-        key: Option<String>,
-        /// A condition every feature must meet, in CQL2 text (repeat for more; replaces
-        /// the layer's rules), e.g. "free_places >= 0 AND free_places <= capacity".
-        #[arg(long = "rule")]
-        rules: Vec<String>,
-        /// Remove all rules.
-        #[arg(long, conflicts_with = "rules")]
-        no_rules: bool,
-        /// Drop a column added by mistake (kept in the history; undo brings it back).
-        #[arg(long)]
-        drop_column: Option<String>,
-        /// Who changes the settings (recorded in the history).
-        #[arg(long, env = "NORDGEO_ACTOR")]
-        actor: Option<String>,
-        /// PostGIS store: publish this existing table (SCHEMA.TABLE) as the layer.
-        #[arg(long)]
-        source: Option<String>,
-        /// PostGIS store: the unique integer column that identifies features (default:
-        /// the primary key).
-        #[arg(long)]
-        fid: Option<String>,
-        /// PostGIS store: the geometry column (default: the first).
-        #[arg(long)]
-        geometry: Option<String>,
-    },
+    SetLayer(SetLayerArgs),
     /// Delete history rows of changes older than a duration (e.g. 365d), and access-log
     /// rows older than their own limit; the change log itself stays. The only way data
     /// is ever removed for good.
@@ -487,6 +437,93 @@ fn import_done(
     }
 }
 
+/// `nordgeo set-layer ...`.
+#[derive(clap::Args)]
+struct SetLayerArgs {
+    /// Layer name.
+    layer: String,
+    /// Readable only with a token for it.
+    #[arg(long)]
+    restricted: Option<bool>,
+    /// Properties hidden from anyone without a token for the layer (comma-separated;
+    /// empty for none).
+    #[arg(long)]
+    internal: Option<String>,
+    /// The column naming each feature's municipality (maintainers edit only theirs).
+    #[arg(long)]
+    municipality_column: Option<String>,
+    /// Human title.
+    #[arg(long)]
+    title: Option<String>,
+    /// This layer holds the municipalities' boundaries: the column naming each one
+    /// (maintainers then place features only inside their own).
+    #[arg(long)]
+    boundaries: Option<String>,
+    /// Metres outside its boundary a maintainer may still place a feature (default 100).
+    #[arg(long)]
+    boundary_margin_m: Option<f64>,
+    /// The columns that identify a feature, comma-separated (e.g. parcel_id): imports
+    /// then match features by them and keep their fids; empty to remove the key.
+    #[arg(long)]
+    key: Option<String>,
+    /// A condition every feature must meet, in CQL2 text (repeat for more; replaces
+    /// the layer's rules), e.g. "free_places >= 0 AND free_places <= capacity".
+    #[arg(long = "rule")]
+    rules: Vec<String>,
+    /// Remove all rules.
+    #[arg(long, conflicts_with = "rules")]
+    no_rules: bool,
+    /// Drop a column added by mistake (kept in the history; undo brings it back).
+    #[arg(long)]
+    drop_column: Option<String>,
+    /// Who changes the settings (recorded in the history).
+    #[arg(long, env = "NORDGEO_ACTOR")]
+    actor: Option<String>,
+    /// PostGIS store: publish this existing table (SCHEMA.TABLE) as the layer.
+    #[arg(long)]
+    source: Option<String>,
+    /// PostGIS store: the unique integer column that identifies features (default:
+    /// the primary key).
+    #[arg(long)]
+    fid: Option<String>,
+    /// PostGIS store: the geometry column (default: the first).
+    #[arg(long)]
+    geometry: Option<String>,
+}
+
+impl SetLayerArgs {
+    /// The settings the flags change.
+    fn settings(&self) -> crate::write::settings::Settings {
+        crate::write::settings::Settings {
+            restricted: self.restricted,
+            internal: self.internal.as_deref().map(split_list),
+            municipality_column: self.municipality_column.clone(),
+            title: self.title.clone(),
+            boundaries: self.boundaries.clone(),
+            boundary_margin_m: self.boundary_margin_m,
+            key: self.key.as_deref().map(split_list),
+            rules: if self.no_rules {
+                Some(Vec::new())
+            } else if self.rules.is_empty() {
+                None
+            } else {
+                Some(self.rules.clone())
+            },
+            ..Default::default()
+        }
+    }
+
+    /// What the settings are now, printed after a change.
+    fn report(layer: &str, meta: &crate::store::LayerMeta) {
+        println!(
+            "layer '{layer}': restricted={}, internal properties=[{}], municipality column={}",
+            meta.restricted,
+            meta.internal_properties.join(", "),
+            meta.municipality_column.as_deref().unwrap_or("none")
+        );
+    }
+}
+
 /// `nordgeo token ...`.
 #[derive(Subcommand)]
 enum TokenCmd {
@@ -715,24 +752,10 @@ fn run_postgis(url: &str, schema: &str, command: Command) -> Result<(), String> 
             print_layers(rows, json);
             Ok(())
         }
-        Command::SetLayer {
-            layer,
-            restricted,
-            internal,
-            municipality_column,
-            title,
-            boundaries,
-            boundary_margin_m,
-            key,
-            rules,
-            no_rules,
-            drop_column,
-            actor: _,
-            source,
-            fid,
-            geometry,
-        } => {
-            if drop_column.is_some() {
+        Command::SetLayer(args) => {
+            let (layer, source) = (args.layer.clone(), args.source.clone());
+            let (fid, geometry) = (args.fid.clone(), args.geometry.clone());
+            if args.drop_column.is_some() {
                 return Err(crate::pg::PgError::Unsupported("--drop-column".into()).to_string());
             }
             let mut store = open()?;
@@ -781,23 +804,7 @@ fn run_postgis(url: &str, schema: &str, command: Command) -> Result<(), String> 
             };
             let before =
                 crate::pg::settings::meta(&mut store, &layer).map_err(|e| e.to_string())?;
-            let change = crate::write::settings::Settings {
-                restricted,
-                internal: internal.map(|list| split_list(&list)),
-                municipality_column,
-                title,
-                boundaries,
-                boundary_margin_m,
-                key: key.map(|k| split_list(&k)),
-                rules: if no_rules {
-                    Some(Vec::new())
-                } else if rules.is_empty() {
-                    None
-                } else {
-                    Some(rules)
-                },
-                ..Default::default()
-            };
+            let change = args.settings();
             let (meta, _) = crate::write::settings::apply(&before, &change);
             crate::pg::settings::write(&mut store, &layer, &meta, candidate.as_ref())
                 .map_err(|e| e.to_string())?;
@@ -811,12 +818,7 @@ fn run_postgis(url: &str, schema: &str, command: Command) -> Result<(), String> 
                     );
                 }
             }
-            println!(
-                "layer '{layer}': restricted={}, internal properties=[{}], municipality column={}",
-                meta.restricted,
-                meta.internal_properties.join(", "),
-                meta.municipality_column.as_deref().unwrap_or("none")
-            );
+            SetLayerArgs::report(&layer, &meta);
             Ok(())
         }
         Command::Token { cmd } => token_postgis(&mut open()?, cmd),
@@ -1268,23 +1270,13 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("{} published to {}", store_path.display(), out.display());
             Ok(())
         }
-        Command::SetLayer {
-            layer,
-            restricted,
-            internal,
-            municipality_column,
-            title,
-            boundaries,
-            boundary_margin_m,
-            key,
-            rules,
-            no_rules,
-            drop_column,
-            actor: who,
-            source,
-            fid,
-            geometry,
-        } => {
+        Command::SetLayer(args) => {
+            let (layer, drop_column, who) = (
+                args.layer.clone(),
+                args.drop_column.clone(),
+                args.actor.clone(),
+            );
+            let (source, fid, geometry) = (&args.source, &args.fid, &args.geometry);
             if source.is_some() || fid.is_some() || geometry.is_some() {
                 return Err("--source, --fid and --geometry publish tables of a PostGIS store; a GeoPackage store's layers are its feature tables".into());
             }
@@ -1297,33 +1289,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     "column '{col}' dropped from '{layer}' (change {id}; `nordgeo undo {layer} --change {id}` brings it back)"
                 );
             }
-            let change = crate::write::settings::Settings {
-                restricted,
-                internal: internal.map(|list| {
-                    list.split(',')
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                }),
-                municipality_column,
-                title,
-                boundaries,
-                boundary_margin_m,
-                key: key.map(|k| {
-                    k.split(',')
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                }),
-                rules: if no_rules {
-                    Some(Vec::new())
-                } else if rules.is_empty() {
-                    None
-                } else {
-                    Some(rules)
-                },
-                ..Default::default()
-            };
+            let change = args.settings();
             // The administrator asked for exactly this: it may loosen access.
             let (meta, altered) =
                 crate::write::settings::set(&store, &layer, &change, &actor(who), true)
@@ -1331,12 +1297,7 @@ fn run(cli: Cli) -> Result<(), String> {
             if altered.is_empty() {
                 println!("layer '{layer}': nothing to change");
             }
-            println!(
-                "layer '{layer}': restricted={}, internal properties=[{}], municipality column={}",
-                meta.restricted,
-                meta.internal_properties.join(", "),
-                meta.municipality_column.as_deref().unwrap_or("none")
-            );
+            SetLayerArgs::report(&layer, &meta);
             Ok(())
         }
         Command::Vacuum {

@@ -106,12 +106,7 @@ pub fn prune(store: &mut PgStore) -> Result<(), PgError> {
 pub fn pending(store: &mut PgStore, cursor: i64) -> Result<Pending, PgError> {
     let cap = store.table("nordgeo_capture");
     let pruned = store.table("nordgeo_capture_pruned");
-    let exists: bool = store
-        .client()
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&cap])
-        .map_err(|e| store.err(e))?
-        .get(0);
-    if !exists {
+    if !store.has_table("nordgeo_capture")? {
         return Ok(Pending::default());
     }
     let row = store

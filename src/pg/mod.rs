@@ -157,6 +157,19 @@ impl PgStore {
         format!("{}.{}", layers::q(&self.schema), layers::q(name))
     }
 
+    /// Whether one of nordgeo's tables exists yet (a store another version made, or a
+    /// read-only user's, may lack it).
+    pub fn has_table(&mut self, name: &str) -> Result<bool, PgError> {
+        let table = self.table(name);
+        match self
+            .client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        {
+            Ok(row) => Ok(row.get(0)),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
     /// Whether the connection is gone.
     pub fn is_closed(&self) -> bool {
         self.client.is_closed()

@@ -8,12 +8,7 @@ use crate::store::LayerMeta;
 /// A layer's settings (defaults when none were stored).
 pub fn meta(store: &mut PgStore, table: &str) -> Result<LayerMeta, PgError> {
     let registry = store.table("nordgeo_layers");
-    let exists: bool = store
-        .client()
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&registry])
-        .map_err(|e| store.err(e))?
-        .get(0);
-    if !exists {
+    if !store.has_table("nordgeo_layers")? {
         return Ok(LayerMeta::default());
     }
     let row = store

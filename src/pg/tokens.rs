@@ -46,12 +46,7 @@ pub fn create(
 /// Every token by hash, in name order.
 pub fn load(store: &mut PgStore) -> Result<Vec<(String, Token)>, PgError> {
     let table = store.table("nordgeo_tokens");
-    let exists: bool = store
-        .client()
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
-        .map_err(|e| store.err(e))?
-        .get(0);
-    if !exists {
+    if !store.has_table("nordgeo_tokens")? {
         return Ok(Vec::new());
     }
     let rows = store

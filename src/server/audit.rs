@@ -39,8 +39,8 @@ impl AccessLog {
             std::thread::Builder::new()
                 .name("access-log".into())
                 .spawn(move || match pg {
-                    Some(schema) => pg_write_loop(&store.to_string_lossy(), &schema, &rx),
-                    None => write_loop(&store, &rx),
+                    Some(schema) => postgis_loop(&store.to_string_lossy(), &schema, &rx),
+                    None => geopackage_loop(&store, &rx),
                 });
         if let Err(e) = spawned {
             // Without the thread every record fails and owner data is never shown.
@@ -97,8 +97,9 @@ impl AccessLog {
     }
 }
 
-fn write_loop(path: &std::path::Path, rx: &Receiver<Job>) {
-    let mut store: Option<Store> = None;
+/// Writes the queued accesses in groups, each group in one transaction, until the
+/// queue closes; `write` is the store's.
+fn write_loop(rx: &Receiver<Job>, mut write: impl FnMut(&[Access]) -> Result<(), String>) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < GROUP {
@@ -107,42 +108,40 @@ fn write_loop(path: &std::path::Path, rx: &Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let result = write(path, &mut store, &jobs);
+        let rows: Vec<Access> = jobs.iter().map(|j| j.access.clone()).collect();
+        let result = write(&rows);
+        for j in jobs {
+            let _ = j.done.send(result.clone());
+        }
+    }
+}
+
+fn geopackage_loop(path: &std::path::Path, rx: &Receiver<Job>) {
+    let mut store: Option<Store> = None;
+    write_loop(rx, |rows| {
+        let result = write(path, &mut store, rows);
         if result.is_err() {
             // Reopen next time: the file may have been replaced or repaired.
             store = None;
         }
-        for j in jobs {
-            let _ = j.done.send(result.clone());
-        }
-    }
+        result
+    });
 }
 
-fn pg_write_loop(url: &str, schema: &str, rx: &Receiver<Job>) {
+fn postgis_loop(url: &str, schema: &str, rx: &Receiver<Job>) {
     let mut store: Option<crate::pg::PgStore> = None;
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < GROUP {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
-                Err(_) => break,
-            }
-        }
+    write_loop(rx, |rows| {
         if store.as_ref().is_none_or(crate::pg::PgStore::is_closed) {
             store = crate::pg::PgStore::connect(url, schema).ok();
         }
-        let rows: Vec<Access> = jobs.iter().map(|j| j.access.clone()).collect();
-        let result = match store.as_mut() {
-            Some(s) => crate::pg::access_log::insert(s, &rows).map_err(|e| e.to_string()),
+        match store.as_mut() {
+            Some(s) => crate::pg::access_log::insert(s, rows).map_err(|e| e.to_string()),
             None => Err("the PostGIS store cannot be reached".into()),
-        };
-        for j in jobs {
-            let _ = j.done.send(result.clone());
         }
-    }
+    });
 }
 
-fn write(path: &std::path::Path, store: &mut Option<Store>, jobs: &[Job]) -> Result<(), String> {
+fn write(path: &std::path::Path, store: &mut Option<Store>, rows: &[Access]) -> Result<(), String> {
     if store.is_none() {
         *store = Some(Store::open(path).map_err(|e| e.to_string())?);
     }
@@ -153,8 +152,7 @@ fn write(path: &std::path::Path, store: &mut Option<Store>, jobs: &[Job]) -> Res
     let tx =
         rusqlite::Transaction::new_unchecked(s.conn(), rusqlite::TransactionBehavior::Immediate)
             .map_err(err)?;
-    let rows: Vec<Access> = jobs.iter().map(|j| j.access.clone()).collect();
-    access_log::insert(&tx, &rows).map_err(err)?;
+    access_log::insert(&tx, rows).map_err(err)?;
     tx.commit().map_err(err)
 }
 
