@@ -131,13 +131,23 @@ fn geopackage_loop(path: &std::path::Path, rx: &Receiver<Job>) {
 fn postgis_loop(url: &str, schema: &str, rx: &Receiver<Job>) {
     let mut store: Option<crate::pg::PgStore> = None;
     write_loop(rx, |rows| {
-        if store.as_ref().is_none_or(crate::pg::PgStore::is_closed) {
-            store = crate::pg::PgStore::connect(url, schema).ok();
+        // A connection the database dropped (a restart) shows only when used: one fresh
+        // attempt then, so the first answer after a restart is not refused for it.
+        for _ in 0..2 {
+            if store.as_ref().is_none_or(crate::pg::PgStore::is_closed) {
+                store = crate::pg::PgStore::connect(url, schema).ok();
+            }
+            match store
+                .as_mut()
+                .map(|s| crate::pg::access_log::insert(s, rows))
+            {
+                Some(Ok(())) => return Ok(()),
+                Some(Err(crate::pg::PgError::Lost(_))) => store = None,
+                Some(Err(e)) => return Err(e.to_string()),
+                None => break,
+            }
         }
-        match store.as_mut() {
-            Some(s) => crate::pg::access_log::insert(s, rows).map_err(|e| e.to_string()),
-            None => Err("the PostGIS store cannot be reached".into()),
-        }
+        Err("the PostGIS store cannot be reached".into())
     });
 }
 

@@ -138,6 +138,14 @@ async fn with_rows<T: Send + 'static>(
             .pg_writer
             .lock()
             .map_err(|_| Problem::internal("the write connection was poisoned by a crash"))?;
+        // A connection the database dropped (a restart) shows only when used: an empty
+        // query first, so an edit does not fail on a connection known to be gone.
+        if guard
+            .as_mut()
+            .is_some_and(|s| s.client().is_valid(std::time::Duration::from_secs(2)).is_err())
+        {
+            *guard = None;
+        }
         if guard.as_ref().is_none_or(crate::pg::PgStore::is_closed) {
             let url = st.config.store.to_string_lossy().into_owned();
             let unavailable = |e: crate::pg::PgError| {
