@@ -41,9 +41,9 @@ pub enum SyncError {
     /// A layer could not be loaded.
     #[error(transparent)]
     Index(#[from] IndexError),
-    /// The PostGIS store could not be read.
-    #[error(transparent)]
-    Pg(#[from] crate::pg::PgError),
+    /// Another kind of store (PostGIS) could not be read; its own message.
+    #[error("{0}")]
+    Source(String),
 }
 
 /// A layer snapshot with its tile data.

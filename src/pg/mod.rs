@@ -79,6 +79,23 @@ pub enum PgError {
     Unsupported(String),
 }
 
+impl From<PgError> for crate::catalog::SyncError {
+    fn from(e: PgError) -> Self {
+        crate::catalog::SyncError::Source(e.to_string())
+    }
+}
+
+impl From<PgError> for crate::write::EditError {
+    fn from(e: PgError) -> Self {
+        match e {
+            PgError::Lost(_) | PgError::Connect { .. } => {
+                crate::write::EditError::Unavailable(e.to_string())
+            }
+            other => crate::write::EditError::Backend(other.to_string()),
+        }
+    }
+}
+
 /// An open PostGIS store.
 pub struct PgStore {
     client: Client,

@@ -40,9 +40,7 @@ fn problem(store: &std::path::Path, e: EditError) -> Problem {
         EditError::Forbidden(_) => StatusCode::FORBIDDEN,
         EditError::Store(StoreError::DiskFull(_)) => StatusCode::INSUFFICIENT_STORAGE,
         EditError::Store(StoreError::ReadOnly(_) | StoreError::Busy(_))
-        | EditError::Pg(crate::pg::PgError::Lost(_) | crate::pg::PgError::Connect { .. }) => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        | EditError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     Problem::new(status, e.to_string())

@@ -44,9 +44,12 @@ pub enum EditError {
     /// Reading the result back failed.
     #[error(transparent)]
     Index(#[from] crate::index::IndexError),
-    /// The PostGIS store failed.
-    #[error(transparent)]
-    Pg(#[from] crate::pg::PgError),
+    /// The store cannot be reached now (nothing was changed; try again).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Another kind of store (PostGIS) refused or failed; its own message.
+    #[error("{0}")]
+    Backend(String),
 }
 
 /// What to do.
