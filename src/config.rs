@@ -339,13 +339,43 @@ impl Settings {
 
     /// The effective configuration as TOML.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+        // A database password in the store address is not printed.
+        let mut shown = self.clone();
+        shown.store = shown.store.map(|s| without_password(&s));
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+    }
+}
+
+/// A connection address with its password replaced by `***`.
+fn without_password(address: &str) -> String {
+    let Some((scheme, rest)) = address.split_once("://") else {
+        return address.to_string();
+    };
+    match rest.split_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let name = user.split(':').next().unwrap_or("");
+            format!("{scheme}://{name}:***@{host}")
+        }
+        _ => address.to_string(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printed_settings_leave_out_the_database_password() {
+        let s = Settings {
+            store: Some("postgresql://nordgeo:geheim@db:5432/geo".into()),
+            ..Settings::default()
+        };
+        let t = s.to_toml();
+        assert!(
+            t.contains("postgresql://nordgeo:***@db:5432/geo") && !t.contains("geheim"),
+            "{t}"
+        );
+    }
 
     #[test]
     fn unknown_keys_and_bad_values_are_named() {

@@ -435,6 +435,33 @@ fn postgis_serves_what_the_geopackage_store_serves() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["changes"][0]["kind"], "create");
 
+    // Any number of /ready requests opens no more connections to the database.
+    let floods: Vec<_> = (0..8)
+        .map(|_| {
+            let base = on_pg.base.clone();
+            std::thread::spawn(move || {
+                (0..50).all(|_| get(&format!("{base}/ready"), &[]).status == 200)
+            })
+        })
+        .collect();
+    // Connections during the flood (the most seen in a few looks), not after it.
+    let conns = (0..5)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(30));
+            c.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'nordgeo'")
+                .parse::<i64>()
+                .unwrap()
+        })
+        .max()
+        .unwrap();
+    assert!(
+        floods.into_iter().all(|h| h.join().unwrap()),
+        "/ready under load"
+    );
+    assert!(
+        conns <= 8,
+        "one server held {conns} connections during 400 /ready requests"
+    );
     // GDAL reads the store nordgeo prepared (its tables, capture triggers and all).
     let info = Command::new("ogrinfo")
         .args(["-ro", "-so", &c.gdal(), "parking"])

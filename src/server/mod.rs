@@ -103,6 +103,8 @@ pub struct AppState {
     pub writer: Mutex<Option<crate::store::Store>>,
     /// The write connection to a PostGIS store, opened on the first edit.
     pub pg_writer: Mutex<Option<crate::pg::PgStore>>,
+    /// `/ready`'s connection to a PostGIS store.
+    pub pg_probe: PgProbe,
     /// Prometheus metrics.
     pub metrics: metrics::Metrics,
     /// Set on SIGTERM: running writes stop and roll back.
@@ -150,6 +152,7 @@ impl AppState {
             tokens: RwLock::new(Arc::new(Default::default())),
             writer: Mutex::new(None),
             pg_writer: Mutex::new(None),
+            pg_probe: PgProbe::default(),
             metrics: Default::default(),
             stopping: Default::default(),
             upload_slots: Arc::new(tokio::sync::Semaphore::new(UPLOADS)),
@@ -360,16 +363,63 @@ async fn health() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"status": "ok"}))
 }
 
+/// Whether a PostGIS store answers, asked on one kept connection at most once a second:
+/// however often `/ready` is called, it opens no more connections to the database.
+#[derive(Default)]
+pub struct PgProbe {
+    conn: Mutex<Option<crate::pg::PgStore>>,
+    last: Mutex<Option<(std::time::Instant, Result<(), String>)>>,
+}
+
+impl PgProbe {
+    /// The store's answer, fresh or from the last second.
+    fn check(&self, url: &str, schema: &str) -> Result<(), String> {
+        let recent = |last: &Option<(std::time::Instant, Result<(), String>)>| {
+            last.as_ref()
+                .filter(|(at, _)| at.elapsed() < std::time::Duration::from_secs(1))
+                .map(|(_, r)| r.clone())
+        };
+        if let Some(r) = self.last.lock().ok().and_then(|l| recent(&l)) {
+            return r;
+        }
+        // One probe at a time; the others answer with the last result.
+        let Ok(mut conn) = self.conn.try_lock() else {
+            return self
+                .last
+                .lock()
+                .ok()
+                .and_then(|l| l.as_ref().map(|(_, r)| r.clone()))
+                .unwrap_or(Ok(()));
+        };
+        if conn.as_mut().is_some_and(|c| {
+            c.client()
+                .is_valid(std::time::Duration::from_secs(2))
+                .is_err()
+        }) {
+            *conn = None;
+        }
+        let r = match conn.as_ref() {
+            Some(_) => Ok(()),
+            None => crate::pg::PgStore::connect(url, schema)
+                .map(|c| *conn = Some(c))
+                .map_err(|e| e.to_string()),
+        };
+        if let Ok(mut l) = self.last.lock() {
+            *l = Some((std::time::Instant::now(), r.clone()));
+        }
+        r
+    }
+}
+
 /// Readiness: the indexes are loaded (the server listens only after) and the store can
 /// still be opened.
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
-    let path = state.config.store.clone();
-    let pg = state.config.pg_schema.clone();
-    let ok = tokio::task::spawn_blocking(move || match pg {
-        Some(schema) => crate::pg::PgStore::connect(&path.to_string_lossy(), &schema)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        None => crate::store::Store::open_read_only(&path)
+    let st = state.clone();
+    let ok = tokio::task::spawn_blocking(move || match &st.config.pg_schema {
+        Some(schema) => st
+            .pg_probe
+            .check(&st.config.store.to_string_lossy(), schema),
+        None => crate::store::Store::open_read_only(&st.config.store)
             .map(|_| ())
             .map_err(|e| e.to_string()),
     })
