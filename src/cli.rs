@@ -573,6 +573,62 @@ fn parse_epsg(s: &str) -> Result<i32, String> {
         .map_err(|_| format!("'{s}' is not an EPSG code like EPSG:25832"))
 }
 
+/// A token to create, its flags checked against the store (any kind).
+struct NewToken {
+    name: String,
+    role: crate::auth::Role,
+    municipality: Option<String>,
+    collections: Option<Vec<String>>,
+    expires: Option<String>,
+}
+
+impl NewToken {
+    /// Checks `token create`'s flags: known collections, the boundary layer's spelling
+    /// of the municipality (`known`; any when the store has no boundary layer), expiry.
+    fn checked(cmd: TokenCmd, layers: &[String], known: &[String]) -> Result<NewToken, String> {
+        let TokenCmd::Create {
+            name,
+            municipality,
+            collections,
+            role,
+            expires,
+        } = cmd
+        else {
+            return Err("not a token create command".into());
+        };
+        let role = crate::auth::Role::parse(&role).map_err(|e| e.to_string())?;
+        let collections = collections.map(|c| split_list(&c));
+        if let Some(bad) = collections.iter().flatten().find(|c| !layers.contains(c)) {
+            return Err(format!("the store has no collection '{bad}'"));
+        }
+        // One spelling per municipality: the boundary layer's, or refused with the list.
+        let municipality = municipality
+            .map(|m| crate::municipality::canonical(&m, known))
+            .transpose()
+            .map_err(|e| format!("--municipality: {e}"))?;
+        let expires = expires
+            .map(|e| crate::auth::parse_expiry(&e))
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        Ok(NewToken {
+            name,
+            role,
+            municipality,
+            collections,
+            expires,
+        })
+    }
+
+    /// Shows the secret, once.
+    fn show(&self, secret: &str) {
+        eprintln!(
+            "token '{}' created; it is shown only now, keep it safe:",
+            self.name
+        );
+        println!("{secret}");
+    }
+}
+
 fn print_tokens(list: Vec<crate::auth::Token>, json: bool) {
     if json {
         println!(
@@ -602,47 +658,25 @@ fn token(store_path: &Path, cmd: TokenCmd) -> Result<(), String> {
     let store = Store::open(store_path).map_err(|e| e.to_string())?;
     let conn = store.conn();
     match cmd {
-        TokenCmd::Create {
-            name,
-            municipality,
-            collections,
-            role,
-            expires,
-        } => {
-            let role = crate::auth::Role::parse(&role).map_err(|e| e.to_string())?;
-            let collections: Option<Vec<String>> = collections.map(|c| {
-                c.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            });
-            if let Some(list) = &collections {
-                let layers = store.layers().map_err(|e| e.to_string())?;
-                if let Some(bad) = list.iter().find(|c| !layers.iter().any(|l| &l.table == *c)) {
-                    return Err(format!("the store has no collection '{bad}'"));
-                }
-            }
-            // One spelling per municipality: the boundary layer's, or refused with the list.
+        create @ TokenCmd::Create { .. } => {
+            let layers: Vec<String> = store
+                .layers()
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|l| l.table)
+                .collect();
             let known = crate::municipality::known(&store).map_err(|e| e.to_string())?;
-            let municipality = municipality
-                .map(|m| crate::municipality::canonical(&m, &known))
-                .transpose()
-                .map_err(|e| format!("--municipality: {e}"))?;
-            let expires = expires
-                .map(|e| crate::auth::parse_expiry(&e))
-                .transpose()
-                .map_err(|e| e.to_string())?;
+            let t = NewToken::checked(create, &layers, &known)?;
             let secret = crate::auth::create(
                 conn,
-                &name,
-                role,
-                municipality.as_deref(),
-                collections.as_deref(),
-                expires.as_deref(),
+                &t.name,
+                t.role,
+                t.municipality.as_deref(),
+                t.collections.as_deref(),
+                t.expires.as_deref(),
             )
             .map_err(|e| e.to_string())?;
-            eprintln!("token '{name}' created; it is shown only now, keep it safe:");
-            println!("{secret}");
+            t.show(&secret);
             Ok(())
         }
         TokenCmd::List { json } => {
@@ -1010,39 +1044,24 @@ fn command_name(c: &Command) -> String {
 
 fn token_postgis(store: &mut PgStore, cmd: TokenCmd) -> Result<(), String> {
     match cmd {
-        TokenCmd::Create {
-            name,
-            municipality,
-            collections,
-            role,
-            expires,
-        } => {
-            let role = crate::auth::Role::parse(&role).map_err(|e| e.to_string())?;
-            let collections = collections.map(|c| split_list(&c));
-            if let Some(list) = &collections {
-                let layers = crate::pg::layers::list(store).map_err(|e| e.to_string())?;
-                if let Some(bad) = list
-                    .iter()
-                    .find(|c| !layers.iter().any(|(l, _)| &l.table == *c))
-                {
-                    return Err(format!("the store has no collection '{bad}'"));
-                }
-            }
-            let expires = expires
-                .map(|e| crate::auth::parse_expiry(&e))
-                .transpose()
-                .map_err(|e| e.to_string())?;
+        create @ TokenCmd::Create { .. } => {
+            let layers: Vec<String> = crate::pg::layers::list(store)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|(l, _)| l.table)
+                .collect();
+            let known = crate::pg::settings::municipalities(store).map_err(|e| e.to_string())?;
+            let t = NewToken::checked(create, &layers, &known)?;
             let secret = crate::pg::tokens::create(
                 store,
-                &name,
-                role,
-                municipality.as_deref(),
-                collections.as_deref(),
-                expires.as_deref(),
+                &t.name,
+                t.role,
+                t.municipality.as_deref(),
+                t.collections.as_deref(),
+                t.expires.as_deref(),
             )
             .map_err(|e| e.to_string())?;
-            eprintln!("token '{name}' created; it is shown only now, keep it safe:");
-            println!("{secret}");
+            t.show(&secret);
             Ok(())
         }
         TokenCmd::List { json } => {

@@ -108,6 +108,12 @@ impl Drop for Cluster {
     }
 }
 
+/// The JSON a command printed after its log lines.
+fn cli_json(out: &str) -> serde_json::Value {
+    let json: Vec<&str> = out.lines().skip_while(|l| !l.starts_with('[')).collect();
+    serde_json::from_str(&json.join("\n")).expect("the command printed JSON")
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -401,25 +407,11 @@ fn postgis_serves_what_the_geopackage_store_serves() {
         &store,
         &["access-log", "--token", "admin", "--json"],
     ));
-    let log: serde_json::Value = serde_json::from_str(
-        log.lines()
-            .skip_while(|l| !l.starts_with('['))
-            .collect::<Vec<_>>()
-            .join("\n")
-            .as_str(),
-    )
-    .unwrap();
+    let log: serde_json::Value = cli_json(&log);
     assert_eq!(log[0]["collection"], "parcels");
     // The change log: who changed what, on the command line and over HTTP.
     let hist = ok(nordgeo(&store, &["history", "parking", "--json"]));
-    let hist: serde_json::Value = serde_json::from_str(
-        hist.lines()
-            .skip_while(|l| !l.starts_with('['))
-            .collect::<Vec<_>>()
-            .join("\n")
-            .as_str(),
-    )
-    .unwrap();
+    let hist: serde_json::Value = cli_json(&hist);
     assert_eq!(
         (
             hist[0]["kind"].as_str(),
@@ -987,6 +979,30 @@ fn postgis_import_writes_what_gdal_reads_and_keeps_arcs() {
         said.contains("parking features 50 geometry Point"),
         "{said}"
     );
+    // A maintainer's token names the municipality as the boundary layer spells it.
+    ok(nordgeo(
+        &store,
+        &["set-layer", "municipalities", "--boundaries", "name"],
+    ));
+    let bad = nordgeo(
+        &store,
+        &[
+            "token",
+            "create",
+            "--name",
+            "w",
+            "--municipality",
+            "Wehrter",
+        ],
+    );
+    assert!(
+        !bad.status.success() && text(&bad).contains("Werther"),
+        "{}",
+        text(&bad)
+    );
+    common::token(&store, "werther", &["--municipality", "werther"]);
+    let tokens = cli_json(&ok(nordgeo(&store, &["token", "list", "--json"])));
+    assert_eq!(tokens[0]["municipality"], "Werther");
     let gist: i64 = c.psql("SELECT count(*) FROM pg_indexes WHERE tablename = 'parcels' AND indexdef LIKE '%gist%'").parse().unwrap();
     assert_eq!(gist, 1, "the layer has a GiST index");
     assert_eq!(

@@ -113,6 +113,29 @@ pub fn write(
         .map_err(|e| store.err(e))
 }
 
+/// The municipalities named in the boundary layer (the layer whose settings name a
+/// `boundaries` column), sorted; none without one.
+pub fn municipalities(store: &mut PgStore) -> Result<Vec<String>, PgError> {
+    for (def, rel) in super::layers::list(store)? {
+        let Some(col) = meta(store, &def.table)?.boundaries else {
+            continue;
+        };
+        let c = super::layers::q(&col);
+        let rows = store
+            .client()
+            .query(
+                &format!(
+                    "SELECT DISTINCT {c}::text FROM {} WHERE {c} IS NOT NULL ORDER BY 1",
+                    rel.qualified()
+                ),
+                &[],
+            )
+            .map_err(|e| store.err(e))?;
+        return Ok(rows.into_iter().map(|r| r.get(0)).collect());
+    }
+    Ok(Vec::new())
+}
+
 /// Parses `schema.table` (or `table` in the store's schema) for `--source`.
 pub fn parse_source(
     store: &PgStore,
