@@ -1090,6 +1090,25 @@ fn postgis_import_writes_what_gdal_reads_and_keeps_arcs() {
         .status
             == 200
     });
+    // Through settings changes, a replace and a new layer, the long-running server
+    // answers as one started now.
+    ok(nordgeo(
+        &store,
+        &[
+            "set-layer",
+            "parking",
+            "--title",
+            "Parkplätze",
+            "--internal",
+            "capacity",
+        ],
+    ));
+    let fresh = serve(&store, &[]);
+    same_as_fresh(
+        std::slice::from_ref(&srv),
+        &fresh,
+        "after imports and settings",
+    );
 }
 
 /// The read side of the existing suites, asked of both stores: every answer (status,
