@@ -902,6 +902,23 @@ fn run_postgis(url: &str, schema: &str, command: Command) -> Result<(), String> 
             let mut store = open()?;
             import_done(crate::pg::import::run(&mut store, &opts), json)
         }
+        Command::Export {
+            layer,
+            out,
+            municipality,
+            force,
+        } => {
+            let n = crate::pg::export::export(
+                &mut open()?,
+                &layer,
+                &out,
+                force,
+                municipality.as_deref(),
+            )
+            .map_err(|e| e.to_string())?;
+            println!("exported {n} features of '{layer}' to {}", out.display());
+            Ok(())
+        }
         other => Err(crate::pg::PgError::Unsupported(format!(
             "`nordgeo {}`",
             command_name(&other)

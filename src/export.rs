@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, params};
 
-use crate::store::layer::{self, q};
+use crate::store::LayerMeta;
+use crate::store::layer::{self, LayerDef, SrsRow, q};
 use crate::store::{Store, StoreError, functions, schema};
 
 /// Why an export did not happen.
@@ -19,6 +20,9 @@ pub enum ExportError {
     /// Writing the output failed.
     #[error("cannot write {0}: {1}")]
     Write(PathBuf, String),
+    /// Another store could not be read (its own message).
+    #[error("{0}")]
+    Backend(String),
     /// The layer cannot be limited to a municipality.
     #[error("{0}")]
     Municipality(String),
@@ -88,7 +92,7 @@ pub fn export_selected(
     write(store, name, out, "", Some(sel))
 }
 
-/// The one way a layer becomes a file: `filter` (SQL) or `sel` chooses the rows.
+/// A layer of the store as a file: `filter` (SQL) or `sel` chooses the rows.
 fn write(
     store: &Store,
     name: &str,
@@ -110,39 +114,41 @@ fn write(
             format!("srs_id {} missing in the store", def.srs_id),
         )
     })?;
-    let tmp = out.with_extension("gpkg.partial");
-    let _ = std::fs::remove_file(&tmp);
-    let werr = |e: rusqlite::Error| ExportError::Write(out.into(), e.to_string());
-    let written = (|| -> rusqlite::Result<i64> {
-        let conn = Connection::open(&tmp)?;
-        functions::register(&conn)?;
-        conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA synchronous = OFF;")?;
-        conn.execute(
-            "ATTACH DATABASE ?1 AS src",
-            params![store.path().to_string_lossy()],
-        )?;
-        let tx = conn.unchecked_transaction()?;
-        schema::create(&tx)?;
-        schema::ensure_srs(&tx, &srs)?;
-        let mut out_def = def.clone();
-        out_def.description = meta.description.clone().or(def.description.clone());
-        out_def.identifier = meta.title.clone().or(def.identifier.clone());
-        out_def.srs_id = to_srs;
+    let mut out_def = titled(&def, &meta);
+    out_def.srs_id = to_srs;
+    if let Some(s) = sel {
+        out_def.columns = def
+            .columns
+            .iter()
+            .zip(s.columns)
+            .filter(|(_, shown)| **shown)
+            .map(|(c, _)| c.clone())
+            .collect();
+    }
+    write_geopackage(out, Some(store.path()), |tx| {
+        add_layer(tx, &out_def, &srs, |tx| {
+            fill(tx, &def, &out_def, to_srs, filter, sel)
+        })
+    })
+}
+
+/// Copies the chosen rows of the attached store's layer `def` into the new file's `out_def`.
+fn fill(
+    tx: &Connection,
+    def: &LayerDef,
+    out_def: &LayerDef,
+    to_srs: i32,
+    filter: &str,
+    sel: Option<&Selected>,
+) -> rusqlite::Result<i64> {
+    {
         if let Some(s) = sel {
-            out_def.columns = def
-                .columns
-                .iter()
-                .zip(s.columns)
-                .filter(|(_, shown)| **shown)
-                .map(|(c, _)| c.clone())
-                .collect();
             tx.execute_batch("CREATE TEMP TABLE sel (fid INTEGER PRIMARY KEY)")?;
             let mut ins = tx.prepare("INSERT OR IGNORE INTO temp.sel VALUES (?1)")?;
             for fid in s.fids {
                 ins.execute([fid])?;
             }
         }
-        layer::create_feature_table(&tx, &out_def)?;
         let fid_col = q(def.fid_column.as_deref().unwrap_or("fid"));
         let mut cols = vec![fid_col.clone()];
         let mut source = vec![fid_col.clone()];
@@ -151,7 +157,7 @@ fn write(
             source.push(if to_srs == def.srs_id {
                 g
             } else {
-                reproject(&tx, def.srs_id, to_srs)?;
+                reproject(tx, def.srs_id, to_srs)?;
                 format!("nordgeo_reproject({g})")
             });
         }
@@ -204,12 +210,44 @@ fn write(
                                AND m.extension_name = src.gpkg_extensions.extension_name)",
             [&def.table],
         )?;
-        layer::load_rtree(&tx, &out_def)?;
-        layer::create_rtree_triggers(&tx, &out_def)?;
-        layer::refresh_contents(&tx, &out_def)?;
-        tx.commit()?;
-        conn.execute("DETACH DATABASE src", [])?;
         Ok(n as i64)
+    }
+}
+
+/// The layer as exported: its title and description from the layer settings.
+pub fn titled(def: &LayerDef, meta: &LayerMeta) -> LayerDef {
+    let mut out = def.clone();
+    out.description = meta.description.clone().or(def.description.clone());
+    out.identifier = meta.title.clone().or(def.identifier.clone());
+    out
+}
+
+/// The one way a file is written, whatever the store: a fresh GeoPackage (with `src`
+/// attached when given) whose content `body` writes in one transaction, written to a
+/// temporary file renamed when complete. Returns what `body` counted.
+pub fn write_geopackage(
+    out: &Path,
+    src: Option<&Path>,
+    body: impl FnOnce(&Connection) -> rusqlite::Result<i64>,
+) -> Result<i64, ExportError> {
+    let tmp = out.with_extension("gpkg.partial");
+    let _ = std::fs::remove_file(&tmp);
+    let werr = |e: rusqlite::Error| ExportError::Write(out.into(), e.to_string());
+    let written = (|| -> rusqlite::Result<i64> {
+        let conn = Connection::open(&tmp)?;
+        functions::register(&conn)?;
+        conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA synchronous = OFF;")?;
+        if let Some(src) = src {
+            conn.execute("ATTACH DATABASE ?1 AS src", params![src.to_string_lossy()])?;
+        }
+        let tx = conn.unchecked_transaction()?;
+        schema::create(&tx)?;
+        let n = body(&tx)?;
+        tx.commit()?;
+        if src.is_some() {
+            conn.execute("DETACH DATABASE src", [])?;
+        }
+        Ok(n)
     })()
     .map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
@@ -217,6 +255,23 @@ fn write(
     })?;
     std::fs::rename(&tmp, out).map_err(|e| ExportError::Write(out.into(), e.to_string()))?;
     Ok(written)
+}
+
+/// Adds the feature table `def` (CRS `srs`) to an open GeoPackage: `fill` writes its rows
+/// and says how many, then its R-tree and contents entry are made.
+pub fn add_layer(
+    tx: &Connection,
+    def: &LayerDef,
+    srs: &SrsRow,
+    fill: impl FnOnce(&Connection) -> rusqlite::Result<i64>,
+) -> rusqlite::Result<i64> {
+    schema::ensure_srs(tx, srs)?;
+    layer::create_feature_table(tx, def)?;
+    let n = fill(tx)?;
+    layer::load_rtree(tx, def)?;
+    layer::create_rtree_triggers(tx, def)?;
+    layer::refresh_contents(tx, def)?;
+    Ok(n)
 }
 
 /// Registers `nordgeo_reproject(blob)`: a GeoPackage geometry from CRS `from` to `to`

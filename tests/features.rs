@@ -20,15 +20,6 @@ fn ids(v: &Value) -> Vec<i64> {
         .collect()
 }
 
-fn sql_ids(store: &std::path::Path, sql: &str) -> Vec<i64> {
-    let conn = rusqlite::Connection::open(store).unwrap();
-    let mut st = conn.prepare(sql).unwrap();
-    st.query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
-}
-
 /// Every point feature of a collection as (id, x, y) in the CRS asked for.
 fn points(base: &str, collection: &str, crs: &str) -> Vec<(i64, f64, f64)> {
     let v = get(
@@ -89,7 +80,7 @@ fn owslib_reads_what_the_store_holds() {
             "childcare"
         ])
     );
-    let trails = sql_ids(&store, "SELECT fid FROM trails");
+    let trails = query_i64s(&store, "SELECT fid FROM trails");
     assert_eq!(got["trails_matched"], trails.len());
     assert_eq!(got["trails_returned"], 1);
 
@@ -112,13 +103,13 @@ fn owslib_reads_what_the_store_holds() {
     assert!(!want.is_empty());
     assert_eq!(got["parking_in_bbox"], serde_json::json!(want));
 
-    let hard = sql_ids(
+    let hard = query_i64s(
         &store,
         "SELECT fid FROM trails WHERE difficulty = 'hard' AND length_m > 3000 ORDER BY fid",
     );
     assert!(!hard.is_empty());
     assert_eq!(got["hard_trails"], serde_json::json!(hard));
-    let top = sql_ids(
+    let top = query_i64s(
         &store,
         "SELECT capacity FROM parking ORDER BY capacity DESC LIMIT 5",
     );
@@ -159,7 +150,7 @@ fn paging_yields_every_feature_exactly_once() {
             "SELECT fid FROM parking",
         ),
     ] {
-        let want: BTreeSet<i64> = sql_ids(&store, sql).into_iter().collect();
+        let want: BTreeSet<i64> = query_i64s(&store, sql).into_iter().collect();
         let mut url = format!("{}/collections/{path}", srv.base);
         let (mut pages, mut seen) = (0, Vec::new());
         loop {
@@ -276,7 +267,7 @@ fn sortby_orders_like_sqlite() {
         ("municipality,%2Bcapacity", "municipality, capacity, fid"),
         ("name", "name, fid"),
     ] {
-        let want = sql_ids(&store, &format!("SELECT fid FROM parking ORDER BY {order}"));
+        let want = query_i64s(&store, &format!("SELECT fid FROM parking ORDER BY {order}"));
         let v = get(
             &format!(
                 "{}/collections/parking/items?sortby={sortby}&limit=1000",
@@ -311,23 +302,14 @@ fn sortby_after_edits_orders_like_sqlite() {
         ),
         &[],
     );
-    let conn = rusqlite::Connection::open(&store).unwrap();
-    let fids: Vec<i64> = conn
-        .prepare("SELECT fid FROM parking ORDER BY fid LIMIT 8")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let (lo, hi): (i64, i64) = conn
-        .query_row(
-            "SELECT min(capacity), max(capacity) FROM parking",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    drop(conn);
-    // GDAL writes as QGIS would (the GeoPackage's R-tree triggers need its functions).
+    let fids = query_i64s(&store, "SELECT fid FROM parking ORDER BY fid LIMIT 8");
+    let bounds = query_i64s(
+        &store,
+        "SELECT min(capacity) FROM parking UNION ALL SELECT max(capacity) FROM parking",
+    );
+    let (lo, hi) = (bounds[0], bounds[1]);
+    // Another program writes, as QGIS would (a PostgreSQL integer column rounds the
+    // reals; a GeoPackage keeps them).
     for sql in [
         format!(
             "UPDATE parking SET capacity = {} WHERE fid = {}",
@@ -362,12 +344,7 @@ fn sortby_after_edits_orders_like_sqlite() {
             fids[5]
         ),
     ] {
-        let o = std::process::Command::new("ogrinfo")
-            .arg(&store)
-            .args(["-sql", &sql])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{sql}: {}", text(&o));
+        external_sql(&store, &sql);
     }
     // The server sees other programs' commits within a moment, in commit order: once
     // the last one (fids[5]'s new name) shows, all do.
@@ -394,7 +371,7 @@ fn sortby_after_edits_orders_like_sqlite() {
             "name IS NULL, name, capacity IS NULL DESC, capacity DESC, fid",
         ),
     ] {
-        let want = sql_ids(&store, &format!("SELECT fid FROM parking ORDER BY {order}"));
+        let want = query_i64s(&store, &format!("SELECT fid FROM parking ORDER BY {order}"));
         for (limit, offset) in [
             (1000, 0),
             (7, 0),
@@ -505,7 +482,7 @@ fn large_pages_are_streamed() {
     assert_eq!(r.header("transfer-encoding"), Some("chunked"));
     assert_eq!(r.header("content-length"), None);
     let v = r.json();
-    let n = sql_ids(&store, "SELECT count(*) FROM parcels")[0];
+    let n = query_i64s(&store, "SELECT count(*) FROM parcels")[0];
     assert_eq!(v["numberReturned"], n);
     assert_eq!(v["features"].as_array().unwrap().len() as i64, n);
 }

@@ -16,10 +16,8 @@ use crate::store::layer::ValueClass;
 
 /// Runs an import into the store: checked whole first, then written.
 pub fn run(store: &mut PgStore, opts: &ImportOptions) -> Result<ImportReport, ImportError> {
-    if opts.mode == Mode::Append || opts.municipality.is_some() {
-        return Err(ImportError::Plan(
-            PgError::Unsupported("`--mode append` and `--municipality`".into()).to_string(),
-        ));
+    if super::merge::needed(store, opts)? {
+        return super::merge::run(store, opts);
     }
     // Checked as a new layer (the planner reads settings from a GeoPackage store): the
     // file's own CRS and columns, which the table must take — PostgreSQL refuses
@@ -29,15 +27,16 @@ pub fn run(store: &mut PgStore, opts: &ImportOptions) -> Result<ImportReport, Im
         ..opts.clone()
     };
     let staged = crate::import::stage(None, &planned)?;
+    let mut report = staged.report;
+    report.store = store.at().to_string();
     if opts.dry_run {
-        return Ok(staged.report);
+        return Ok(report);
     }
     let staging = rusqlite::Connection::open_with_flags(
         &staged.db,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
     )
     .map_err(|e| ImportError::Plan(format!("the staged import cannot be read: {e}")))?;
-    let mut report = staged.report;
     let pg = |e: PgError| ImportError::Plan(e.to_string());
     store
         .client()

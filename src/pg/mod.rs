@@ -8,10 +8,12 @@
 pub mod access_log;
 pub mod capture;
 pub mod edit;
+pub mod export;
 pub mod history;
 pub mod import;
 pub mod layers;
 pub mod listen;
+pub mod merge;
 pub mod read;
 pub mod schema;
 pub mod settings;

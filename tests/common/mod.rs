@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 
+mod pgmirror;
+#[allow(unused_imports)]
+pub use pgmirror::{on_postgis, psql, psql_in, schema_of};
+
 /// The nordgeo binary under test.
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_nordgeo"))
@@ -141,16 +145,57 @@ pub fn sample_store() -> (tempfile::TempDir, PathBuf) {
     (dir, store)
 }
 
-/// Runs nordgeo with a store and arguments.
+/// On the PostGIS run, says why a test checks only the GeoPackage store and returns true
+/// (the test then ends); false on the GeoPackage run.
+pub fn geopackage_only(why: &str) -> bool {
+    if on_postgis() {
+        eprintln!("GeoPackage store only: {why}");
+    }
+    on_postgis()
+}
+
+/// Runs nordgeo with a store and arguments (on the PostGIS run, on the store's copy once a
+/// server ran on it).
 pub fn nordgeo(store: &Path, args: &[&str]) -> Output {
     nordgeo_env(store, args, &[])
+}
+
+/// Writes with SQL as another program would: GDAL's `ogrinfo -sql` on a GeoPackage (the
+/// R-tree triggers need its functions), psql on the PostGIS run.
+pub fn external_sql(store: &Path, sql: &str) {
+    if on_postgis() {
+        psql_in(store, sql);
+        return;
+    }
+    let o = Command::new("ogrinfo")
+        .arg(store)
+        .args(["-sql", sql])
+        .output()
+        .expect("ogrinfo runs");
+    assert!(o.status.success(), "{sql}: {}", text(&o));
+}
+
+/// The first column of a query on what the store holds as integers (SQLite on a
+/// GeoPackage, psql on the PostGIS run).
+pub fn query_i64s(store: &Path, sql: &str) -> Vec<i64> {
+    if on_postgis() {
+        return psql_in(store, sql)
+            .lines()
+            .map(|l| l.trim().parse().expect("an integer"))
+            .collect();
+    }
+    let conn = rusqlite::Connection::open(store).unwrap();
+    let mut st = conn.prepare(sql).unwrap();
+    st.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 /// Runs nordgeo with extra environment variables.
 pub fn nordgeo_env(store: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(bin());
-    cmd.arg("--store")
-        .arg(store)
+    cmd.args(pgmirror::store_args(store))
         .args(args)
         .env("NORDGEO_ACTOR", "test");
     for (k, v) in env {
@@ -249,11 +294,12 @@ impl Drop for Server {
     }
 }
 
-/// Starts `nordgeo serve` on a free loopback port and waits until it listens.
+/// Starts `nordgeo serve` on a free loopback port and waits until it listens (on the
+/// PostGIS run, on the store's copy in PostgreSQL).
 pub fn serve(store: &Path, extra: &[&str]) -> Server {
+    schema_of(store);
     let mut child = Command::new(bin())
-        .arg("--store")
-        .arg(store)
+        .args(pgmirror::store_args(store))
         .args(["serve", "--bind", "127.0.0.1:0"])
         .args(extra)
         .stdout(Stdio::piped())

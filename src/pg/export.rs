@@ -1,0 +1,166 @@
+//! `nordgeo export` from a PostGIS store: one layer as a fresh, standard GeoPackage, the
+//! same file a GeoPackage store writes (`export::write_geopackage`). Geometries are
+//! copied as PostGIS writes them in ISO WKB, so curves and Z values stay as stored.
+
+use std::path::Path;
+
+use postgres::fallible_iterator::FallibleIterator;
+use rusqlite::types::Value;
+
+use super::layers::{Relation, q};
+use super::{PgError, PgStore, layers, read, settings};
+use crate::export::ExportError;
+use crate::store::{LayerDef, functions};
+
+impl From<PgError> for ExportError {
+    fn from(e: PgError) -> Self {
+        ExportError::Backend(e.to_string())
+    }
+}
+
+/// Writes layer `name` (only one municipality's features when given) to `out`; returns
+/// the number of features written.
+pub fn export(
+    store: &mut PgStore,
+    name: &str,
+    out: &Path,
+    force: bool,
+    municipality: Option<&str>,
+) -> Result<i64, ExportError> {
+    if out.exists() && !force {
+        return Err(ExportError::Exists(out.into()));
+    }
+    let (def, rel) = layers::list(store)?
+        .into_iter()
+        .find(|(d, _)| d.table == name)
+        .ok_or_else(|| PgError::NoSuchLayer(name.into()))?;
+    let meta = settings::meta(store, name)?;
+    // The municipality column's position among the attributes and the slug it must have.
+    let only = match municipality {
+        None => None,
+        Some(m) => {
+            let col = meta.municipality_column.as_ref().ok_or_else(|| {
+                ExportError::Municipality(format!(
+                    "layer '{name}' has no municipality column, so it cannot be limited to {m}"
+                ))
+            })?;
+            let known = settings::municipalities(store)?;
+            let m = crate::municipality::canonical(m, &known).map_err(ExportError::Municipality)?;
+            let i = def.columns.iter().position(|c| &c.name == col).ok_or_else(|| {
+                ExportError::Municipality(format!(
+                    "layer '{name}' has no column '{col}' any more; set its municipality column again"
+                ))
+            })?;
+            Some((i, functions::slug(&m)))
+        }
+    };
+    let out_def = crate::export::titled(&def, &meta);
+    let mut failed = None;
+    let written = crate::export::write_geopackage(out, None, |tx| {
+        copy_layer(store, &def, &rel, &out_def, tx, only.as_ref(), &mut failed)
+    });
+    match (written, failed) {
+        (_, Some(e)) => Err(e.into()),
+        (w, None) => w,
+    }
+}
+
+/// Adds layer `def` (read from `rel`) to an open GeoPackage as `out_def`, only features
+/// whose column `only.0` has the municipality slug `only.1` when given. A database error
+/// ends the copy with a placeholder SQLite error and is put in `failed`.
+pub(super) fn copy_layer(
+    store: &mut PgStore,
+    def: &LayerDef,
+    rel: &Relation,
+    out_def: &LayerDef,
+    tx: &rusqlite::Connection,
+    only: Option<&(usize, String)>,
+    failed: &mut Option<PgError>,
+) -> rusqlite::Result<i64> {
+    let srs = crate::store::schema::srs_row_for(def.srs_id);
+    let geom = if rel.geom.is_empty() {
+        "NULL::bytea".to_string()
+    } else {
+        format!("ST_AsBinary({})", q(&rel.geom))
+    };
+    let mut cols = vec![format!("{}::int8", q(&rel.fid)), geom];
+    cols.extend(rel.select.iter().cloned());
+    let sql = format!(
+        "SELECT {} FROM {} ORDER BY {}",
+        cols.join(", "),
+        rel.qualified(),
+        q(&rel.fid)
+    );
+    let classes: Vec<_> = def.columns.iter().map(|c| c.class()).collect();
+    let at = store.at().to_string();
+    let mut rows = match store.client().query_raw(
+        &sql,
+        std::iter::empty::<&(dyn postgres::types::ToSql + Sync)>(),
+    ) {
+        Ok(rows) => rows,
+        Err(e) => {
+            *failed = Some(super::error_at(&at, e));
+            return Err(rusqlite::Error::InvalidQuery);
+        }
+    };
+    crate::export::add_layer(tx, out_def, &srs, |tx| {
+        let mut names = vec![q(def.fid_column.as_deref().unwrap_or("fid"))];
+        if def.has_geometry() {
+            names.push(q(&def.geom_column));
+        }
+        names.extend(out_def.columns.iter().map(|c| q(&c.name)));
+        let marks: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+        let mut ins = tx.prepare(&format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            q(&def.table),
+            names.join(", "),
+            marks.join(", ")
+        ))?;
+        let mut curves = std::collections::BTreeSet::new();
+        let mut n = 0;
+        loop {
+            let row = match rows.next() {
+                Ok(Some(row)) => row,
+                Ok(None) => break,
+                Err(e) => {
+                    *failed = Some(super::error_at(&at, e));
+                    return Err(rusqlite::Error::InvalidQuery);
+                }
+            };
+            let values: Vec<Value> = classes
+                .iter()
+                .enumerate()
+                .map(|(i, class)| read::value(&row, i + 2, *class))
+                .collect();
+            if let Some((i, slug)) = only
+                && !matches!(&values[*i], Value::Text(t) if functions::slug(t) == *slug)
+            {
+                continue;
+            }
+            let mut params = vec![Value::Integer(row.try_get(0).unwrap_or_default())];
+            if def.has_geometry() {
+                let wkb: Option<&[u8]> = row.try_get(1).ok().flatten();
+                params.push(match wkb {
+                    None => Value::Null,
+                    Some(b) => {
+                        let decoded = crate::geom::wkb::decode(b).ok();
+                        if let Some(d) = &decoded
+                            && d.kind.is_curve()
+                        {
+                            curves.insert(d.kind.gpkg_name());
+                        }
+                        let env = decoded
+                            .and_then(|d| d.geometry)
+                            .and_then(|g| crate::geom::bbox_of(&g));
+                        Value::Blob(crate::geom::gpkg::encode(def.srs_id, env, b))
+                    }
+                });
+            }
+            params.extend(values);
+            ins.execute(rusqlite::params_from_iter(params))?;
+            n += 1;
+        }
+        crate::store::layer::register_geometry_types(tx, out_def, curves)?;
+        Ok(n)
+    })
+}

@@ -1,0 +1,205 @@
+//! Imports into a PostGIS store that match stored features: `--mode append`, a layer with
+//! a key (`set-layer --key`) and a municipality's part (`--municipality`). They run the
+//! GeoPackage store's planner and merge unchanged on an exact copy of the layers they
+//! touch (and the municipality boundaries), made in a temporary GeoPackage while the
+//! store's capture turn is held, so nothing changes under them. What the merge wrote in
+//! the copy's history is then replayed on the tables in the same transaction through the
+//! edit path's rows (`write::edit::Rows`): the checks, matching and counts are those of
+//! any import, and the change log and history are those of any edit.
+
+use std::collections::BTreeSet;
+
+use super::{PgError, PgStore, edit::PgRows, export, layers, settings};
+use crate::import::{ImportError, ImportOptions, ImportReport, Mode};
+use crate::store::history::{ChangeMeta, history_table};
+use crate::store::layer::q;
+use crate::store::{LayerDef, Store};
+use crate::write::edit::{EditError, GeoPackageRows, Rows};
+
+impl From<EditError> for ImportError {
+    fn from(e: EditError) -> Self {
+        ImportError::Plan(e.to_string())
+    }
+}
+
+/// The layers an import writes: the file's (or the one it picks), or `--into`.
+fn targets(opts: &ImportOptions) -> Result<BTreeSet<String>, ImportError> {
+    Ok(crate::import::Source::open(&opts.file)?
+        .layers(opts.layer.as_deref())?
+        .into_iter()
+        .map(|l| opts.into.clone().unwrap_or(l.table))
+        .collect())
+}
+
+/// Whether an import must match stored features (rather than write whole layers).
+pub fn needed(store: &mut PgStore, opts: &ImportOptions) -> Result<bool, ImportError> {
+    if opts.mode == Mode::Append || opts.municipality.is_some() {
+        return Ok(true);
+    }
+    if opts.mode != Mode::Replace {
+        return Ok(false);
+    }
+    for t in targets(opts)? {
+        if settings::meta(store, &t)
+            .map_err(|e| ImportError::Plan(e.to_string()))?
+            .key
+            .is_some()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Runs a matching import: checked and merged on the copy, then replayed in one
+/// transaction.
+pub fn run(store: &mut PgStore, opts: &ImportOptions) -> Result<ImportReport, ImportError> {
+    let pg = |e: PgError| ImportError::Plan(e.to_string());
+    let all = layers::list(store).map_err(pg)?;
+    let targets = targets(opts)?;
+    let mut wanted: Vec<&(LayerDef, layers::Relation)> = Vec::new();
+    for layer in &all {
+        let boundaries = settings::meta(store, &layer.0.table)
+            .map_err(pg)?
+            .boundaries;
+        if targets.contains(&layer.0.table) || boundaries.is_some() {
+            wanted.push(layer);
+        }
+    }
+    let dir = tempfile::tempdir()
+        .map_err(|e| ImportError::Plan(format!("no temporary directory: {e}")))?;
+    store
+        .client()
+        .batch_execute("BEGIN")
+        .map_err(|e| pg(store.err(e)))?;
+    let result = (|| {
+        let lock = super::schema::capture_lock(store);
+        store
+            .client()
+            .batch_execute(&lock)
+            .map_err(|e| pg(store.err(e)))?;
+        let copy = snapshot(store, &wanted, &dir.path().join("copy.gpkg"))?;
+        let mut report = crate::write::import::run_on(&copy, opts)?;
+        report.store = store.at().to_string();
+        if !report.committed {
+            return Ok(report);
+        }
+        let mut rows = PgRows::new(store);
+        for lr in &mut report.layers {
+            let Some(change) = lr.change_id else { continue };
+            if !lr.added_columns.is_empty() {
+                return Err(ImportError::Plan(format!(
+                    "the file adds columns to '{}' ({}); on a PostGIS store add them to the table first (ALTER TABLE), then import again",
+                    lr.target_layer,
+                    lr.added_columns.join(", ")
+                )));
+            }
+            let (def, _) = all
+                .iter()
+                .find(|(d, _)| d.table == lr.target_layer)
+                .ok_or_else(|| pg(PgError::NoSuchLayer(lr.target_layer.clone())))?;
+            lr.change_id = Some(replay(&copy, &mut rows, def, change)?);
+        }
+        Ok(report)
+    })();
+    let end = match &result {
+        Ok(r) if r.committed => "COMMIT",
+        _ => "ROLLBACK",
+    };
+    if let Err(e) = store.client().batch_execute(end) {
+        let _ = store.client().batch_execute("ROLLBACK");
+        return Err(pg(store.err(e)));
+    }
+    result
+}
+
+/// A GeoPackage store holding exact copies of `layers` with their settings.
+fn snapshot(
+    store: &mut PgStore,
+    layers: &[&(LayerDef, layers::Relation)],
+    path: &std::path::Path,
+) -> Result<Store, ImportError> {
+    let copy = Store::create(path)?;
+    let mut failed = None;
+    let conn = copy.conn();
+    let tx = conn.unchecked_transaction().map_err(|e| copy.err(e))?;
+    for (def, rel) in layers {
+        let meta =
+            settings::meta(store, &def.table).map_err(|e| ImportError::Plan(e.to_string()))?;
+        let done = export::copy_layer(store, def, rel, def, &tx, None, &mut failed)
+            .and_then(|_| crate::store::write_meta(&tx, &def.table, &meta));
+        if let Some(e) = failed.take() {
+            return Err(ImportError::Plan(e.to_string()));
+        }
+        done.map_err(|e| copy.err(e))?;
+    }
+    tx.commit().map_err(|e| copy.err(e))?;
+    Ok(copy)
+}
+
+/// Replays change `change` of the copy on the store's table of `def`: the removed and
+/// overwritten rows go to the history, then rows are deleted, overwritten or added as
+/// the copy's history says. Returns the store's change id.
+fn replay(
+    copy: &Store,
+    rows: &mut PgRows,
+    def: &LayerDef,
+    change: i64,
+) -> Result<i64, ImportError> {
+    let err = |e: rusqlite::Error| ImportError::Store(copy.err(e));
+    let conn = copy.conn();
+    let meta = conn
+        .query_row(
+            "SELECT kind, mode, municipality, source, actor, note FROM nordgeo_changes WHERE id = ?1",
+            [change],
+            |r| {
+                Ok(ChangeMeta {
+                    kind: r.get(0)?,
+                    mode: r.get(1)?,
+                    municipality: r.get(2)?,
+                    source: r.get(3)?,
+                    actor: r.get(4)?,
+                    note: r.get(5)?,
+                })
+            },
+        )
+        .map_err(err)?;
+    let fids = |op: &str| -> Result<BTreeSet<i64>, ImportError> {
+        let mut st = conn
+            .prepare(&format!(
+                "SELECT {} FROM {} WHERE change_id = ?1 AND change_op = ?2",
+                q(def.fid_column.as_deref().unwrap_or("fid")),
+                q(&history_table(&def.table))
+            ))
+            .map_err(err)?;
+        st.query_map(rusqlite::params![change, op], |r| r.get(0))
+            .map_err(err)?
+            .collect::<Result<_, _>>()
+            .map_err(err)
+    };
+    let (removed, added) = (fids("removed")?, fids("added")?);
+    let copy_def = copy.layer(&def.table)?;
+    let mut source = GeoPackageRows(copy);
+    let id = rows.begin_change(def, &meta)?;
+    for &fid in &removed {
+        rows.save_removed(def, id, fid)?;
+        if !added.contains(&fid) {
+            rows.delete(def, fid)?;
+        }
+    }
+    for &fid in &added {
+        let row = source
+            .read_row(&copy_def, fid)?
+            .ok_or_else(|| ImportError::Plan(format!("feature {fid} vanished from the copy")))?;
+        // A new feature takes the table's next key (its sequence), as an edit's does.
+        let fid = if removed.contains(&fid) {
+            rows.update(def, fid, &row)?;
+            fid
+        } else {
+            rows.insert(def, &row)?
+        };
+        rows.save_added(def, id, fid)?;
+    }
+    rows.finish_change(def, id, None)?;
+    Ok(id)
+}
