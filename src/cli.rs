@@ -902,6 +902,29 @@ fn run_postgis(url: &str, schema: &str, command: Command) -> Result<(), String> 
             let mut store = open()?;
             import_done(crate::pg::import::run(&mut store, &opts), json)
         }
+        Command::Rollback {
+            layer,
+            to,
+            feature,
+            actor: who,
+        } => {
+            let r = crate::write::rollback::Rollback {
+                layer,
+                to,
+                feature,
+                actor: actor(who),
+            };
+            rolled_back(&r, crate::pg::rollback::rollback(&mut open()?, &r))
+        }
+        Command::Undo {
+            layer,
+            change,
+            actor: who,
+        } => {
+            let id = crate::pg::rollback::undo(&mut open()?, &layer, change, &actor(who), None)
+                .map_err(|e| e.to_string())?;
+            undone(&layer, change, id)
+        }
         Command::Export {
             layer,
             out,
@@ -925,6 +948,37 @@ fn run_postgis(url: &str, schema: &str, command: Command) -> Result<(), String> 
         ))
         .to_string()),
     }
+}
+
+/// What `nordgeo rollback` says, whatever the store.
+fn rolled_back(
+    r: &crate::write::rollback::Rollback,
+    rolled: Result<crate::write::rollback::Rolled, crate::write::WriteError>,
+) -> Result<(), String> {
+    let (layer, to) = (&r.layer, r.to);
+    let rolled = rolled.map_err(|e| match e {
+        crate::write::WriteError::NotFound(_) => format!(
+            "change {to} is not a change of layer '{layer}'; `nordgeo history {layer}` lists its changes"
+        ),
+        other => other.to_string(),
+    })?;
+    match r.feature {
+        Some(fid) => println!(
+            "feature {fid} of '{layer}' restored to its version after change {to} (recorded as change {})",
+            rolled.change
+        ),
+        None => println!(
+            "layer '{layer}' restored to its state after change {to} (recorded as change {}; undo it with --to {})",
+            rolled.change, rolled.previous
+        ),
+    }
+    Ok(())
+}
+
+/// What `nordgeo undo` says, whatever the store.
+fn undone(layer: &str, change: i64, id: i64) -> Result<(), String> {
+    println!("change {change} of '{layer}' undone (recorded as change {id})");
+    Ok(())
 }
 
 fn print_history(changes: Vec<crate::store::history::Change>, json: bool) -> Result<(), String> {
@@ -1256,23 +1310,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 feature,
                 actor: actor(who),
             };
-            let rolled = crate::write::rollback::rollback(&store, &r).map_err(|e| match e {
-                crate::write::WriteError::NotFound(_) => format!(
-                    "change {to} is not a change of layer '{layer}'; `nordgeo history {layer}` lists its changes"
-                ),
-                other => other.to_string(),
-            })?;
-            match feature {
-                Some(fid) => println!(
-                    "feature {fid} of '{layer}' restored to its version after change {to} (recorded as change {})",
-                    rolled.change
-                ),
-                None => println!(
-                    "layer '{layer}' restored to its state after change {to} (recorded as change {}; undo it with --to {})",
-                    rolled.change, rolled.previous
-                ),
-            }
-            Ok(())
+            rolled_back(&r, crate::write::rollback::rollback(&store, &r))
         }
         Command::Undo {
             layer,
@@ -1282,8 +1320,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let store = Store::open(&store_path).map_err(|e| e.to_string())?;
             let id = crate::write::rollback::undo(&store, &layer, change, &actor(who), None)
                 .map_err(|e| e.to_string())?;
-            println!("change {change} of '{layer}' undone (recorded as change {id})");
-            Ok(())
+            undone(&layer, change, id)
         }
         Command::Token { cmd } => token(&store_path, cmd),
         cmd @ Command::ExportTiles { .. } => {

@@ -52,9 +52,13 @@ fn stdout_of(o: Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
+/// What the store holds, read with SQLite (on the PostGIS run: GDAL's copy of it).
 fn ro(store: &Path) -> rusqlite::Connection {
-    rusqlite::Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .expect("open the store read-only")
+    rusqlite::Connection::open_with_flags(
+        as_geopackage(store),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open the store read-only")
 }
 
 fn sql_i64(store: &Path, sql: &str) -> i64 {
@@ -282,11 +286,11 @@ fn tile_body(url: &str, auth: Option<&str>) -> Result<Vec<u8>, String> {
     }
 }
 
-/// `ogrinfo -ro -q STORE LAYER -where "fid = N"` (the system GDAL reading the file).
+/// `ogrinfo -ro -q STORE LAYER -where "fid = N"` (the system GDAL reading the store).
 fn ogr_feature(store: &Path, layer: &str, fid: i64) -> String {
     let o = Command::new("ogrinfo")
         .args(["-ro", "-q"])
-        .arg(store)
+        .arg(gdal_source(store))
         .arg(layer)
         .args(["-where", &format!("fid = {fid}")])
         .output()
@@ -2913,8 +2917,9 @@ fn rollback_restores_exact_bytes() {
     let (_dir2, store2) = sample_store();
     let admin2 = token(&store2, "admin", &["--role", "admin"]);
     let to2 = latest_change(&store2, "parking").expect("the import is a change of parking");
-    let table2 = rows(&store2, whole);
     let srv2 = serve(&store2, &[]);
+    // Read once the server runs: on the PostGIS run that is the table it serves.
+    let table2 = rows(&store2, whole);
     let w2 = fids_in(&store2, "parking", "Werther");
     let new2 = edit_parking(&srv2.base, &bearer(&admin2), w2[0], w2[1], w2[2]);
     drop(srv2);

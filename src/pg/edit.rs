@@ -14,7 +14,7 @@ use crate::geom::{Bbox, gpkg};
 use crate::index::{Feature, to_mercator};
 use crate::store::LayerDef;
 use crate::store::history::ChangeMeta;
-use crate::write::edit::{EditError, Row, Rows};
+use crate::write::edit::{EditError, HistoryEntry, Row, Rows};
 
 /// A PostGIS store's rows, for one edit.
 pub struct PgRows<'a> {
@@ -32,7 +32,8 @@ impl<'a> PgRows<'a> {
         }
     }
 
-    fn rel(&mut self, def: &LayerDef) -> Result<Relation, EditError> {
+    /// How the layer's table is read and written.
+    pub(super) fn rel(&mut self, def: &LayerDef) -> Result<Relation, EditError> {
         if let Some(r) = self.relations.get(&def.table) {
             return Ok(r.clone());
         }
@@ -42,7 +43,12 @@ impl<'a> PgRows<'a> {
         Ok(r)
     }
 
-    fn exec(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, EditError> {
+    /// Runs a statement; returns the rows it changed.
+    pub(super) fn exec(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, EditError> {
         let store = &mut *self.store;
         match store.client().execute(sql, params) {
             Ok(n) => Ok(n),
@@ -50,7 +56,26 @@ impl<'a> PgRows<'a> {
         }
     }
 
-    fn history(&self, def: &LayerDef) -> String {
+    /// Runs a query.
+    pub(super) fn query(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>, EditError> {
+        let store = &mut *self.store;
+        match store.client().query(sql, params) {
+            Ok(rows) => Ok(rows),
+            Err(e) => Err(store.err(e).into()),
+        }
+    }
+
+    /// One of nordgeo's tables, qualified.
+    pub(super) fn store_table(&self, name: &str) -> String {
+        self.store.table(name)
+    }
+
+    /// The layer's history table, qualified.
+    pub(super) fn history(&self, def: &LayerDef) -> String {
         self.store
             .table(&crate::store::history::history_table(&def.table))
     }
@@ -102,6 +127,27 @@ impl<'a> PgRows<'a> {
     }
 }
 
+/// The stored row read from column `first` on (its geometry as ISO WKB, then the layer's
+/// SELECT expressions), as a GeoPackage row.
+fn row_at(def: &LayerDef, row: &postgres::Row, first: usize) -> Row {
+    let wkb: Option<Vec<u8>> = row.try_get(first).ok().flatten();
+    let blob = wkb.map(|w| {
+        let envelope = crate::geom::wkb::decode(&w)
+            .ok()
+            .and_then(|d| d.geometry)
+            .as_ref()
+            .and_then(crate::geom::bbox_of);
+        gpkg::encode(def.srs_id, envelope, &w)
+    });
+    let values = def
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| read::value(row, first + 1 + i, c.class()))
+        .collect();
+    (blob, values)
+}
+
 /// A GeoPackage value as PostgreSQL reads it from text (`None`: NULL).
 fn text_of(v: &Value) -> Option<String> {
     match v {
@@ -151,23 +197,57 @@ impl Rows for PgRows<'_> {
             .client()
             .query_opt(&sql, &[&fid])
             .map_err(|e| store.err(e))?;
-        let Some(row) = row else { return Ok(None) };
-        let wkb: Option<Vec<u8>> = row.try_get(0).ok().flatten();
-        let blob = wkb.map(|w| {
-            let envelope = crate::geom::wkb::decode(&w)
-                .ok()
-                .and_then(|d| d.geometry)
-                .as_ref()
-                .and_then(crate::geom::bbox_of);
-            gpkg::encode(def.srs_id, envelope, &w)
-        });
-        let values = def
-            .columns
+        Ok(row.map(|row| row_at(def, &row, 0)))
+    }
+
+    fn history_of(&mut self, def: &LayerDef, fid: i64) -> Result<Vec<HistoryEntry>, EditError> {
+        let rel = self.rel(def)?;
+        let h = self.history(def);
+        let store = &mut *self.store;
+        let exists: bool = store
+            .client()
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&h])
+            .map_err(|e| store.err(e))?
+            .get(0);
+        if !exists {
+            return Ok(Vec::new());
+        }
+        let geom = if rel.geom.is_empty() {
+            "NULL::bytea".to_string()
+        } else {
+            format!("ST_AsBinary({})", q(&rel.geom))
+        };
+        let mut cols = vec![geom];
+        cols.extend(rel.select.iter().cloned());
+        // The history's columns are read in a subquery of their own: names such as
+        // `municipality` or `source` are also the change log's.
+        let sql = format!(
+            "SELECT c.kind, c.actor, c.at, c.source, x.* FROM
+               (SELECT change_id, change_op, {} FROM {h} WHERE {} = $1::int8) x
+             JOIN {} c ON c.id = x.change_id ORDER BY x.change_id, x.change_op DESC",
+            cols.join(", "),
+            q(&rel.fid),
+            store.table("nordgeo_changes")
+        );
+        let rows = store
+            .client()
+            .query(&sql, &[&fid])
+            .map_err(|e| store.err(e))?;
+        Ok(rows
             .iter()
-            .enumerate()
-            .map(|(i, c)| read::value(&row, i + 1, c.class()))
-            .collect();
-        Ok(Some((blob, values)))
+            .map(|r| {
+                let added = r.get::<_, String>(5) == "added";
+                HistoryEntry {
+                    change: r.get(4),
+                    added,
+                    kind: r.get(0),
+                    actor: r.get(1),
+                    at: r.get(2),
+                    source: r.get(3),
+                    before: (!added).then(|| row_at(def, r, 6)),
+                }
+            })
+            .collect())
     }
 
     fn feature(&mut self, def: &LayerDef, fid: i64) -> Result<Option<Feature>, EditError> {

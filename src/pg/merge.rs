@@ -78,8 +78,10 @@ pub fn run(store: &mut PgStore, opts: &ImportOptions) -> Result<ImportReport, Im
             .client()
             .batch_execute(&lock)
             .map_err(|e| pg(store.err(e)))?;
-        let copy = snapshot(store, &wanted, &dir.path().join("copy.gpkg"))?;
-        let mut report = crate::write::import::run_on(&copy, opts)?;
+        let copy = snapshot(store, &wanted, &dir.path().join("copy.gpkg"))
+            .map_err(|e| working_copy(e, dir.path(), store.at()))?;
+        let mut report = crate::write::import::run_on(&copy, opts)
+            .map_err(|e| working_copy(e, dir.path(), store.at()))?;
         report.store = store.at().to_string();
         if !report.committed {
             return Ok(report);
@@ -111,6 +113,23 @@ pub fn run(store: &mut PgStore, opts: &ImportOptions) -> Result<ImportReport, Im
         return Err(pg(store.err(e)));
     }
     result
+}
+
+/// An error of the working copy in the words of the store: the copy's place is nobody's
+/// business (and no answer names a path on the server).
+fn working_copy(e: ImportError, dir: &std::path::Path, at: &str) -> ImportError {
+    match e {
+        ImportError::Rejected { count, mut report } => {
+            report.store = at.to_string();
+            ImportError::Rejected { count, report }
+        }
+        other => ImportError::Plan(
+            other
+                .to_string()
+                .replace(&dir.join("copy.gpkg").display().to_string(), "the store")
+                .replace(&dir.display().to_string(), "the store"),
+        ),
+    }
 }
 
 /// A GeoPackage store holding exact copies of `layers` with their settings.

@@ -15,6 +15,7 @@ pub mod layers;
 pub mod listen;
 pub mod merge;
 pub mod read;
+pub mod rollback;
 pub mod schema;
 pub mod settings;
 pub mod source;

@@ -124,12 +124,29 @@ async fn with_rows<T: Send + 'static>(
     state: &Arc<AppState>,
     f: impl FnOnce(&Arc<AppState>, &mut dyn edit::Rows) -> Result<T, Problem> + Send + 'static,
 ) -> Result<T, Problem> {
-    let Some(schema) = state.config.pg_schema.clone() else {
+    if state.config.pg_schema.is_none() {
         return with_writer(state, move |st, store| {
             f(st, &mut edit::GeoPackageRows(store))
         })
         .await;
-    };
+    }
+    with_pg(state, move |st, store| {
+        f(st, &mut crate::pg::edit::PgRows::new(store))
+    })
+    .await
+}
+
+/// Runs `f` on the PostGIS store's write connection (made anew when the database dropped
+/// it), off the async threads, one at a time per process.
+async fn with_pg<T: Send + 'static>(
+    state: &Arc<AppState>,
+    f: impl FnOnce(&Arc<AppState>, &mut crate::pg::PgStore) -> Result<T, Problem> + Send + 'static,
+) -> Result<T, Problem> {
+    let schema = state
+        .config
+        .pg_schema
+        .clone()
+        .ok_or_else(|| Problem::internal("not a PostGIS store"))?;
     let st = state.clone();
     tokio::task::spawn_blocking(move || {
         let mut guard = st
@@ -159,8 +176,7 @@ async fn with_rows<T: Send + 'static>(
         let store = guard
             .as_mut()
             .ok_or_else(|| Problem::internal("no write connection"))?;
-        let mut rows = crate::pg::edit::PgRows::new(store);
-        f(&st, &mut rows)
+        f(&st, store)
     })
     .await
     .map_err(|e| Problem::internal(e.to_string()))?
@@ -609,9 +625,32 @@ pub async fn import(
         placement,
         ..crate::import::ImportOptions::new(file.path().to_path_buf(), mode, actor)
     };
+    if state.config.pg_schema.is_some() {
+        // A PostGIS import checks the file first and takes the store's capture turn
+        // only to write (or, to match features, for the copy it matches against).
+        let opts = crate::import::ImportOptions { dry_run, ..opts };
+        let report = with_pg(&state, move |st, store| {
+            let public_store = st.config.store.clone();
+            let report = public_report(
+                crate::pg::import::run(store, &opts),
+                &opts.file,
+                &public_store,
+            )?;
+            if report.0 == StatusCode::OK && !opts.dry_run {
+                st.metrics.write(&id, "import");
+                show_committed(st);
+            }
+            Ok(report)
+        })
+        .await?;
+        drop(file);
+        drop(cancel);
+        let mut r = json_body(&report.1, "application/json");
+        *r.status_mut() = report.0;
+        return Ok(r);
+    }
     // The whole file is checked before the write lock is taken: however slow or hostile
     // the file, other writes go on meanwhile.
-    super::geopackage_only(&state, "Importing through nordgeo")?;
     let st = state.clone();
     let checked = opts.clone();
     let report = tokio::task::spawn_blocking(move || {
@@ -652,18 +691,31 @@ fn run_import(
     store: &Store,
     opts: &crate::import::ImportOptions,
 ) -> Result<(StatusCode, Json), Problem> {
+    public_report(
+        crate::write::import::run_on(store, opts),
+        &opts.file,
+        store.path(),
+    )
+}
+
+/// An import's outcome as (status, JSON report) for HTTP, whatever the store.
+fn public_report(
+    outcome: Result<crate::import::ImportReport, crate::import::ImportError>,
+    file: &std::path::Path,
+    store: &std::path::Path,
+) -> Result<(StatusCode, Json), Problem> {
     let public = |r: &crate::import::ImportReport| {
         let mut v = serde_json::to_value(r).unwrap_or(Json::Null);
         v["file"] = json!(UPLOAD);
         v["store"] = json!("the store");
         serde_json::from_str(&for_http(&v.to_string())).unwrap_or(v)
     };
-    match crate::write::import::run_on(store, opts) {
+    match outcome {
         Ok(r) => Ok((StatusCode::OK, public(&r))),
         Err(crate::import::ImportError::Rejected { report, .. }) => {
             Ok((StatusCode::UNPROCESSABLE_ENTITY, public(&report)))
         }
-        Err(e) => Err(import_problem(e, &opts.file, store.path())),
+        Err(e) => Err(import_problem(e, file, store)),
     }
 }
 
@@ -809,19 +861,26 @@ pub async fn history(
     let (who, layer) = writer_of(&state, &headers, &id)?;
     let fid = fid_of(&id, &fid)?;
     let aud = super::access::audience(&who, &layer);
-    super::geopackage_only(&state, "A feature's history")?;
-    // Read on a connection of its own: a running import must not hold up a history.
-    let st = state.clone();
-    let (doc, exposed) = tokio::task::spawn_blocking(move || {
-        let store = Store::open_read_only(&st.config.store)
-            .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let path = state.config.store.clone();
+    let read = move |rows: &mut dyn edit::Rows| {
         let exposed = std::cell::Cell::new(false);
-        feature_history(store.conn(), &layer.def, fid, &aud, &exposed)
+        feature_history(rows, &layer.def, fid, &aud, &exposed)
             .map(|d| (d, exposed.get()))
-            .map_err(|e| Problem::internal(e.to_string()))
-    })
-    .await
-    .map_err(|e| Problem::internal(e.to_string()))??;
+            .map_err(|e| problem(&path, e))
+    };
+    let (doc, exposed) = if state.config.pg_schema.is_some() {
+        with_rows(&state, move |_, rows| read(rows)).await?
+    } else {
+        // Read on a connection of its own: a running import must not hold up a history.
+        let st = state.clone();
+        tokio::task::spawn_blocking(move || {
+            let store = Store::open_read_only(&st.config.store)
+                .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+            read(&mut edit::GeoPackageRows(&store))
+        })
+        .await
+        .map_err(|e| Problem::internal(e.to_string()))??
+    };
     if exposed {
         let request = super::audit::request_line(
             "GET",
@@ -877,13 +936,29 @@ pub async fn rollback(
         feature,
         actor: who.actor().to_string(),
     };
-    let rolled = with_writer(&state, move |st, store| {
-        let rolled = crate::write::rollback::rollback(store, &r).map_err(write_problem)?;
-        st.metrics.write(&r.layer, "rollback");
+    let table = layer.def.table.clone();
+    let done = move |st: &Arc<AppState>, rolled| {
+        st.metrics.write(&table, "rollback");
         show_committed(st);
         Ok(rolled)
-    })
-    .await?;
+    };
+    let rolled = if state.config.pg_schema.is_some() {
+        with_pg(&state, move |st, store| {
+            done(
+                st,
+                crate::pg::rollback::rollback(store, &r).map_err(write_problem)?,
+            )
+        })
+        .await?
+    } else {
+        with_writer(&state, move |st, store| {
+            done(
+                st,
+                crate::write::rollback::rollback(store, &r).map_err(write_problem)?,
+            )
+        })
+        .await?
+    };
     Ok(json_body(
         &serde_json::to_value(&rolled).unwrap_or(Json::Null),
         "application/json",
@@ -974,14 +1049,28 @@ pub async fn undo(
     let actor = who.actor().to_string();
     let only_by = (!who.is_admin()).then(|| actor.clone());
     let layer = id.clone();
-    let new = with_writer(&state, move |st, store| {
-        let new = crate::write::rollback::undo(store, &layer, change, &actor, only_by.as_deref())
-            .map_err(write_problem)?;
-        st.metrics.write(&layer, "undo");
+    let id_for_metrics = id.clone();
+    let done = move |st: &Arc<AppState>, new| {
+        st.metrics.write(&id_for_metrics, "undo");
         show_committed(st);
         Ok(new)
-    })
-    .await?;
+    };
+    let new = if state.config.pg_schema.is_some() {
+        with_pg(&state, move |st, store| {
+            let new = crate::pg::rollback::undo(store, &layer, change, &actor, only_by.as_deref())
+                .map_err(write_problem)?;
+            done(st, new)
+        })
+        .await?
+    } else {
+        with_writer(&state, move |st, store| {
+            let new =
+                crate::write::rollback::undo(store, &layer, change, &actor, only_by.as_deref())
+                    .map_err(write_problem)?;
+            done(st, new)
+        })
+        .await?
+    };
     Ok(json_body(
         &json!({"change": new, "undoes": change, "collection": id}),
         "application/json",
@@ -997,6 +1086,8 @@ fn write_problem(e: crate::write::WriteError) -> Problem {
         WriteError::NotFound(_) => StatusCode::NOT_FOUND,
         WriteError::Conflict(_) => StatusCode::CONFLICT,
         WriteError::Forbidden(_) => StatusCode::FORBIDDEN,
+        WriteError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        WriteError::Backend(_) => StatusCode::INTERNAL_SERVER_ERROR,
         WriteError::Store(StoreError::NoSuchLayer(_)) => StatusCode::NOT_FOUND,
         WriteError::Store(StoreError::DiskFull(_)) => StatusCode::INSUFFICIENT_STORAGE,
         WriteError::Store(
@@ -1052,89 +1143,38 @@ fn row_json(
 
 /// Every change of one feature, oldest first, with the version before and after it.
 fn feature_history(
-    conn: &rusqlite::Connection,
+    rows: &mut dyn edit::Rows,
     def: &crate::store::LayerDef,
     fid: i64,
     aud: &Audience,
     exposed: &std::cell::Cell<bool>,
-) -> rusqlite::Result<Json> {
-    use crate::store::layer::q;
-    let h = q(&crate::store::history::history_table(&def.table));
-    let fid_col = q(def.fid_column.as_deref().unwrap_or("fid"));
-    let mut cols = vec![def.geom_select()];
-    cols.extend(def.columns.iter().map(|c| q(&c.name)));
-    let exists: bool = conn.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE name = ?1",
-        [crate::store::history::history_table(&def.table)],
-        |r| r.get::<_, i64>(0).map(|n| n > 0),
-    )?;
-    if !exists {
+) -> Result<Json, edit::EditError> {
+    let entries = rows.history_of(def, fid)?;
+    if entries.is_empty() {
         return Ok(json!([]));
     }
-    let n = def.columns.len();
-    let read_row = |r: &rusqlite::Row,
-                    from: usize|
-     -> rusqlite::Result<(Option<Vec<u8>>, Vec<rusqlite::types::Value>)> {
-        let blob: Option<Vec<u8>> = r.get(from)?;
-        let mut v = Vec::with_capacity(n);
-        for i in 0..n {
-            v.push(r.get(from + 1 + i)?);
-        }
-        Ok((blob, v))
-    };
-    let sql = format!(
-        "SELECT h.change_id, h.change_op, c.kind, c.actor, c.at, c.source, {} FROM {h} h JOIN nordgeo_changes c ON c.id = h.change_id
-         WHERE h.{fid_col} = ?1 ORDER BY h.change_id, h.change_op DESC",
-        cols.iter()
-            .map(|c| if c == "NULL" { c.clone() } else { format!("h.{c}") })
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let mut st = conn.prepare(&sql)?;
-    let rows: Vec<(i64, String, Json, Option<Json>)> = st
-        .query_map([fid], |r| {
-            let meta = json!({"change": r.get::<_, i64>(0)?, "kind": r.get::<_, String>(2)?, "actor": r.get::<_, String>(3)?,
-                              "at": r.get::<_, String>(4)?, "source": r.get::<_, Option<String>>(5)?});
-            let op: String = r.get(1)?;
-            let before = if op == "removed" {
-                let (b, v) = read_row(r, 6)?;
-                Some(row_json(def, fid, b.as_deref(), &v, aud, exposed))
-            } else {
-                None
-            };
-            Ok((r.get(0)?, op, meta, before))
-        })?
-        .collect::<Result<_, _>>()?;
-    let current: Option<Json> = conn
-        .query_row(
-            &format!(
-                "SELECT {} FROM {} WHERE {fid_col} = ?1",
-                cols.join(", "),
-                q(&def.table)
-            ),
-            [fid],
-            |r| read_row(r, 0),
-        )
-        .map(|(b, v)| Some(row_json(def, fid, b.as_deref(), &v, aud, exposed)))
-        .or_else(|e| {
-            if e == rusqlite::Error::QueryReturnedNoRows {
-                Ok(None)
-            } else {
-                Err(e)
-            }
-        })?;
+    let current = rows
+        .read_row(def, fid)?
+        .map(|(b, v)| row_json(def, fid, b.as_deref(), &v, aud, exposed));
     // One entry per change: what it removed ("before") and whether it wrote the fid.
     let mut changes: Vec<(i64, Json, Option<Json>, bool)> = Vec::new();
-    for (id, op, meta, before) in rows {
+    for e in entries {
+        let before = e
+            .before
+            .map(|(b, v)| row_json(def, fid, b.as_deref(), &v, aud, exposed));
         match changes.last_mut() {
-            Some(last) if last.0 == id => {
-                if op == "added" {
+            Some(last) if last.0 == e.change => {
+                if e.added {
                     last.3 = true;
                 } else {
                     last.2 = before;
                 }
             }
-            _ => changes.push((id, meta, before, op == "added")),
+            _ => {
+                let meta = json!({"change": e.change, "kind": e.kind, "actor": e.actor,
+                                  "at": e.at, "source": e.source});
+                changes.push((e.change, meta, before, e.added));
+            }
         }
     }
     let mut out = Vec::new();

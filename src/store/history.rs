@@ -29,7 +29,7 @@ pub struct ChangeMeta {
 
 impl ChangeMeta {
     /// A rollback by `actor`, described by `note`.
-    fn rollback(actor: &str, note: String) -> Self {
+    pub fn rollback(actor: &str, note: String) -> Self {
         ChangeMeta {
             kind: "rollback".into(),
             mode: None,

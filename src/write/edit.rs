@@ -217,6 +217,24 @@ fn geometry_blob(e: &Edit, v: &Json) -> Result<Option<Vec<u8>>, EditError> {
 /// The row (geometry blob, values) stored for a fid.
 pub type Row = (Option<Vec<u8>>, Vec<Value>);
 
+/// One change of a feature as its history lists it.
+pub struct HistoryEntry {
+    /// The change id.
+    pub change: i64,
+    /// Whether the change wrote the feature (else it only removed or overwrote it).
+    pub added: bool,
+    /// What kind of change (edit, import, rollback, …).
+    pub kind: String,
+    /// Who made it.
+    pub actor: String,
+    /// When (UTC).
+    pub at: String,
+    /// The file or request it came from.
+    pub source: Option<String>,
+    /// The version it removed or overwrote.
+    pub before: Option<Row>,
+}
+
 /// Where an edit's rows live: one write transaction of a store at a time. The checks,
 /// the history and the answer are the same for every store; only this differs.
 pub trait Rows {
@@ -242,6 +260,9 @@ pub trait Rows {
     fn insert(&mut self, def: &LayerDef, row: &Row) -> Result<i64, EditError>;
     /// Overwrites a row.
     fn update(&mut self, def: &LayerDef, fid: i64, row: &Row) -> Result<(), EditError>;
+    /// The feature's history, oldest change first; for each change one entry saying
+    /// what it removed (`before`) and, when it also wrote the fid, one with `added`.
+    fn history_of(&mut self, def: &LayerDef, fid: i64) -> Result<Vec<HistoryEntry>, EditError>;
     /// Records the change's counts and the layer's grown extent (`None`: no geometry).
     fn finish_change(
         &mut self,
@@ -275,6 +296,60 @@ impl Rows for GeoPackageRows<'_> {
 
     fn feature(&mut self, def: &LayerDef, fid: i64) -> Result<Option<Feature>, EditError> {
         Ok(index::load_features(self.0, def, Some(&[fid]))?.pop())
+    }
+
+    fn history_of(&mut self, def: &LayerDef, fid: i64) -> Result<Vec<HistoryEntry>, EditError> {
+        let conn = self.0.conn();
+        let table = history::history_table(&def.table);
+        let exists: bool = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = ?1",
+            [&table],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        )?;
+        if !exists {
+            return Ok(Vec::new());
+        }
+        let mut cols = vec![def.geom_select()];
+        cols.extend(def.columns.iter().map(|c| q(&c.name)));
+        let sql = format!(
+            "SELECT h.change_id, h.change_op, c.kind, c.actor, c.at, c.source, {} FROM {} h
+             JOIN nordgeo_changes c ON c.id = h.change_id
+             WHERE h.{} = ?1 ORDER BY h.change_id, h.change_op DESC",
+            cols.iter()
+                .map(|c| if c == "NULL" {
+                    c.clone()
+                } else {
+                    format!("h.{c}")
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            q(&table),
+            q(def.fid_column.as_deref().unwrap_or("fid"))
+        );
+        let n = def.columns.len();
+        let mut st = conn.prepare(&sql)?;
+        let rows = st.query_map([fid], |r| {
+            let added = r.get::<_, String>(1)? == "added";
+            let before = if added {
+                None
+            } else {
+                let mut values = Vec::with_capacity(n);
+                for i in 0..n {
+                    values.push(r.get::<_, Value>(7 + i)?);
+                }
+                Some((r.get(6)?, values))
+            };
+            Ok(HistoryEntry {
+                change: r.get(0)?,
+                added,
+                kind: r.get(2)?,
+                actor: r.get(3)?,
+                at: r.get(4)?,
+                source: r.get(5)?,
+                before,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn begin_change(&mut self, def: &LayerDef, m: &ChangeMeta) -> Result<i64, EditError> {

@@ -36,6 +36,24 @@ pub enum WriteError {
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// The store cannot be reached now (nothing was changed; try again).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Another kind of store (PostGIS) refused or failed; its own message.
+    #[error("{0}")]
+    Backend(String),
+}
+
+impl From<edit::EditError> for WriteError {
+    fn from(e: edit::EditError) -> Self {
+        match e {
+            edit::EditError::Unavailable(m) => WriteError::Unavailable(m),
+            edit::EditError::NotFound(..) => WriteError::NotFound(e.to_string()),
+            edit::EditError::Forbidden(m) => WriteError::Forbidden(m),
+            edit::EditError::Store(s) => WriteError::Store(s),
+            other => WriteError::Backend(other.to_string()),
+        }
+    }
 }
 
 /// Commits a write transaction after forgetting capture rows every reader has long seen.

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 mod pgmirror;
 #[allow(unused_imports)]
-pub use pgmirror::{on_postgis, psql, psql_in, schema_of};
+pub use pgmirror::{as_geopackage, gdal_source, on_postgis, psql, psql_in, schema_of};
 
 /// The nordgeo binary under test.
 pub fn bin() -> PathBuf {
@@ -243,6 +243,9 @@ pub fn assert_valid(path: &Path) {
 /// A checksum of the whole logical content of an SQLite file (every table, every row).
 pub fn checksum(path: &Path) -> String {
     use std::hash::{DefaultHasher, Hash, Hasher};
+    if let Some(schema) = pgmirror::copied(path) {
+        return pgmirror::checksum(&schema);
+    }
     let conn =
         rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .expect("open for checksum");

@@ -37,6 +37,7 @@ extern "C" fn stop_cluster() {
             .args(["stop", c.dir.to_str().unwrap_or_default()])
             .output();
         let _ = std::fs::remove_dir_all(&c.dir);
+        let _ = std::fs::remove_dir_all(c.dir.with_extension("copies"));
     }
 }
 
@@ -102,14 +103,17 @@ pub fn psql(sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// The schema a store was copied into, if it was (never copies).
+pub fn copied(store: &Path) -> Option<String> {
+    if !on_postgis() {
+        return None;
+    }
+    mirrored().lock().unwrap().get(store).cloned()
+}
+
 /// The `--store …` arguments for `store`: its schema once it was copied, else the file.
 pub fn store_args(store: &Path) -> Vec<String> {
-    let schema = if on_postgis() {
-        mirrored().lock().unwrap().get(store).cloned()
-    } else {
-        None
-    };
-    match schema {
+    match copied(store) {
         Some(s) => vec!["--store".into(), url(), "--store-schema".into(), s],
         None => vec!["--store".into(), store.to_string_lossy().into_owned()],
     }
@@ -250,4 +254,69 @@ fn copy(store: &Path, schema: &str) {
 pub fn psql_in(store: &Path, sql: &str) -> String {
     let schema = schema_of(store).expect("the PostGIS run");
     psql(&format!("SET search_path = {schema}, public;\n{sql}"))
+}
+
+/// The store's content as a GeoPackage: on the PostGIS run, once a server ran on it, a
+/// fresh copy of its schema made by GDAL's `ogr2ogr` (every table, nordgeo's included);
+/// else the file itself.
+pub fn as_geopackage(store: &Path) -> PathBuf {
+    let Some(schema) = copied(store) else {
+        return store.to_path_buf();
+    };
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = cluster().dir.with_extension("copies");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!(
+        "{schema}-{}.gpkg",
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let src = format!(
+        "PG:host=127.0.0.1 port={} dbname=nordgeo user=postgres schemas={schema}",
+        cluster().port
+    );
+    let o = Command::new("ogr2ogr")
+        .args(["-f", "GPKG"])
+        .arg(&out)
+        .arg(&src)
+        .args(["-oo", "LIST_ALL_TABLES=YES", "-preserve_fid"])
+        .output()
+        .expect("ogr2ogr runs");
+    assert!(
+        o.status.success(),
+        "ogr2ogr from {schema}: {}",
+        super::text(&o)
+    );
+    out
+}
+
+/// A checksum of the schema's whole content (every table but the access log and the
+/// change capture's bookkeeping, every row).
+pub fn checksum(schema: &str) -> String {
+    let tables = psql(&format!(
+        "SELECT tablename FROM pg_tables WHERE schemaname = '{schema}'
+           AND tablename NOT IN ('nordgeo_access_log', 'nordgeo_capture', 'nordgeo_capture_pruned')
+         ORDER BY 1"
+    ));
+    let mut sql = String::from("SELECT md5(concat_ws('|'");
+    let mut n = 0;
+    for t in tables.lines() {
+        n += 1;
+        sql.push_str(&format!(
+            ", '{t}', (SELECT count(*) || ':' || coalesce(md5(string_agg(x::text, ',' ORDER BY x::text)), '') FROM {schema}.\"{t}\" x)"
+        ));
+    }
+    sql.push_str("));");
+    format!("{n} tables, {}", psql(&sql))
+}
+
+/// What GDAL opens to read the store directly: its schema in PostgreSQL once it was
+/// copied there, else the file.
+pub fn gdal_source(store: &Path) -> String {
+    match copied(store) {
+        Some(schema) => format!(
+            "PG:host=127.0.0.1 port={} dbname=nordgeo user=postgres schemas={schema}",
+            cluster().port
+        ),
+        None => store.to_string_lossy().into_owned(),
+    }
 }
