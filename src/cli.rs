@@ -789,10 +789,17 @@ fn run_postgis(url: &str, schema: &str, command: Command) -> Result<(), String> 
         Command::SetLayer(args) => {
             let (layer, source) = (args.layer.clone(), args.source.clone());
             let (fid, geometry) = (args.fid.clone(), args.geometry.clone());
-            if args.drop_column.is_some() {
-                return Err(crate::pg::PgError::Unsupported("--drop-column".into()).to_string());
-            }
             let mut store = open()?;
+            if let Some(col) = &args.drop_column {
+                let id = crate::pg::rollback::drop_column(
+                    &mut store,
+                    &layer,
+                    col,
+                    &actor(args.actor.clone()),
+                )
+                .map_err(|e| e.to_string())?;
+                dropped(&layer, col, id);
+            }
             let candidate = match &source {
                 Some(src) => Some(
                     crate::pg::settings::parse_source(
@@ -973,6 +980,13 @@ fn rolled_back(
         ),
     }
     Ok(())
+}
+
+/// What `nordgeo set-layer --drop-column` says, whatever the store.
+fn dropped(layer: &str, col: &str, id: i64) {
+    println!(
+        "column '{col}' dropped from '{layer}' (change {id}; `nordgeo undo {layer} --change {id}` brings it back)"
+    );
 }
 
 /// What `nordgeo undo` says, whatever the store.
@@ -1358,9 +1372,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 let id =
                     crate::write::settings::drop_column(&store, &layer, &col, &actor(who.clone()))
                         .map_err(|e| e.to_string())?;
-                println!(
-                    "column '{col}' dropped from '{layer}' (change {id}; `nordgeo undo {layer} --change {id}` brings it back)"
-                );
+                dropped(&layer, &col, id);
             }
             let change = args.settings();
             // The administrator asked for exactly this: it may loosen access.

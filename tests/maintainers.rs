@@ -26,9 +26,13 @@ fn body(r: &Response) -> String {
     String::from_utf8_lossy(&r.body).into_owned()
 }
 
+/// What the store holds, read with SQLite (on the PostGIS run: GDAL's copy of it).
 fn ro(store: &Path) -> rusqlite::Connection {
-    rusqlite::Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .unwrap()
+    rusqlite::Connection::open_with_flags(
+        as_geopackage(store),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap()
 }
 
 /// Every row of a table as text (blobs byte for byte), in fid order.
@@ -459,7 +463,8 @@ fn tile_archives_leave_restricted_data_out() {
             "parking",
         ],
     ));
-    let json: String = ro(&out)
+    let json: String = rusqlite::Connection::open(&out)
+        .unwrap()
         .query_row("SELECT value FROM metadata WHERE name = 'json'", [], |r| {
             r.get(0)
         })

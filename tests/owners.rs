@@ -31,10 +31,13 @@ fn parcel_in(store: &std::path::Path, municipality: &str, secret: &str) -> Parce
 }
 
 fn count(store: &std::path::Path, sql: &str) -> i64 {
-    rusqlite::Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .unwrap()
-        .query_row(sql, [], |r| r.get(0))
-        .unwrap()
+    rusqlite::Connection::open_with_flags(
+        as_geopackage(store),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap()
+    .query_row(sql, [], |r| r.get(0))
+    .unwrap()
 }
 
 fn bearer(secret: &str) -> String {

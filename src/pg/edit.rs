@@ -43,6 +43,11 @@ impl<'a> PgRows<'a> {
         Ok(r)
     }
 
+    /// Describes the layer's table anew at its next use (its columns changed).
+    pub(super) fn forget(&mut self, def: &LayerDef) {
+        self.relations.remove(&def.table);
+    }
+
     /// Runs a statement; returns the rows it changed.
     pub(super) fn exec(
         &mut self,

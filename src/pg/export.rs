@@ -57,7 +57,15 @@ pub fn export(
     let out_def = crate::export::titled(&def, &meta);
     let mut failed = None;
     let written = crate::export::write_geopackage(out, None, |tx| {
-        copy_layer(store, &def, &rel, &out_def, tx, only.as_ref(), &mut failed)
+        copy_layer(
+            store,
+            &def,
+            &rel,
+            &out_def,
+            tx,
+            Rows::Some(only.as_ref()),
+            &mut failed,
+        )
     });
     match (written, failed) {
         (_, Some(e)) => Err(e.into()),
@@ -65,18 +73,30 @@ pub fn export(
     }
 }
 
-/// Adds layer `def` (read from `rel`) to an open GeoPackage as `out_def`, only features
-/// whose column `only.0` has the municipality slug `only.1` when given. A database error
-/// ends the copy with a placeholder SQLite error and is put in `failed`.
+/// Which rows a copy takes.
+pub(super) enum Rows<'a> {
+    /// None: the table's columns only.
+    None,
+    /// All, or only those whose column `.0` has the municipality slug `.1`.
+    Some(Option<&'a (usize, String)>),
+}
+
+/// Adds layer `def` (read from `rel`) to an open GeoPackage as `out_def` with the rows
+/// `which` chooses. A database error ends the copy with a placeholder SQLite error and
+/// is put in `failed`.
 pub(super) fn copy_layer(
     store: &mut PgStore,
     def: &LayerDef,
     rel: &Relation,
     out_def: &LayerDef,
     tx: &rusqlite::Connection,
-    only: Option<&(usize, String)>,
+    which: Rows,
     failed: &mut Option<PgError>,
 ) -> rusqlite::Result<i64> {
+    let (only, filter) = match which {
+        Rows::None => (None, " WHERE false"),
+        Rows::Some(only) => (only, ""),
+    };
     let srs = crate::store::schema::srs_row_for(def.srs_id);
     let geom = if rel.geom.is_empty() {
         "NULL::bytea".to_string()
@@ -86,7 +106,7 @@ pub(super) fn copy_layer(
     let mut cols = vec![format!("{}::int8", q(&rel.fid)), geom];
     cols.extend(rel.select.iter().cloned());
     let sql = format!(
-        "SELECT {} FROM {} ORDER BY {}",
+        "SELECT {} FROM {}{filter} ORDER BY {}",
         cols.join(", "),
         rel.qualified(),
         q(&rel.fid)

@@ -19,16 +19,8 @@ pub fn run(store: &mut PgStore, opts: &ImportOptions) -> Result<ImportReport, Im
     if super::merge::needed(store, opts)? {
         return super::merge::run(store, opts);
     }
-    // Checked as a new layer (the planner reads settings from a GeoPackage store): the
-    // file's own CRS and columns, which the table must take — PostgreSQL refuses
-    // another SRID or an unknown column, and then nothing is written.
-    let planned = ImportOptions {
-        mode: Mode::Create,
-        ..opts.clone()
-    };
-    let staged = crate::import::stage(None, &planned)?;
+    let staged = super::merge::stage_whole(store, opts)?;
     let mut report = staged.report;
-    report.store = store.at().to_string();
     if opts.dry_run {
         return Ok(report);
     }
@@ -151,11 +143,33 @@ fn write_layer(
     };
     let history = store.table(&crate::store::history::history_table(name));
     let changes = store.table("nordgeo_changes");
+    // Columns the file adds (add-columns) go to the table and, in the same order, to
+    // its history, whose rows are copied by position.
+    let mut ddl: Vec<String> = p
+        .new_columns
+        .iter()
+        .filter(|_| exists)
+        .map(|c| {
+            format!(
+                "ALTER TABLE {table} ADD COLUMN {} {};",
+                q(&c.name),
+                pg_type(c.class(), &c.decl_type)
+            )
+        })
+        .collect();
+    ddl.push(format!(
+        "CREATE TABLE IF NOT EXISTS {history} AS SELECT 0::bigint AS change_id, ''::text AS change_op, * FROM {table} WITH NO DATA;"
+    ));
+    ddl.extend(p.new_columns.iter().filter(|_| exists).map(|c| {
+        format!(
+            "ALTER TABLE {history} ADD COLUMN IF NOT EXISTS {} {};",
+            q(&c.name),
+            pg_type(c.class(), &c.decl_type)
+        )
+    }));
     store
         .client()
-        .batch_execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {history} AS SELECT 0::bigint AS change_id, ''::text AS change_op, * FROM {table} WITH NO DATA"
-        ))
+        .batch_execute(&ddl.concat())
         .map_err(|e| store.err(e))?;
     let source = opts
         .file
@@ -243,7 +257,7 @@ fn write_layer(
 }
 
 /// The PostgreSQL type of a GeoPackage column.
-fn pg_type(class: ValueClass, decl: &str) -> String {
+pub(super) fn pg_type(class: ValueClass, decl: &str) -> String {
     let upper = decl.to_ascii_uppercase();
     match class {
         ValueClass::Integer => "bigint".into(),

@@ -57,15 +57,6 @@ pub fn run(store: &mut PgStore, opts: &ImportOptions) -> Result<ImportReport, Im
     let pg = |e: PgError| ImportError::Plan(e.to_string());
     let all = layers::list(store).map_err(pg)?;
     let targets = targets(opts)?;
-    let mut wanted: Vec<&(LayerDef, layers::Relation)> = Vec::new();
-    for layer in &all {
-        let boundaries = settings::meta(store, &layer.0.table)
-            .map_err(pg)?
-            .boundaries;
-        if targets.contains(&layer.0.table) || boundaries.is_some() {
-            wanted.push(layer);
-        }
-    }
     let dir = tempfile::tempdir()
         .map_err(|e| ImportError::Plan(format!("no temporary directory: {e}")))?;
     store
@@ -78,7 +69,7 @@ pub fn run(store: &mut PgStore, opts: &ImportOptions) -> Result<ImportReport, Im
             .client()
             .batch_execute(&lock)
             .map_err(|e| pg(store.err(e)))?;
-        let copy = snapshot(store, &wanted, &dir.path().join("copy.gpkg"))
+        let copy = snapshot(store, &all, &targets, true, &dir.path().join("copy.gpkg"))
             .map_err(|e| working_copy(e, dir.path(), store.at()))?;
         let mut report = crate::write::import::run_on(&copy, opts)
             .map_err(|e| working_copy(e, dir.path(), store.at()))?;
@@ -89,13 +80,6 @@ pub fn run(store: &mut PgStore, opts: &ImportOptions) -> Result<ImportReport, Im
         let mut rows = PgRows::new(store);
         for lr in &mut report.layers {
             let Some(change) = lr.change_id else { continue };
-            if !lr.added_columns.is_empty() {
-                return Err(ImportError::Plan(format!(
-                    "the file adds columns to '{}' ({}); on a PostGIS store add them to the table first (ALTER TABLE), then import again",
-                    lr.target_layer,
-                    lr.added_columns.join(", ")
-                )));
-            }
             let (def, _) = all
                 .iter()
                 .find(|(d, _)| d.table == lr.target_layer)
@@ -132,28 +116,83 @@ fn working_copy(e: ImportError, dir: &std::path::Path, at: &str) -> ImportError 
     }
 }
 
-/// A GeoPackage store holding exact copies of `layers` with their settings.
+/// A GeoPackage store made at `path` of the layers an import is checked against, with
+/// their settings: the `targets` (with their rows when `rows`, else with their columns
+/// and extent only) and the layer of municipality boundaries (whole).
 fn snapshot(
     store: &mut PgStore,
-    layers: &[&(LayerDef, layers::Relation)],
+    all: &[(LayerDef, layers::Relation)],
+    targets: &BTreeSet<String>,
+    rows: bool,
     path: &std::path::Path,
 ) -> Result<Store, ImportError> {
+    let pg = |e: PgError| ImportError::Plan(e.to_string());
     let copy = Store::create(path)?;
     let mut failed = None;
     let conn = copy.conn();
     let tx = conn.unchecked_transaction().map_err(|e| copy.err(e))?;
-    for (def, rel) in layers {
-        let meta =
-            settings::meta(store, &def.table).map_err(|e| ImportError::Plan(e.to_string()))?;
-        let done = export::copy_layer(store, def, rel, def, &tx, None, &mut failed)
+    for (def, rel) in all {
+        let meta = settings::meta(store, &def.table).map_err(pg)?;
+        let target = targets.contains(&def.table);
+        let which = if meta.boundaries.is_some() || (target && rows) {
+            export::Rows::Some(None)
+        } else if target {
+            export::Rows::None
+        } else {
+            continue;
+        };
+        let empty = matches!(which, export::Rows::None);
+        let done = export::copy_layer(store, def, rel, def, &tx, which, &mut failed)
             .and_then(|_| crate::store::write_meta(&tx, &def.table, &meta));
         if let Some(e) = failed.take() {
-            return Err(ImportError::Plan(e.to_string()));
+            return Err(pg(e));
         }
         done.map_err(|e| copy.err(e))?;
+        // Without its rows the copy still has the layer's extent, which the import's
+        // distance warning compares with.
+        if empty && !rel.geom.is_empty() {
+            let g = q(&rel.geom);
+            let e = store
+                .client()
+                .query_one(
+                    &format!(
+                        "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent({g})::geometry AS e FROM {}) x",
+                        rel.qualified()
+                    ),
+                    &[],
+                )
+                .map_err(|e| pg(store.err(e)))?;
+            let b: [Option<f64>; 4] = [e.get(0), e.get(1), e.get(2), e.get(3)];
+            tx.execute(
+                "UPDATE gpkg_contents SET min_x = ?1, min_y = ?2, max_x = ?3, max_y = ?4 WHERE table_name = ?5",
+                rusqlite::params![b[0], b[1], b[2], b[3], def.table],
+            )
+            .map_err(|e| copy.err(e))?;
+        }
     }
     tx.commit().map_err(|e| copy.err(e))?;
     Ok(copy)
+}
+
+/// Checks and stages an import that writes whole layers against a copy of the targets'
+/// columns, settings and extent (no rows) and the municipality boundaries, so its checks
+/// are those of a GeoPackage store's import. The copy is made outside any transaction:
+/// a slow file holds up nobody.
+pub fn stage_whole(
+    store: &mut PgStore,
+    opts: &ImportOptions,
+) -> Result<crate::import::Staged, ImportError> {
+    let all = layers::list(store).map_err(|e| ImportError::Plan(e.to_string()))?;
+    let targets = targets(opts)?;
+    let dir = tempfile::tempdir()
+        .map_err(|e| ImportError::Plan(format!("no temporary directory: {e}")))?;
+    let at = store.at().to_string();
+    let copy = snapshot(store, &all, &targets, false, &dir.path().join("copy.gpkg"))
+        .map_err(|e| working_copy(e, dir.path(), &at))?;
+    let mut staged =
+        crate::import::stage(Some(&copy), opts).map_err(|e| working_copy(e, dir.path(), &at))?;
+    staged.report.store = at;
+    Ok(staged)
 }
 
 /// Replays change `change` of the copy on the store's table of `def`: the removed and
@@ -197,7 +236,23 @@ fn replay(
             .map_err(err)
     };
     let (removed, added) = (fids("removed")?, fids("added")?);
+    // The copy's layer is the table's plus the columns the import added (add-columns).
     let copy_def = copy.layer(&def.table)?;
+    let table = rows.rel(def)?.qualified();
+    for c in &copy_def.columns {
+        if !def.columns.iter().any(|d| d.name == c.name) {
+            rows.exec(
+                &format!(
+                    "ALTER TABLE {table} ADD COLUMN {} {}",
+                    q(&c.name),
+                    super::import::pg_type(c.class(), &c.decl_type)
+                ),
+                &[],
+            )?;
+        }
+    }
+    rows.forget(def);
+    let def = &copy_def;
     let mut source = GeoPackageRows(copy);
     let id = rows.begin_change(def, &meta)?;
     for &fid in &removed {
@@ -208,7 +263,7 @@ fn replay(
     }
     for &fid in &added {
         let row = source
-            .read_row(&copy_def, fid)?
+            .read_row(def, fid)?
             .ok_or_else(|| ImportError::Plan(format!("feature {fid} vanished from the copy")))?;
         // A new feature takes the table's next key (its sequence), as an edit's does.
         let fid = if removed.contains(&fid) {

@@ -40,15 +40,17 @@ fn in_transaction<T>(
     }
 }
 
-/// The table's columns as the history holds them: fid, geometry, attributes.
+/// The fid column and every column of the table as it is now (the history holds them
+/// all, and a column may have come back since the layer was read).
 fn columns(rows: &mut PgRows, def: &LayerDef) -> Result<(String, String), WriteError> {
     let rel = rows.rel(def)?;
-    let mut cols = vec![q(&rel.fid)];
-    if !rel.geom.is_empty() {
-        cols.push(q(&rel.geom));
-    }
-    cols.extend(def.columns.iter().map(|c| q(&c.name)));
-    Ok((q(&rel.fid), cols.join(", ")))
+    let cols: String = rows.query(
+        "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+         WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
+        &[&rel.qualified()],
+    )?[0]
+        .get(0);
+    Ok((q(&rel.fid), cols))
 }
 
 /// The ids of the layer's changes after `to`, newest first.
@@ -113,7 +115,13 @@ fn layer(rows: &mut PgRows, def: &LayerDef, r: &Rollback) -> Result<i64, WriteEr
         &format!("INSERT INTO {h} (change_id, change_op, {cols}) SELECT $2, 'removed', {cols} FROM {t} WHERE {touched}"),
         &[&r.to, &id],
     )?;
+    let mut cols = cols;
     for c in later {
+        if restore_column(rows, def, c)? {
+            // Later re-inserted rows carry the column again.
+            cols = columns(rows, def)?.1;
+            continue;
+        }
         undo_rows(rows, &h, &t, &fid, &cols, c)?;
     }
     rows.exec(
@@ -238,9 +246,9 @@ pub fn undo(
             let later = rows.query(
                 &format!(
                     "SELECT c.id, c.kind, c.actor, c.at FROM {changes} c
-                     WHERE c.layer = $2 AND c.id > $1 AND EXISTS (
+                     WHERE c.layer = $2 AND c.id > $1 AND (c.kind = 'drop-column' OR EXISTS (
                        SELECT 1 FROM {h} x WHERE x.change_id = c.id AND x.{fid} IN (
-                         SELECT {fid} FROM {h} WHERE change_id = $1))
+                         SELECT {fid} FROM {h} WHERE change_id = $1)))
                      ORDER BY c.id LIMIT 1"
                 ),
                 &[&change, &layer],
@@ -268,6 +276,10 @@ pub fn undo(
             note: Some(format!("undoes change {change}")),
         };
         let id = rows.begin_change(def, &meta)?;
+        if restore_column(rows, def, change)? {
+            rows.finish_change(def, id, None)?;
+            return Ok(id);
+        }
         let t = rows.rel(def)?.qualified();
         let touched = format!("{fid} IN (SELECT {fid} FROM {h} WHERE change_id = $1)");
         rows.exec(
@@ -282,4 +294,86 @@ pub fn undo(
         rows.finish_change(def, id, None)?;
         Ok(id)
     })
+}
+
+/// Drops a column added by mistake as a change of its own: its values stay in the
+/// history (as `column` rows), so undoing or rolling back the change brings it back whole.
+pub fn drop_column(
+    store: &mut PgStore,
+    layer: &str,
+    column: &str,
+    actor: &str,
+) -> Result<i64, WriteError> {
+    let mut meta = super::settings::meta(store, layer).map_err(crate::write::EditError::from)?;
+    let id = in_transaction(store, layer, |rows, def| {
+        crate::write::settings::droppable(def, &meta, column)?;
+        let rel = rows.rel(def)?;
+        let i = def
+            .columns
+            .iter()
+            .position(|c| c.name == column)
+            .unwrap_or(0);
+        let pg_type = rel.types.get(i).cloned().unwrap_or_else(|| "text".into());
+        let note = serde_json::json!({"column": column, "decl_type": pg_type}).to_string();
+        let change = ChangeMeta {
+            kind: "drop-column".into(),
+            mode: None,
+            municipality: None,
+            source: None,
+            actor: actor.into(),
+            note: Some(note),
+        };
+        let id = rows.begin_change(def, &change)?;
+        let (h, t, fid, c) = (rows.history(def), rel.qualified(), q(&rel.fid), q(column));
+        rows.exec(
+            &format!("INSERT INTO {h} (change_id, change_op, {fid}, {c}) SELECT $1, 'column', {fid}, {c} FROM {t}"),
+            &[&id],
+        )?;
+        rows.exec(&format!("ALTER TABLE {t} DROP COLUMN {c}"), &[])?;
+        whole_layer(rows, layer)?;
+        Ok(id)
+    })?;
+    if meta.internal_properties.iter().any(|p| p == column) {
+        meta.internal_properties.retain(|p| p != column);
+        super::settings::write(store, layer, &meta, None).map_err(crate::write::EditError::from)?;
+    }
+    Ok(id)
+}
+
+/// Tells every server the layer changed whole (a column came or went: no row trigger
+/// says so).
+fn whole_layer(rows: &mut PgRows, layer: &str) -> Result<(), WriteError> {
+    let log = rows.store_table("nordgeo_capture");
+    rows.exec(
+        &format!("INSERT INTO {log} (layer, what) VALUES ($1, 'layer')"),
+        &[&layer],
+    )?;
+    Ok(())
+}
+
+/// Brings back the column change `c` dropped, with every value it held; false when `c`
+/// dropped no column.
+fn restore_column(rows: &mut PgRows, def: &LayerDef, c: i64) -> Result<bool, WriteError> {
+    let changes = rows.store_table("nordgeo_changes");
+    let found = rows.query(
+        &format!("SELECT note FROM {changes} WHERE id = $1 AND kind = 'drop-column'"),
+        &[&c],
+    )?;
+    let Some(note) = found.first().and_then(|r| r.get::<_, Option<String>>(0)) else {
+        return Ok(false);
+    };
+    let v: serde_json::Value = serde_json::from_str(&note).unwrap_or_default();
+    let (Some(col), Some(ty)) = (v["column"].as_str(), v["decl_type"].as_str()) else {
+        return Ok(false);
+    };
+    let rel = rows.rel(def)?;
+    let (h, t, fid, col) = (rows.history(def), rel.qualified(), q(&rel.fid), q(col));
+    rows.exec(&format!("ALTER TABLE {t} ADD COLUMN {col} {ty}"), &[])?;
+    rows.exec(
+        &format!("UPDATE {t} SET {col} = h.{col} FROM {h} h WHERE h.change_id = $1 AND h.change_op = 'column' AND h.{fid} = {t}.{fid}"),
+        &[&c],
+    )?;
+    rows.forget(def);
+    whole_layer(rows, &def.table)?;
+    Ok(true)
 }

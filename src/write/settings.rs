@@ -7,7 +7,7 @@ use rusqlite::TransactionBehavior;
 
 use super::WriteError;
 use crate::store::history::{self, ChangeMeta};
-use crate::store::{LayerMeta, Store, write_meta};
+use crate::store::{LayerDef, LayerMeta, Store, write_meta};
 
 /// How far (metres) outside its boundary a maintainer may place a feature unless the
 /// boundary layer says otherwise.
@@ -347,16 +347,9 @@ fn check_rule(store: &Store, def: &crate::store::LayerDef, rule: &str) -> Result
     Ok(())
 }
 
-/// Drops a column added by mistake (administrators), as a change of its own that keeps
-/// the column's values: undoing it brings the column back whole.
-pub fn drop_column(
-    store: &Store,
-    layer: &str,
-    column: &str,
-    actor: &str,
-) -> Result<i64, WriteError> {
-    let def = store.layer(layer)?;
-    let meta = store.meta(layer)?;
+/// Whether `column` of a layer may be dropped: it exists and no setting names it.
+pub fn droppable(def: &LayerDef, meta: &LayerMeta, column: &str) -> Result<(), WriteError> {
+    let layer = &def.table;
     if !def.columns.iter().any(|c| c.name == column) {
         return Err(WriteError::NotFound(format!(
             "layer '{layer}' has no column '{column}'"
@@ -371,6 +364,20 @@ pub fn drop_column(
             "column '{column}' is named in the settings of '{layer}' (municipality column, key or a rule); change those first"
         )));
     }
+    Ok(())
+}
+
+/// Drops a column added by mistake (administrators), as a change of its own that keeps
+/// the column's values: undoing it brings the column back whole.
+pub fn drop_column(
+    store: &Store,
+    layer: &str,
+    column: &str,
+    actor: &str,
+) -> Result<i64, WriteError> {
+    let def = store.layer(layer)?;
+    let meta = store.meta(layer)?;
+    droppable(&def, &meta, column)?;
     let err = |e| WriteError::Store(store.err(e));
     let tx = rusqlite::Transaction::new_unchecked(store.conn(), TransactionBehavior::Immediate)
         .map_err(err)?;

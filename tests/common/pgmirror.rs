@@ -152,6 +152,12 @@ fn literal(v: rusqlite::types::ValueRef) -> String {
     }
 }
 
+/// The WKB of a GeoPackage geometry blob (after its header and envelope).
+fn gpkg_wkb(blob: &[u8]) -> &[u8] {
+    let envelope = [0, 32, 48, 48, 64][usize::from((blob[3] >> 1) & 7).min(4)];
+    &blob[8 + envelope..]
+}
+
 /// Copies the feature tables with ogr2ogr (names, keys and feature ids kept) and nordgeo's
 /// settings, tokens and change log with psql into a new schema.
 fn copy(store: &Path, schema: &str) {
@@ -210,6 +216,49 @@ fn copy(store: &Path, schema: &str) {
         super::text(&out)
     );
     let mut sql = format!("SET search_path = {schema}, public;\nBEGIN;\n");
+    // Each layer's history table as nordgeo makes it (from the table's columns), with
+    // the file's history rows (values as text literals PostgreSQL casts to each column's
+    // type, geometries as WKB).
+    for (table, geom) in &layers {
+        let h = format!("nordgeo_history_{table}");
+        let Ok(mut st) = conn.prepare(&format!("SELECT * FROM \"{h}\"")) else {
+            continue;
+        };
+        sql.push_str(&format!(
+            "CREATE TABLE \"{h}\" AS SELECT 0::bigint AS change_id, ''::text AS change_op, * FROM \"{table}\" WITH NO DATA;\n"
+        ));
+        let srid: i64 = conn
+            .query_row(
+                "SELECT srs_id FROM gpkg_geometry_columns WHERE table_name = ?1",
+                [table],
+                |r| r.get(0),
+            )
+            .unwrap_or(0);
+        let cols: Vec<String> = st.column_names().map(|c| c.to_string()).collect();
+        let mut rows = st.query([]).unwrap();
+        while let Some(r) = rows.next().unwrap() {
+            use rusqlite::types::ValueRef;
+            let vals: Vec<String> = (0..cols.len())
+                .map(|i| match r.get_ref(i).unwrap() {
+                    ValueRef::Blob(b) if &cols[i] == geom => {
+                        let wkb: String = gpkg_wkb(b).iter().map(|x| format!("{x:02x}")).collect();
+                        format!("ST_SetSRID(ST_GeomFromWKB(decode('{wkb}', 'hex')), {srid})")
+                    }
+                    ValueRef::Integer(v) => format!("'{v}'"),
+                    ValueRef::Real(v) => format!("'{v:?}'"),
+                    v => literal(v),
+                })
+                .collect();
+            sql.push_str(&format!(
+                "INSERT INTO \"{h}\" ({}) VALUES ({});\n",
+                cols.iter()
+                    .map(|c| format!("\"{c}\""))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                vals.join(", ")
+            ));
+        }
+    }
     for table in ["nordgeo_layers", "nordgeo_tokens", "nordgeo_changes"] {
         let exists: bool = conn
             .query_row(
@@ -260,8 +309,22 @@ pub fn psql_in(store: &Path, sql: &str) -> String {
 /// fresh copy of its schema made by GDAL's `ogr2ogr` (every table, nordgeo's included);
 /// else the file itself.
 pub fn as_geopackage(store: &Path) -> PathBuf {
-    let Some(schema) = copied(store) else {
+    let gpkg = store.extension().is_some_and(|e| e == "gpkg");
+    if !on_postgis() || (copied(store).is_none() && !gpkg) {
         return store.to_path_buf();
+    }
+    // Before its copy to PostgreSQL the file is read through GDAL too, so that what a
+    // test reads before and after is encoded alike (GDAL writes a point without an
+    // envelope, nordgeo with one).
+    let (src, schema) = match copied(store) {
+        Some(schema) => (
+            format!(
+                "PG:host=127.0.0.1 port={} dbname=nordgeo user=postgres schemas={schema}",
+                cluster().port
+            ),
+            schema,
+        ),
+        None => (store.to_string_lossy().into_owned(), "file".to_string()),
     };
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let dir = cluster().dir.with_extension("copies");
@@ -270,22 +333,56 @@ pub fn as_geopackage(store: &Path) -> PathBuf {
         "{schema}-{}.gpkg",
         N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
-    let src = format!(
-        "PG:host=127.0.0.1 port={} dbname=nordgeo user=postgres schemas={schema}",
-        cluster().port
-    );
-    let o = Command::new("ogr2ogr")
-        .args(["-f", "GPKG"])
-        .arg(&out)
-        .arg(&src)
-        .args(["-oo", "LIST_ALL_TABLES=YES", "-preserve_fid"])
-        .output()
-        .expect("ogr2ogr runs");
-    assert!(
-        o.status.success(),
-        "ogr2ogr from {schema}: {}",
-        super::text(&o)
-    );
+    // A history table lists a fid once per change: GDAL gets a key of its own for it.
+    let history = |name: &str| name.starts_with("nordgeo_history_");
+    let names = if copied(store).is_some() {
+        psql(&format!(
+            "SELECT tablename FROM pg_tables WHERE schemaname = '{schema}' ORDER BY 1"
+        ))
+    } else {
+        let c = rusqlite::Connection::open_with_flags(
+            store,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let mut st = c
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1")
+            .unwrap();
+        st.query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+            .join("\n")
+    };
+    let (hist, rest): (Vec<&str>, Vec<&str>) = names
+        .lines()
+        .filter(|n| {
+            !n.starts_with("gpkg_") && !n.starts_with("rtree_") && !n.starts_with("sqlite_")
+        })
+        .partition(|n| history(n));
+    for (i, (tables, extra)) in [(rest, vec![]), (hist, vec!["-lco", "FID=nordgeo_row"])]
+        .into_iter()
+        .enumerate()
+    {
+        if tables.is_empty() {
+            continue;
+        }
+        let o = Command::new("ogr2ogr")
+            .args(["-f", "GPKG"])
+            .args(if i > 0 { vec!["-update"] } else { vec![] })
+            .arg(&out)
+            .arg(&src)
+            .args(&tables)
+            .args(["-oo", "LIST_ALL_TABLES=YES"])
+            .args(if i == 0 { vec!["-preserve_fid"] } else { extra })
+            .output()
+            .expect("ogr2ogr runs");
+        assert!(
+            o.status.success() && !super::text(&o).contains("ERROR"),
+            "ogr2ogr from {schema}: {}",
+            super::text(&o)
+        );
+    }
     out
 }
 
