@@ -9,6 +9,17 @@ trap 'rm -f "$log"' EXIT
 set +e
 cargo test --all-targets --locked 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
+# The both-store matrix: the suites whose behaviour is the same on either store run again
+# on the PostGIS store, each test's store copied into a throwaway PostgreSQL cluster
+# (tests/common/pgmirror.rs). Not here: the GeoPackage file's own faults (faults.rs; the
+# database's are in postgis.rs) and the suites that never start a server on a store.
+echo "== the same suites on the PostGIS store =="
+NORDGEO_TEST_STORE=postgis cargo test --locked --no-fail-fast \
+  --test features --test cql2 --test ogc --test tiles --test edit --test maintainers \
+  --test owners --test downloads --test hostile --test consistency --test server \
+  --test portal 2>&1 | tee -a "$log"
+pg_rc=${PIPESTATUS[0]}
+[ "$rc" -ne 0 ] || rc=$pg_rc
 set -e
 # One closing line over all test binaries (criterion's smoke run prints its own last).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use postgres::fallible_iterator::FallibleIterator;
 use rusqlite::types::Value;
 
 use super::layers::{Relation, q};
@@ -73,12 +72,45 @@ pub fn export(
     }
 }
 
+/// A GeoPackage store at `path` holding the features `fids` of layer `name` as stored
+/// (its CRS, columns and settings), for a download to be cut from as from any store.
+pub fn selection(
+    store: &mut PgStore,
+    name: &str,
+    fids: &[i64],
+    path: &Path,
+) -> Result<crate::store::Store, ExportError> {
+    let (def, rel) = layers::list(store)?
+        .into_iter()
+        .find(|(d, _)| d.table == name)
+        .ok_or_else(|| PgError::NoSuchLayer(name.into()))?;
+    let meta = settings::meta(store, name)?;
+    let copy = crate::store::Store::create(path)?;
+    let werr = |e: rusqlite::Error| ExportError::Write(path.into(), e.to_string());
+    // Written once and read once: a store's large page cache would only hold memory.
+    copy.conn()
+        .execute_batch("PRAGMA cache_size = -2000")
+        .map_err(werr)?;
+    let tx = copy.conn().unchecked_transaction().map_err(werr)?;
+    let mut failed = None;
+    let done = copy_layer(store, &def, &rel, &def, &tx, Rows::Fids(fids), &mut failed)
+        .and_then(|_| crate::store::write_meta(&tx, name, &meta));
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    done.map_err(werr)?;
+    tx.commit().map_err(werr)?;
+    Ok(copy)
+}
+
 /// Which rows a copy takes.
 pub(super) enum Rows<'a> {
     /// None: the table's columns only.
     None,
     /// All, or only those whose column `.0` has the municipality slug `.1`.
     Some(Option<&'a (usize, String)>),
+    /// Those with these fids.
+    Fids(&'a [i64]),
 }
 
 /// Adds layer `def` (read from `rel`) to an open GeoPackage as `out_def` with the rows
@@ -93,9 +125,22 @@ pub(super) fn copy_layer(
     which: Rows,
     failed: &mut Option<PgError>,
 ) -> rusqlite::Result<i64> {
+    // A cursor's statement takes no parameters: the fids are written out.
+    let fid_filter = match &which {
+        Rows::Fids(fids) => format!(
+            " WHERE {}::int8 = ANY('{{{}}}'::int8[])",
+            q(&rel.fid),
+            fids.iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        _ => String::new(),
+    };
     let (only, filter) = match which {
         Rows::None => (None, " WHERE false"),
         Rows::Some(only) => (only, ""),
+        Rows::Fids(_) => (None, fid_filter.as_str()),
     };
     let srs = crate::store::schema::srs_row_for(def.srs_id);
     let geom = if rel.geom.is_empty() {
@@ -113,17 +158,26 @@ pub(super) fn copy_layer(
     );
     let classes: Vec<_> = def.columns.iter().map(|c| c.class()).collect();
     let at = store.at().to_string();
-    let mut rows = match store.client().query_raw(
-        &sql,
-        std::iter::empty::<&(dyn postgres::types::ToSql + Sync)>(),
-    ) {
-        Ok(rows) => rows,
-        Err(e) => {
-            *failed = Some(super::error_at(&at, e));
-            return Err(rusqlite::Error::InvalidQuery);
+    // Read in batches through a cursor: the client library would otherwise take in the
+    // whole answer as fast as the database sends it, however large the layer.
+    if let Err(e) = store.client().batch_execute(&format!(
+        "DECLARE nordgeo_copy NO SCROLL CURSOR WITH HOLD FOR {sql}"
+    )) {
+        *failed = Some(super::error_at(&at, e));
+        return Err(rusqlite::Error::InvalidQuery);
+    }
+    let mut batch: std::vec::IntoIter<postgres::Row> = Vec::new().into_iter();
+    let mut next = |store: &mut PgStore| -> Result<Option<postgres::Row>, postgres::Error> {
+        if let Some(row) = batch.next() {
+            return Ok(Some(row));
         }
+        batch = store
+            .client()
+            .query("FETCH FORWARD 2000 FROM nordgeo_copy", &[])?
+            .into_iter();
+        Ok(batch.next())
     };
-    crate::export::add_layer(tx, out_def, &srs, |tx| {
+    let copied = crate::export::add_layer(tx, out_def, &srs, |tx| {
         let mut names = vec![q(def.fid_column.as_deref().unwrap_or("fid"))];
         if def.has_geometry() {
             names.push(q(&def.geom_column));
@@ -139,7 +193,7 @@ pub(super) fn copy_layer(
         let mut curves = std::collections::BTreeSet::new();
         let mut n = 0;
         loop {
-            let row = match rows.next() {
+            let row = match next(store) {
                 Ok(Some(row)) => row,
                 Ok(None) => break,
                 Err(e) => {
@@ -182,5 +236,8 @@ pub(super) fn copy_layer(
         }
         crate::store::layer::register_geometry_types(tx, out_def, curves)?;
         Ok(n)
-    })
+    });
+    // In a transaction that failed the cursor is gone with it; closing may then fail.
+    let _ = store.client().batch_execute("CLOSE nordgeo_copy");
+    copied
 }

@@ -16,6 +16,14 @@ use crate::store::layer::ValueClass;
 
 /// Runs an import into the store: checked whole first, then written.
 pub fn run(store: &mut PgStore, opts: &ImportOptions) -> Result<ImportReport, ImportError> {
+    // Whatever was interrupted (reading the file or writing), the budget says why.
+    match run_checked(store, opts) {
+        Err(_) if opts.budget.exhausted() => Err(crate::store::StoreError::Interrupted.into()),
+        other => other,
+    }
+}
+
+fn run_checked(store: &mut PgStore, opts: &ImportOptions) -> Result<ImportReport, ImportError> {
     if super::merge::needed(store, opts)? {
         return super::merge::run(store, opts);
     }

@@ -275,7 +275,6 @@ fn gpx_body(r: Request, base: &str) -> axum::body::Body {
 /// streams it; the file is unlinked once open, so nothing is left behind.
 async fn gpkg_response(state: &Arc<AppState>, r: Request) -> Result<Response, Problem> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
-    crate::server::geopackage_only(state, "A GeoPackage download")?;
     let Ok(_permit) = state.download_slots.clone().try_acquire_owned() else {
         let mut p = Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -289,6 +288,7 @@ async fn gpkg_response(state: &Arc<AppState>, r: Request) -> Result<Response, Pr
         return Ok(p);
     };
     let store_path = state.config.store.clone();
+    let pg_schema = state.config.pg_schema.clone();
     let tmp = std::env::temp_dir().join(format!(
         "nordgeo-download-{}-{}.gpkg",
         std::process::id(),
@@ -309,14 +309,32 @@ async fn gpkg_response(state: &Arc<AppState>, r: Request) -> Result<Response, Pr
         let public = Audience::public(&r.layer.def, &r.layer.meta);
         // CRS84 and EPSG:4326 are both srs 4326 in a GeoPackage (x is longitude).
         let srs_id = r.crs.epsg.unwrap_or(4326);
+        let copy = tmp.with_extension("selection.gpkg");
+        let remove_copy = || {
+            for ext in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{ext}", copy.display()));
+            }
+        };
         let fail = |e: String| {
             let _ = std::fs::remove_file(&tmp);
+            remove_copy();
             tracing::error!(error = %e, "a GeoPackage download could not be written");
             Problem::internal("the GeoPackage could not be written; the server log says why")
         };
-        let store =
-            crate::store::Store::open_read_only(&store_path).map_err(|e| fail(e.to_string()))?;
-        crate::export::export_selected(
+        // A PostGIS store's selection is copied as stored into a GeoPackage beside the
+        // download first; the download is then cut from it as from any store.
+        let store = match &pg_schema {
+            Some(schema) => {
+                let mut pg = crate::pg::PgStore::connect(&store_path.to_string_lossy(), schema)
+                    .map_err(|e| fail(e.to_string()))?;
+                crate::pg::export::selection(&mut pg, &r.layer.def.table, &fids, &copy)
+                    .map_err(|e| fail(e.to_string()))?
+            }
+            None => {
+                crate::store::Store::open_read_only(&store_path).map_err(|e| fail(e.to_string()))?
+            }
+        };
+        let written = crate::export::export_selected(
             &store,
             &r.layer.def.table,
             &tmp,
@@ -327,8 +345,12 @@ async fn gpkg_response(state: &Arc<AppState>, r: Request) -> Result<Response, Pr
                 masked: &masked,
                 srs_id,
             },
-        )
-        .map_err(|e| fail(e.to_string()))?;
+        );
+        drop(store);
+        if pg_schema.is_some() {
+            remove_copy();
+        }
+        written.map_err(|e| fail(e.to_string()))?;
         let file = std::fs::File::open(&tmp).map_err(|e| fail(e.to_string()))?;
         let _ = std::fs::remove_file(&tmp);
         Ok(file)
