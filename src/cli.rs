@@ -932,6 +932,16 @@ fn run_postgis(url: &str, schema: &str, command: Command) -> Result<(), String> 
                 .map_err(|e| e.to_string())?;
             undone(&layer, change, id)
         }
+        Command::Publish { out } => {
+            let mut store = open()?;
+            let n = crate::pg::export::publish(&mut store, &out).map_err(|e| e.to_string())?;
+            println!(
+                "{n} layers of {} published to {} (their rows, settings and tokens; the change log and history stay in the database)",
+                store.at(),
+                out.display()
+            );
+            Ok(())
+        }
         Command::Export {
             layer,
             out,

@@ -241,3 +241,74 @@ pub(super) fn copy_layer(
     let _ = store.client().batch_execute("CLOSE nordgeo_copy");
     copied
 }
+
+/// `nordgeo publish` from a PostGIS store: every layer with its rows and settings, and
+/// the tokens, as they were at one moment (one read-only snapshot of the database), in a
+/// GeoPackage store any nordgeo serves (a read replica away from the database). The
+/// change log and history stay in the database, which PostgreSQL's own tools back up.
+/// Returns the number of layers written.
+pub fn publish(store: &mut PgStore, out: &Path) -> Result<usize, ExportError> {
+    let part = out.with_extension("part");
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", part.display()));
+    }
+    let at = store.at().to_string();
+    store
+        .client()
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .map_err(|e| super::error_at(&at, e))?;
+    let result = publish_in(store, &part);
+    let _ = store.client().batch_execute("ROLLBACK");
+    let n = result.inspect_err(|_| {
+        let _ = std::fs::remove_file(&part);
+    })?;
+    std::fs::rename(&part, out).map_err(|e| ExportError::Write(out.into(), e.to_string()))?;
+    Ok(n)
+}
+
+fn publish_in(store: &mut PgStore, path: &Path) -> Result<usize, ExportError> {
+    let layers = layers::list(store)?;
+    let copy = crate::store::Store::create(path)?;
+    let werr = |e: rusqlite::Error| ExportError::Write(path.into(), e.to_string());
+    copy.conn()
+        .execute_batch("PRAGMA cache_size = -2000")
+        .map_err(werr)?;
+    let tx = copy.conn().unchecked_transaction().map_err(werr)?;
+    for (def, rel) in &layers {
+        let meta = settings::meta(store, &def.table)?;
+        let mut failed = None;
+        let done = copy_layer(store, def, rel, def, &tx, Rows::Some(None), &mut failed)
+            .and_then(|_| crate::store::write_meta(&tx, &def.table, &meta));
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        done.map_err(werr)?;
+    }
+    if store.has_table("nordgeo_tokens")? {
+        let tokens = store.table("nordgeo_tokens");
+        let rows = store
+            .client()
+            .query(
+                &format!("SELECT name, hash, role, municipality, collections, created, expires, revoked FROM {tokens}"),
+                &[],
+            )
+            .map_err(|e| store.err(e))?;
+        tx.execute_batch(crate::store::schema::TOKENS)
+            .map_err(werr)?;
+        for r in rows {
+            let v: Vec<Option<String>> = (0..8).map(|i| r.get(i)).collect();
+            tx.execute(
+                "INSERT INTO nordgeo_tokens (name, hash, role, municipality, collections, created, expires, revoked)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                rusqlite::params_from_iter(v),
+            )
+            .map_err(werr)?;
+        }
+    }
+    tx.commit().map_err(werr)?;
+    // One file, nothing beside it: the copy leaves WAL mode before it is moved.
+    copy.conn()
+        .query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
+        .map_err(werr)?;
+    Ok(layers.len())
+}

@@ -345,18 +345,6 @@ pub(crate) fn cors(
     );
 }
 
-/// Refuses what needs the GeoPackage store when the store is PostGIS (501, saying what
-/// to use instead).
-pub fn geopackage_only(state: &AppState, what: &str) -> Result<(), problem::Problem> {
-    match state.config.pg_schema {
-        Some(_) => Err(problem::Problem::new(
-            axum::http::StatusCode::NOT_IMPLEMENTED,
-            crate::pg::PgError::Unsupported(what.into()).to_string(),
-        )),
-        None => Ok(()),
-    }
-}
-
 /// Liveness: nothing about the data (counts would tell anonymous callers about
 /// restricted layers); `/metrics` has the figures.
 async fn health() -> axum::Json<serde_json::Value> {
