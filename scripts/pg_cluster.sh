@@ -3,6 +3,8 @@
 # network beyond loopback, gone with its directory.
 #   scripts/pg_cluster.sh start DIR PORT   initdb (first time), start, database "nordgeo" with PostGIS
 #   scripts/pg_cluster.sh stop DIR         stop fast (open connections are cut)
+#   scripts/pg_cluster.sh replica DIR PORT PRIMARY_PORT
+#                                          a streaming replica (hot standby) of the cluster on PRIMARY_PORT
 # As root, the cluster runs as the `postgres` user (initdb refuses root).
 set -euo pipefail
 BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
@@ -29,8 +31,16 @@ case "$cmd" in
   stop)
     [ -f "$dir/postmaster.pid" ] && as_owner "$BIN/pg_ctl" -D "$dir" -m fast -w stop >/dev/null || true
     ;;
+  replica)
+    port=${3:?port}; primary=${4:?primary port}
+    mkdir -p "$dir"
+    [ "$(id -u)" -eq 0 ] && chown postgres "$dir" && chmod 700 "$dir"
+    as_owner "$BIN/pg_basebackup" -h 127.0.0.1 -p "$primary" -U postgres -D "$dir" -R -X stream --checkpoint=fast --no-sync 2>/dev/null
+    as_owner "$BIN/pg_ctl" -D "$dir" -l "$dir/log" -w -t 30 \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c hot_standby=on -c max_connections=200" start >/dev/null
+    ;;
   restart)
     as_owner "$BIN/pg_ctl" -D "$dir" -l "$dir/log" -m fast -w restart >/dev/null
     ;;
-  *) echo "pg_cluster: start|stop|restart" >&2; exit 2 ;;
+  *) echo "pg_cluster: start|stop|restart|replica" >&2; exit 2 ;;
 esac

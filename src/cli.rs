@@ -737,8 +737,8 @@ fn open_postgis(
     let mut store = match PgStore::open(url, schema) {
         Ok(store) => store,
         // A read-only user or a streaming replica: serve what is there, as it is.
-        Err(crate::pg::PgError::Query { msg, .. }) => {
-            tracing::warn!(reason = %msg, "cannot prepare the PostGIS store (read-only?); serving it without adding change capture");
+        Err(e @ (crate::pg::PgError::Query { .. } | crate::pg::PgError::ReadOnly)) => {
+            tracing::warn!(reason = %e, "cannot prepare the PostGIS store (read-only?); serving it without adding change capture");
             PgStore::connect(url, schema).map_err(|e| e.to_string())?
         }
         Err(e) => return Err(e.to_string()),

@@ -1203,3 +1203,106 @@ fn postgis_answers_the_ogc_api_as_the_geopackage_store_does() {
         "OWSLib reads both the same"
     );
 }
+
+/// A read-only instance on a streaming replica (hot standby): it serves what the
+/// primary's instance serves, follows a change made on the primary by polling (a standby
+/// cannot LISTEN), and refuses writes without naming the database.
+#[test]
+fn postgis_instance_on_a_streaming_replica_follows_the_primary() {
+    let c = Cluster::start();
+    load_sample(&c, &sample());
+    let primary = PathBuf::from(c.url());
+    // nordgeo's tables and triggers exist once an instance or command ran on the primary.
+    ok(nordgeo(&primary, &["layers"]));
+    let on_primary = serve(&primary, &[]);
+    let replica_dir = tempfile::tempdir().expect("tempdir");
+    let replica_port = free_port();
+    let out = Command::new("bash")
+        .arg(root().join("scripts/pg_cluster.sh"))
+        .args([
+            "replica",
+            replica_dir.path().to_str().unwrap(),
+            &replica_port.to_string(),
+            &c.port.to_string(),
+        ])
+        .output()
+        .expect("pg_cluster.sh runs");
+    assert!(out.status.success(), "replica start failed: {}", text(&out));
+    struct Stop(PathBuf);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = Command::new("bash")
+                .arg(root().join("scripts/pg_cluster.sh"))
+                .args(["stop", self.0.to_str().unwrap()])
+                .output();
+        }
+    }
+    let _stop = Stop(replica_dir.path().to_path_buf());
+    let replica = PathBuf::from(format!(
+        "postgresql://postgres@127.0.0.1:{replica_port}/nordgeo"
+    ));
+    let on_replica = serve(&replica, &[]);
+    let (a, b) = (all_items(&on_primary.base), all_items(&on_replica.base));
+    assert!(!a.is_empty());
+    assert!(
+        a == b,
+        "the replica's instance serves what the primary's serves"
+    );
+
+    let fid: i64 = c.psql("SELECT min(fid) FROM parking").parse().unwrap();
+    c.psql(&format!(
+        "UPDATE parking SET name = 'Am Replikat' WHERE fid = {fid}"
+    ));
+    let url = format!("{}/collections/parking/items/{fid}", on_replica.base);
+    let took = wait_for(
+        "the change on the replica's instance",
+        Duration::from_secs(10),
+        || get(&url, &[]).json()["properties"]["name"] == "Am Replikat",
+    );
+    eprintln!("a primary's change reached the replica's instance in {took:?}");
+
+    let admin = common::token(&primary, "admin", &["--role", "admin"]);
+    let auth = format!("Bearer {admin}");
+    let r = wait_ok(|| {
+        let r = common::request(
+            "PATCH",
+            &url,
+            &[
+                ("Authorization", auth.as_str()),
+                ("Content-Type", "application/merge-patch+json"),
+            ],
+            br#"{"properties":{"capacity":1}}"#,
+        );
+        (r.status != 401).then_some(r)
+    });
+    let answer = String::from_utf8_lossy(&r.body).to_string();
+    assert!(
+        r.status >= 500,
+        "a write on a standby is refused: {} {answer}",
+        r.status
+    );
+    assert!(
+        !answer.contains("127.0.0.1") && !answer.contains("postgresql://"),
+        "{answer}"
+    );
+    assert_eq!(
+        c.psql(&format!(
+            "SELECT capacity = 1 FROM parking WHERE fid = {fid}"
+        )),
+        "f",
+        "nothing was written"
+    );
+}
+
+/// Retries `f` for up to 10 s until it gives a value (a token is known to a running
+/// server within a moment).
+fn wait_ok<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "timed out");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -184,13 +184,7 @@ impl Rows for PgRows<'_> {
 
     fn read_row(&mut self, def: &LayerDef, fid: i64) -> Result<Option<Row>, EditError> {
         let rel = self.rel(def)?;
-        let geom = if rel.geom.is_empty() {
-            "NULL::bytea".to_string()
-        } else {
-            format!("ST_AsBinary({})", q(&rel.geom))
-        };
-        let mut cols = vec![geom];
-        cols.extend(rel.select.iter().cloned());
+        let cols = rel.read_columns();
         let sql = format!(
             "SELECT {} FROM {} WHERE {} = $1::int8 FOR UPDATE",
             cols.join(", "),
@@ -217,13 +211,7 @@ impl Rows for PgRows<'_> {
         if !exists {
             return Ok(Vec::new());
         }
-        let geom = if rel.geom.is_empty() {
-            "NULL::bytea".to_string()
-        } else {
-            format!("ST_AsBinary({})", q(&rel.geom))
-        };
-        let mut cols = vec![geom];
-        cols.extend(rel.select.iter().cloned());
+        let cols = rel.read_columns();
         // The history's columns are read in a subquery of their own: names such as
         // `municipality` or `source` are also the change log's.
         let sql = format!(

@@ -29,10 +29,7 @@ pub fn export(
     if out.exists() && !force {
         return Err(ExportError::Exists(out.into()));
     }
-    let (def, rel) = layers::list(store)?
-        .into_iter()
-        .find(|(d, _)| d.table == name)
-        .ok_or_else(|| PgError::NoSuchLayer(name.into()))?;
+    let (def, rel) = layers::find(store, name)?;
     let meta = settings::meta(store, name)?;
     // The municipality column's position among the attributes and the slug it must have.
     let only = match municipality {
@@ -80,17 +77,10 @@ pub fn selection(
     fids: &[i64],
     path: &Path,
 ) -> Result<crate::store::Store, ExportError> {
-    let (def, rel) = layers::list(store)?
-        .into_iter()
-        .find(|(d, _)| d.table == name)
-        .ok_or_else(|| PgError::NoSuchLayer(name.into()))?;
+    let (def, rel) = layers::find(store, name)?;
     let meta = settings::meta(store, name)?;
-    let copy = crate::store::Store::create(path)?;
+    let copy = scratch_store(path)?;
     let werr = |e: rusqlite::Error| ExportError::Write(path.into(), e.to_string());
-    // Written once and read once: a store's large page cache would only hold memory.
-    copy.conn()
-        .execute_batch("PRAGMA cache_size = -2000")
-        .map_err(werr)?;
     let tx = copy.conn().unchecked_transaction().map_err(werr)?;
     let mut failed = None;
     let done = copy_layer(store, &def, &rel, &def, &tx, Rows::Fids(fids), &mut failed)
@@ -100,6 +90,16 @@ pub fn selection(
     }
     done.map_err(werr)?;
     tx.commit().map_err(werr)?;
+    Ok(copy)
+}
+
+/// A new GeoPackage store for a copy written once and read once: a served store's large
+/// page cache would only hold memory.
+pub(super) fn scratch_store(path: &Path) -> Result<crate::store::Store, crate::store::StoreError> {
+    let copy = crate::store::Store::create(path)?;
+    copy.conn()
+        .execute_batch("PRAGMA cache_size = -2000")
+        .map_err(|e| copy.err(e))?;
     Ok(copy)
 }
 
@@ -143,13 +143,8 @@ pub(super) fn copy_layer(
         Rows::Fids(_) => (None, fid_filter.as_str()),
     };
     let srs = crate::store::schema::srs_row_for(def.srs_id);
-    let geom = if rel.geom.is_empty() {
-        "NULL::bytea".to_string()
-    } else {
-        format!("ST_AsBinary({})", q(&rel.geom))
-    };
-    let mut cols = vec![format!("{}::int8", q(&rel.fid)), geom];
-    cols.extend(rel.select.iter().cloned());
+    let mut cols = vec![format!("{}::int8", q(&rel.fid))];
+    cols.extend(rel.read_columns());
     let sql = format!(
         "SELECT {} FROM {}{filter} ORDER BY {}",
         cols.join(", "),
@@ -268,11 +263,8 @@ pub fn publish(store: &mut PgStore, out: &Path) -> Result<usize, ExportError> {
 
 fn publish_in(store: &mut PgStore, path: &Path) -> Result<usize, ExportError> {
     let layers = layers::list(store)?;
-    let copy = crate::store::Store::create(path)?;
+    let copy = scratch_store(path)?;
     let werr = |e: rusqlite::Error| ExportError::Write(path.into(), e.to_string());
-    copy.conn()
-        .execute_batch("PRAGMA cache_size = -2000")
-        .map_err(werr)?;
     let tx = copy.conn().unchecked_transaction().map_err(werr)?;
     for (def, rel) in &layers {
         let meta = settings::meta(store, &def.table)?;

@@ -123,11 +123,13 @@ fn write_layer(
                 t.kind.gpkg_name()
             ));
         }
-        cols.extend(
-            t.columns
-                .iter()
-                .map(|c| format!("{} {}", q(&c.name), pg_type(c.class(), &c.decl_type))),
-        );
+        cols.extend(t.columns.iter().map(|c| {
+            format!(
+                "{} {}",
+                q(&c.name),
+                layers::pg_type(c.class(), &c.decl_type)
+            )
+        }));
         let ddl = format!("CREATE TABLE {table} ({});", cols.join(", "));
         store
             .client()
@@ -161,7 +163,7 @@ fn write_layer(
             format!(
                 "ALTER TABLE {table} ADD COLUMN {} {};",
                 q(&c.name),
-                pg_type(c.class(), &c.decl_type)
+                layers::pg_type(c.class(), &c.decl_type)
             )
         })
         .collect();
@@ -172,7 +174,7 @@ fn write_layer(
         format!(
             "ALTER TABLE {history} ADD COLUMN IF NOT EXISTS {} {};",
             q(&c.name),
-            pg_type(c.class(), &c.decl_type)
+            layers::pg_type(c.class(), &c.decl_type)
         )
     }));
     store
@@ -262,27 +264,6 @@ fn write_layer(
         capture::ensure_in(store, name, &rel)?;
     }
     Ok((added, removed, change))
-}
-
-/// The PostgreSQL type of a GeoPackage column.
-pub(super) fn pg_type(class: ValueClass, decl: &str) -> String {
-    let upper = decl.to_ascii_uppercase();
-    match class {
-        ValueClass::Integer => "bigint".into(),
-        ValueClass::Boolean => "boolean".into(),
-        ValueClass::Real => "double precision".into(),
-        ValueClass::Blob => "bytea".into(),
-        ValueClass::Text if upper == "DATE" => "date".into(),
-        ValueClass::Text if upper == "DATETIME" => "timestamptz".into(),
-        ValueClass::Text => match upper
-            .strip_prefix("TEXT(")
-            .and_then(|r| r.strip_suffix(')'))
-            .and_then(|n| n.parse::<u32>().ok())
-        {
-            Some(n) if n > 0 => format!("varchar({n})"),
-            _ => "text".into(),
-        },
-    }
 }
 
 /// Streams the staged rows into the table with `COPY` (text format, geometry as hex

@@ -33,6 +33,27 @@ impl Relation {
     pub fn qualified(&self) -> String {
         format!("{}.{}", q(&self.schema), q(&self.table))
     }
+
+    /// What a row is read as: its geometry as ISO WKB (NULL without one), then the
+    /// attribute expressions.
+    pub fn read_columns(&self) -> Vec<String> {
+        let geom = if self.geom.is_empty() {
+            "NULL::bytea".to_string()
+        } else {
+            format!("ST_AsBinary({})", q(&self.geom))
+        };
+        std::iter::once(geom)
+            .chain(self.select.iter().cloned())
+            .collect()
+    }
+}
+
+/// The layer called `name` and how its table is read.
+pub fn find(store: &mut PgStore, name: &str) -> Result<(LayerDef, Relation), PgError> {
+    list(store)?
+        .into_iter()
+        .find(|(d, _)| d.table == name)
+        .ok_or_else(|| PgError::NoSuchLayer(name.into()))
 }
 
 /// Whether a name can be a PostgreSQL identifier nordgeo writes without surprises.
@@ -374,4 +395,26 @@ fn define_crs(store: &mut PgStore, layers: &[(LayerDef, Relation)]) -> Result<()
         }
     }
     Ok(())
+}
+
+/// The PostgreSQL type of a GeoPackage column.
+pub fn pg_type(class: crate::store::layer::ValueClass, decl: &str) -> String {
+    use crate::store::layer::ValueClass;
+    let upper = decl.to_ascii_uppercase();
+    match class {
+        ValueClass::Integer => "bigint".into(),
+        ValueClass::Boolean => "boolean".into(),
+        ValueClass::Real => "double precision".into(),
+        ValueClass::Blob => "bytea".into(),
+        ValueClass::Text if upper == "DATE" => "date".into(),
+        ValueClass::Text if upper == "DATETIME" => "timestamptz".into(),
+        ValueClass::Text => match upper
+            .strip_prefix("TEXT(")
+            .and_then(|r| r.strip_suffix(')'))
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            Some(n) if n > 0 => format!("varchar({n})"),
+            _ => "text".into(),
+        },
+    }
 }

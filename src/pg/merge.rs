@@ -127,7 +127,7 @@ fn snapshot(
     path: &std::path::Path,
 ) -> Result<Store, ImportError> {
     let pg = |e: PgError| ImportError::Plan(e.to_string());
-    let copy = Store::create(path)?;
+    let copy = export::scratch_store(path)?;
     let mut failed = None;
     let conn = copy.conn();
     let tx = conn.unchecked_transaction().map_err(|e| copy.err(e))?;
@@ -245,7 +245,7 @@ fn replay(
                 &format!(
                     "ALTER TABLE {table} ADD COLUMN {} {}",
                     q(&c.name),
-                    super::import::pg_type(c.class(), &c.decl_type)
+                    layers::pg_type(c.class(), &c.decl_type)
                 ),
                 &[],
             )?;

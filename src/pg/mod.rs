@@ -66,6 +66,11 @@ pub enum PgError {
         /// PostgreSQL's message.
         msg: String,
     },
+    /// The database takes no writes (a streaming replica).
+    #[error(
+        "this instance's database is a read-only replica: write through an instance on the primary"
+    )]
+    ReadOnly,
     /// The connection was lost.
     #[error("the connection to the PostGIS store was lost; it is retried")]
     Lost(String),
@@ -91,7 +96,7 @@ impl From<PgError> for crate::catalog::SyncError {
 impl From<PgError> for crate::write::EditError {
     fn from(e: PgError) -> Self {
         match e {
-            PgError::Lost(_) | PgError::Connect { .. } => {
+            PgError::Lost(_) | PgError::Connect { .. } | PgError::ReadOnly => {
                 crate::write::EditError::Unavailable(e.to_string())
             }
             other => crate::write::EditError::Backend(other.to_string()),
@@ -213,6 +218,12 @@ pub fn error_at(at: &str, e: postgres::Error) -> PgError {
         .is_some_and(|db| matches!(&db.code().code()[..2], "57" | "08"));
     if e.is_closed() || gone {
         return PgError::Lost(at.to_string());
+    }
+    // 25006: read_only_sql_transaction, what a hot standby answers to any write.
+    if e.as_db_error()
+        .is_some_and(|db| db.code().code() == "25006")
+    {
+        return PgError::ReadOnly;
     }
     PgError::Query {
         at: at.to_string(),

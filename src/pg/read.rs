@@ -19,13 +19,8 @@ pub fn features(
     fids: Option<&[i64]>,
 ) -> Result<Vec<Feature>, PgError> {
     let fid = super::layers::q(&rel.fid);
-    let geom = if rel.geom.is_empty() {
-        "NULL::bytea".to_string()
-    } else {
-        format!("ST_AsBinary({})", super::layers::q(&rel.geom))
-    };
-    let mut cols = vec![format!("{fid}::int8"), geom];
-    cols.extend(rel.select.iter().cloned());
+    let mut cols = vec![format!("{fid}::int8")];
+    cols.extend(rel.read_columns());
     let filter = if fids.is_some() {
         format!(" WHERE {fid} = ANY($1::int8[])")
     } else {

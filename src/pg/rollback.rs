@@ -19,13 +19,10 @@ fn in_transaction<T>(
     layer: &str,
     f: impl FnOnce(&mut PgRows, &LayerDef) -> Result<T, WriteError>,
 ) -> Result<T, WriteError> {
-    let (def, _) = super::layers::list(store)
-        .map_err(crate::write::EditError::from)?
-        .into_iter()
-        .find(|(d, _)| d.table == layer)
-        .ok_or_else(|| {
-            WriteError::NotFound(super::PgError::NoSuchLayer(layer.into()).to_string())
-        })?;
+    let (def, _) = super::layers::find(store, layer).map_err(|e| match e {
+        super::PgError::NoSuchLayer(_) => WriteError::NotFound(e.to_string()),
+        other => crate::write::EditError::from(other).into(),
+    })?;
     let mut rows = PgRows::new(store);
     rows.begin()?;
     match f(&mut rows, &def) {
