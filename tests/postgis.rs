@@ -812,7 +812,7 @@ fn postgis_instances_stay_consistent_under_change_and_restart() {
             std::thread::spawn(move || {
                 let mut acknowledged = Vec::new();
                 let mut k = 0;
-                while started.elapsed() < Duration::from_secs(50) {
+                while started.elapsed() < Duration::from_secs(60) {
                     k += 1;
                     let name = format!("w{w}-{k}");
                     let body = format!(
