@@ -107,9 +107,11 @@ fn write_layer(
             "the store has a table '{name}' already; import with --mode replace to replace its rows"
         )));
     }
+    // A keyed layer's import matches features (`merge`); rewriting it whole here would
+    // give every feature a new identity.
     if exists && settings::meta(store, name)?.key.is_some() {
-        return Err(PgError::Unsupported(format!(
-            "replacing '{name}', which has a key (`set-layer --key`), by matching features"
+        return Err(PgError::Invalid(format!(
+            "'{name}' has a key (`set-layer --key`): its features are matched, not replaced whole"
         )));
     }
     let srid = t.srs_id;
