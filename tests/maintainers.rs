@@ -743,6 +743,27 @@ fn maintainers_undo_their_own_changes() {
         with,
         "the dropped column came back whole"
     );
+    // A rollback over the drop and its undo (to the import before them) leaves the
+    // column as it was, rather than failing to add it a second time.
+    let history = nordgeo(&store, &["history", "parking", "--json"]);
+    let history: Value = serde_json::from_slice(&history.stdout).expect("history as JSON");
+    let before_drop = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["id"].as_i64())
+        .filter(|c| *c < id)
+        .max()
+        .unwrap();
+    ok(nordgeo(
+        &store,
+        &["rollback", "parking", "--to", &before_drop.to_string()],
+    ));
+    assert_eq!(
+        rows(&store, "parking"),
+        with,
+        "a rollback over the drop and its undo"
+    );
 }
 
 /// The /manage page in headless Chromium: a Werther maintainer signs in, checks a file,

@@ -1098,6 +1098,60 @@ fn postgis_import_writes_what_gdal_reads_and_keeps_arcs() {
         .status
             == 200
     });
+    // Through a matching import, a dropped column, its undo and a rollback, the
+    // long-running server answers as one started now.
+    ok(nordgeo(
+        &store,
+        &[
+            "import",
+            fewer.to_str().unwrap(),
+            "--mode",
+            "append",
+            "--allow-duplicates",
+        ],
+    ));
+    let ids = |store: &PathBuf| -> Vec<i64> {
+        cli_json(&ok(nordgeo(store, &["history", "parking", "--json"])))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_i64().unwrap())
+            .collect()
+    };
+    let before_append = ids(&store).iter().rev().nth(1).copied().unwrap();
+    ok(nordgeo(
+        &store,
+        &["set-layer", "parking", "--drop-column", "fee"],
+    ));
+    let fresh = serve(&store, &[]);
+    same_as_fresh(
+        std::slice::from_ref(&srv),
+        &fresh,
+        "after an append and a dropped column",
+    );
+    drop(fresh);
+    let dropped = *ids(&store).last().unwrap();
+    ok(nordgeo(
+        &store,
+        &["undo", "parking", "--change", &dropped.to_string()],
+    ));
+    ok(nordgeo(
+        &store,
+        &["rollback", "parking", "--to", &before_append.to_string()],
+    ));
+    assert_eq!(
+        c.psql("SELECT count(*) FROM parking WHERE fee IS NOT NULL"),
+        c.psql("SELECT count(*) FROM parking"),
+        "the column came back with its values"
+    );
+    let fresh = serve(&store, &[]);
+    same_as_fresh(
+        std::slice::from_ref(&srv),
+        &fresh,
+        "after the undo and the rollback",
+    );
+    drop(fresh);
+
     // Through settings changes, a replace and a new layer, the long-running server
     // answers as one started now.
     ok(nordgeo(

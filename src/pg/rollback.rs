@@ -365,7 +365,11 @@ fn restore_column(rows: &mut PgRows, def: &LayerDef, c: i64) -> Result<bool, Wri
     };
     let rel = rows.rel(def)?;
     let (h, t, fid, col) = (rows.history(def), rel.qualified(), q(&rel.fid), q(col));
-    rows.exec(&format!("ALTER TABLE {t} ADD COLUMN {col} {ty}"), &[])?;
+    // An undo of the drop may have brought it back already (a rollback over both).
+    rows.exec(
+        &format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {col} {ty}"),
+        &[],
+    )?;
     rows.exec(
         &format!("UPDATE {t} SET {col} = h.{col} FROM {h} h WHERE h.change_id = $1 AND h.change_op = 'column' AND h.{fid} = {t}.{fid}"),
         &[&c],

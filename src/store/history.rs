@@ -395,7 +395,15 @@ fn restore_column(conn: &Connection, def: &LayerDef, change: i64) -> rusqlite::R
     };
     let (t, h) = (q(&def.table), q(&history_table(&def.table)));
     let fid = q(def.fid_column.as_deref().unwrap_or("fid"));
-    conn.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN {} {decl}", q(&col)))?;
+    // An undo of the drop may have brought it back already (a rollback over both).
+    let present: bool = conn.query_row(
+        "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+        [&def.table, &col],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !present {
+        conn.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN {} {decl}", q(&col)))?;
+    }
     conn.execute(
         &format!(
             "UPDATE {t} SET {c} = (SELECT h.{c} FROM {h} h WHERE h.change_id = ?1 AND h.change_op = 'column' AND h.{fid} = {t}.{fid})",
