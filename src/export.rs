@@ -49,21 +49,33 @@ pub fn export_where(
     let filter = match municipality {
         None => String::new(),
         Some(m) => {
-            let col = meta.municipality_column.as_ref().ok_or_else(|| {
-                ExportError::Municipality(format!(
-                    "layer '{name}' has no municipality column, so it cannot be limited to {m}"
-                ))
-            })?;
             let known = crate::municipality::known(store)?;
-            let m = crate::municipality::canonical(m, &known).map_err(ExportError::Municipality)?;
+            let (col, m) = municipality_scope(name, &meta, m, &known)?;
             format!(
                 " WHERE nordgeo_slug({}) = '{}'",
-                q(col),
+                q(&col),
                 functions::slug(&m).replace('\'', "''")
             )
         }
     };
     write(store, name, out, &filter, None)
+}
+
+/// The municipality column of layer `name` and `m` as the boundaries spell it (`known`),
+/// for an export limited to that municipality.
+pub fn municipality_scope(
+    name: &str,
+    meta: &LayerMeta,
+    m: &str,
+    known: &[String],
+) -> Result<(String, String), ExportError> {
+    let col = meta.municipality_column.clone().ok_or_else(|| {
+        ExportError::Municipality(format!(
+            "layer '{name}' has no municipality column, so it cannot be limited to {m}"
+        ))
+    })?;
+    let m = crate::municipality::canonical(m, known).map_err(ExportError::Municipality)?;
+    Ok((col, m))
 }
 
 /// A selection of a layer as one caller may have it (an items download): which features,

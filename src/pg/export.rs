@@ -35,14 +35,9 @@ pub fn export(
     let only = match municipality {
         None => None,
         Some(m) => {
-            let col = meta.municipality_column.as_ref().ok_or_else(|| {
-                ExportError::Municipality(format!(
-                    "layer '{name}' has no municipality column, so it cannot be limited to {m}"
-                ))
-            })?;
             let known = settings::municipalities(store)?;
-            let m = crate::municipality::canonical(m, &known).map_err(ExportError::Municipality)?;
-            let i = def.columns.iter().position(|c| &c.name == col).ok_or_else(|| {
+            let (col, m) = crate::export::municipality_scope(name, &meta, m, &known)?;
+            let i = def.columns.iter().position(|c| c.name == col).ok_or_else(|| {
                 ExportError::Municipality(format!(
                     "layer '{name}' has no column '{col}' any more; set its municipality column again"
                 ))

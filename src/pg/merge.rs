@@ -206,22 +206,7 @@ fn replay(
 ) -> Result<i64, ImportError> {
     let err = |e: rusqlite::Error| ImportError::Store(copy.err(e));
     let conn = copy.conn();
-    let meta = conn
-        .query_row(
-            "SELECT kind, mode, municipality, source, actor, note FROM nordgeo_changes WHERE id = ?1",
-            [change],
-            |r| {
-                Ok(ChangeMeta {
-                    kind: r.get(0)?,
-                    mode: r.get(1)?,
-                    municipality: r.get(2)?,
-                    source: r.get(3)?,
-                    actor: r.get(4)?,
-                    note: r.get(5)?,
-                })
-            },
-        )
-        .map_err(err)?;
+    let meta = ChangeMeta::of(conn, change).map_err(err)?;
     let fids = |op: &str| -> Result<BTreeSet<i64>, ImportError> {
         let mut st = conn
             .prepare(&format!(

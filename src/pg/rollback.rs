@@ -311,15 +311,7 @@ pub fn drop_column(
             .position(|c| c.name == column)
             .unwrap_or(0);
         let pg_type = rel.types.get(i).cloned().unwrap_or_else(|| "text".into());
-        let note = serde_json::json!({"column": column, "decl_type": pg_type}).to_string();
-        let change = ChangeMeta {
-            kind: "drop-column".into(),
-            mode: None,
-            municipality: None,
-            source: None,
-            actor: actor.into(),
-            note: Some(note),
-        };
+        let change = ChangeMeta::drop_column(actor, column, &pg_type);
         let id = rows.begin_change(def, &change)?;
         let (h, t, fid, c) = (rows.history(def), rel.qualified(), q(&rel.fid), q(column));
         rows.exec(

@@ -39,6 +39,37 @@ impl ChangeMeta {
             note: Some(note),
         }
     }
+
+    /// Dropping `column` (declared `decl_type`) by `actor`; the note says how to bring
+    /// it back.
+    pub fn drop_column(actor: &str, column: &str, decl_type: &str) -> Self {
+        ChangeMeta {
+            kind: "drop-column".into(),
+            mode: None,
+            municipality: None,
+            source: None,
+            actor: actor.into(),
+            note: Some(serde_json::json!({"column": column, "decl_type": decl_type}).to_string()),
+        }
+    }
+
+    /// What change `id` of a store's change log was.
+    pub fn of(conn: &Connection, id: i64) -> rusqlite::Result<Self> {
+        conn.query_row(
+            "SELECT kind, mode, municipality, source, actor, note FROM nordgeo_changes WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(ChangeMeta {
+                    kind: r.get(0)?,
+                    mode: r.get(1)?,
+                    municipality: r.get(2)?,
+                    source: r.get(3)?,
+                    actor: r.get(4)?,
+                    note: r.get(5)?,
+                })
+            },
+        )
+    }
 }
 
 /// One row of the change log.
@@ -428,18 +459,10 @@ pub fn drop_column(
         .find(|c| c.name == column)
         .ok_or(rusqlite::Error::InvalidColumnName(column.into()))?;
     ensure_history_table(conn, def)?;
-    let note = serde_json::json!({"column": c.name, "decl_type": c.decl_type}).to_string();
     let id = begin_change(
         conn,
         &def.table,
-        &ChangeMeta {
-            kind: "drop-column".into(),
-            mode: None,
-            municipality: None,
-            source: None,
-            actor: actor.into(),
-            note: Some(note),
-        },
+        &ChangeMeta::drop_column(actor, &c.name, &c.decl_type),
     )?;
     let fid = q(def.fid_column.as_deref().unwrap_or("fid"));
     conn.execute(
