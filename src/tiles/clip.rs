@@ -99,12 +99,21 @@ fn clip_segment(a: Pt, b: Pt, bx: ClipBox) -> Option<(Pt, Pt, bool)> {
 /// Clips a closed ring (first point repeated at the end or not); returns the clipped
 /// ring without the closing point, empty when nothing is inside.
 pub fn clip_ring(ring: &[Pt], b: ClipBox) -> Vec<Pt> {
-    let mut pts: Vec<Pt> = ring.to_vec();
-    if pts.len() > 1 && pts.first() == pts.last() {
-        pts.pop();
+    let mut out = Vec::new();
+    clip_ring_into(ring, b, &mut out, &mut Vec::new());
+    out
+}
+
+/// [`clip_ring`] into `out`, with `spare` as its second buffer (both reused by the
+/// caller, so clipping allocates nothing per ring).
+pub fn clip_ring_into(ring: &[Pt], b: ClipBox, out: &mut Vec<Pt>, spare: &mut Vec<Pt>) {
+    out.clear();
+    out.extend_from_slice(ring);
+    if out.len() > 1 && out.first() == out.last() {
+        out.pop();
     }
-    if pts.iter().all(|&p| b.inside(p)) {
-        return pts;
+    if out.iter().all(|&p| b.inside(p)) {
+        return;
     }
     // Each edge: (is point inside, intersection of segment with the edge line).
     type Edge = (fn(Pt, f64) -> bool, fn(Pt, Pt, f64) -> Pt, f64);
@@ -114,30 +123,28 @@ pub fn clip_ring(ring: &[Pt], b: ClipBox) -> Vec<Pt> {
         (|p, v| p[1] >= v, |a, c, v| lerp_y(a, c, v), b.min),
         (|p, v| p[1] <= v, |a, c, v| lerp_y(a, c, v), b.max),
     ];
-    let mut next = Vec::with_capacity(pts.len() + 4);
     for (inside, cut, v) in edges {
-        if pts.is_empty() {
+        if out.is_empty() {
             break;
         }
-        next.clear();
-        let mut prev = pts[pts.len() - 1];
+        spare.clear();
+        let mut prev = out[out.len() - 1];
         let mut prev_in = inside(prev, v);
-        for &p in &pts {
+        for &p in out.iter() {
             let p_in = inside(p, v);
             if p_in {
                 if !prev_in {
-                    next.push(cut(prev, p, v));
+                    spare.push(cut(prev, p, v));
                 }
-                next.push(p);
+                spare.push(p);
             } else if prev_in {
-                next.push(cut(prev, p, v));
+                spare.push(cut(prev, p, v));
             }
             prev = p;
             prev_in = p_in;
         }
-        std::mem::swap(&mut pts, &mut next);
+        std::mem::swap(out, spare);
     }
-    pts
 }
 
 fn lerp_x(a: Pt, b: Pt, x: f64) -> Pt {

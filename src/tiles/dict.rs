@@ -17,8 +17,12 @@ pub const NONE: u32 = u32::MAX;
 /// Distinct values and per-feature value ids of one layer's base.
 #[derive(Debug, Default)]
 pub struct TileDict {
-    /// Encoded MVT values by id.
-    pub values: Vec<Vec<u8>>,
+    /// Every encoded MVT value, one after the other in the order of first use: a tile's
+    /// features were mostly written together, so their values lie together too (one
+    /// allocation per value cost a cache miss per value and 40 bytes of overhead).
+    bytes: Vec<u8>,
+    /// `bytes[ends[id - 1]..ends[id]]` is value `id`.
+    ends: Vec<u32>,
     /// `ids[feature * columns + column]`: the value id or [`NONE`].
     ids: Vec<u32>,
     columns: usize,
@@ -62,7 +66,8 @@ impl TileDict {
         let classes: Vec<ValueClass> = def.columns.iter().map(|c| c.class()).collect();
         // foldhash, not SipHash: SipHash was the largest single item of the start-up profile.
         let mut index: HashMap<Vec<u8>, u32, foldhash::fast::RandomState> = HashMap::default();
-        let mut values = Vec::new();
+        let mut bytes = Vec::new();
+        let mut ends = Vec::new();
         let mut ids = Vec::with_capacity(features.len() * columns);
         // One buffer for every value: only a value not seen before is copied (most
         // repeat: municipality, land use), so the build allocates per distinct value.
@@ -77,8 +82,15 @@ impl TileDict {
                 let id = match index.get(buf.as_slice()) {
                     Some(&id) => id,
                     None => {
-                        let id = values.len() as u32;
-                        values.push(buf.clone());
+                        // Past 4 GB of distinct values (far beyond any memory this
+                        // runs in) further values are left out of tiles.
+                        let Ok(end) = u32::try_from(bytes.len() + buf.len()) else {
+                            ids.push(NONE);
+                            continue;
+                        };
+                        let id = ends.len() as u32;
+                        bytes.extend_from_slice(&buf);
+                        ends.push(end);
                         index.insert(buf.clone(), id);
                         id
                     }
@@ -87,18 +99,41 @@ impl TileDict {
             }
         }
         drop(index);
-        let mut lookup: Vec<(u64, u32)> = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (hash(v), i as u32))
-            .collect();
-        lookup.sort_unstable();
-        TileDict {
-            values,
+        bytes.shrink_to_fit();
+        let mut dict = TileDict {
+            bytes,
+            ends,
             ids,
             columns,
-            lookup,
-        }
+            lookup: Vec::new(),
+        };
+        let mut lookup: Vec<(u64, u32)> = (0..dict.len() as u32)
+            .map(|id| (hash(dict.value(id)), id))
+            .collect();
+        lookup.sort_unstable();
+        dict.lookup = lookup;
+        dict
+    }
+
+    /// Number of distinct values.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The encoded value `id`.
+    pub fn value(&self, id: u32) -> &[u8] {
+        let id = id as usize;
+        let from = if id == 0 {
+            0
+        } else {
+            self.ends[id - 1] as usize
+        };
+        &self.bytes[from..self.ends[id] as usize]
     }
 
     /// The value id of feature `f`, column `c`.
@@ -114,6 +149,6 @@ impl TileDict {
             .iter()
             .take_while(|&&(x, _)| x == h)
             .map(|&(_, id)| id)
-            .find(|&id| self.values[id as usize] == bytes)
+            .find(|&id| self.value(id) == bytes)
     }
 }

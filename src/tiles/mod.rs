@@ -15,6 +15,7 @@ pub mod cache;
 pub mod clip;
 pub mod dict;
 pub mod grid;
+pub mod importance;
 pub mod mvt;
 pub mod prepared;
 pub mod simplify;
@@ -165,6 +166,7 @@ struct Scratch {
     pts: Vec<Pt>,
     simple: Vec<Pt>,
     flat: Vec<Pt>,
+    spare: Vec<Pt>,
     ends: Vec<usize>,
     ints: Vec<[i32; 2]>,
     occupied: std::collections::HashSet<(i32, i32)>,
@@ -181,6 +183,8 @@ struct Frame {
     /// The buffered tile in EPSG:3857.
     query: Bbox,
     tol: f64,
+    /// Importance code a vertex must exceed to stay at this zoom's tolerance.
+    keep: u8,
     full_detail: bool,
 }
 
@@ -256,16 +260,20 @@ fn render_with(
             continue;
         }
         let full_detail = tile.z >= rules.max_zoom;
+        let scale = extent / tile.size();
+        let tol = if full_detail { 0.5 } else { 4.0 };
         let frame = Frame {
             minx: b[0],
             maxy: b[3],
-            scale: extent / tile.size(),
+            scale,
             clip: ClipBox {
                 min: -(opts.buffer as f64),
                 max: extent + opts.buffer as f64,
             },
             query,
-            tol: if full_detail { 0.5 } else { 4.0 },
+            tol,
+            // Importance is measured in EPSG:3857 metres.
+            keep: importance::code((tol / scale) * (tol / scale)),
             full_detail,
         };
         let points = matches!(
@@ -284,8 +292,8 @@ fn render_with(
         // roughly what each costs. When that is far over budget, only the largest are
         // encoded at all (the budget below would drop the rest anyway).
         let hits = layer.query_parts(query, min_size);
-        // (position in fid order, slot, its hits, size, estimated bytes)
-        let mut pre: Vec<(usize, usize, std::ops::Range<usize>, f64, usize)> = Vec::new();
+        // (position in fid order, slot, its hits, size, estimated bytes, property bytes)
+        let mut pre: Vec<(usize, usize, std::ops::Range<usize>, f64, usize, usize)> = Vec::new();
         let mut k = 0;
         while k < hits.len() {
             // All entries of one feature are adjacent (sorted by feature).
@@ -305,14 +313,15 @@ fn render_with(
             if !full_detail && !is_point && size < MIN_SIZE_UNITS {
                 continue;
             }
+            let props = property_cost(layer, prep, i);
             let est = 8
-                + property_cost(layer, prep, i)
+                + props
                 + if is_point {
                     3
                 } else {
                     2 * vertex_estimate(g, size)
                 };
-            pre.push((pre.len(), i, range, size, est));
+            pre.push((pre.len(), i, range, size, est, props));
         }
         let total_est: usize = pre.iter().map(|p| p.4).sum();
         if total_est > 2 * opts.max_bytes {
@@ -324,7 +333,7 @@ fn render_with(
             });
             pre.sort_by_key(|p| p.0);
         }
-        for (ord, i, range, size, _) in pre {
+        for (ord, i, range, size, _, props) in pre {
             let (Some(g), Some(bb)) = (&layer.feature(i).geometry, layer.bbox(i)) else {
                 continue;
             };
@@ -344,7 +353,7 @@ fn render_with(
             let cmds = scratch.enc.commands();
             let start = arena.len();
             arena.extend_from_slice(cmds);
-            let cost = scratch.enc.encoded_len() + 8 + property_cost(layer, prep, i);
+            let cost = scratch.enc.encoded_len() + 8 + props;
             cands.push(Candidate {
                 index: i,
                 ord,
@@ -468,7 +477,7 @@ fn property_cost(layer: &Layer, prep: &Prepared, i: usize) -> usize {
 /// Encodes a geometry into `s.enc`; returns its MVT type.
 fn encode_geometry(
     g: &Geometry<f64>,
-    imp: Option<&[f32]>,
+    imp: Option<&[u8]>,
     tb: [f64; 4],
     fr: &Frame,
     s: &mut Scratch,
@@ -519,11 +528,17 @@ fn encode_geometry(
             GeomType::LineString
         }
         Geometry::Polygon(p) => {
-            polygon(p, tb, fr, s);
+            polygon(p, imp, tb, fr, s);
             GeomType::Polygon
         }
         Geometry::MultiPolygon(m) => {
-            m.0.iter().for_each(|p| polygon(p, tb, fr, s));
+            let mut off = 0;
+            for p in &m.0 {
+                let n =
+                    p.exterior().0.len() + p.interiors().iter().map(|r| r.0.len()).sum::<usize>();
+                polygon(p, imp.and_then(|i| i.get(off..off + n)), tb, fr, s);
+                off += n;
+            }
             GeomType::Polygon
         }
         Geometry::GeometryCollection(gc) => {
@@ -546,7 +561,7 @@ fn encode_geometry(
 /// stretches that continue each other.
 fn encode_stretches(
     g: &Geometry<f64>,
-    imp: Option<&[f32]>,
+    imp: Option<&[u8]>,
     hits: &[Hit],
     fr: &Frame,
     s: &mut Scratch,
@@ -576,13 +591,11 @@ fn encode_stretches(
 /// Clips, simplifies and quantizes one line into `s.enc`. Segments outside the buffered
 /// tile are skipped before projection: long trails cross many tiles. With precomputed
 /// importance (`imp`, one per vertex of `c`) simplification is a threshold test.
-fn line(c: &[Coord<f64>], imp: Option<&[f32]>, fr: &Frame, s: &mut Scratch) {
+fn line(c: &[Coord<f64>], imp: Option<&[u8]>, fr: &Frame, s: &mut Scratch) {
     if c.len() < 2 {
         return;
     }
     let q = fr.query;
-    // Squared tolerance in metres (importance is measured in EPSG:3857).
-    let tol2 = ((fr.tol / fr.scale) * (fr.tol / fr.scale)) as f32;
     let emit = |from: usize, to: usize, s: &mut Scratch| {
         s.pts.clear();
         let mut bb = [
@@ -595,7 +608,7 @@ fn line(c: &[Coord<f64>], imp: Option<&[f32]>, fr: &Frame, s: &mut Scratch) {
             if let Some(imp) = imp
                 && k != from
                 && k != to
-                && imp[k] <= tol2
+                && imp[k] <= fr.keep
             {
                 continue;
             }
@@ -651,39 +664,63 @@ fn line(c: &[Coord<f64>], imp: Option<&[f32]>, fr: &Frame, s: &mut Scratch) {
     }
 }
 
-fn polygon(p: &Polygon<f64>, tb: [f64; 4], fr: &Frame, s: &mut Scratch) {
+fn polygon(p: &Polygon<f64>, imp: Option<&[u8]>, tb: [f64; 4], fr: &Frame, s: &mut Scratch) {
     let inside = fr.clip.contains_bbox(tb);
-    if !ring(p.exterior(), fr, inside, s, true) {
+    let mut off = 0;
+    let mut next = |r: &LineString<f64>| {
+        let i = imp.and_then(|i| i.get(off..off + r.0.len()));
+        off += r.0.len();
+        i
+    };
+    if !ring(p.exterior(), next(p.exterior()), fr, inside, s, true) {
         return;
     }
     s.enc.ring(&s.ints);
     for hole in p.interiors() {
-        if ring(hole, fr, inside, s, false) {
+        if ring(hole, next(hole), fr, inside, s, false) {
             s.enc.ring(&s.ints);
         }
     }
 }
 
-/// Projects, clips, simplifies, quantizes and orients a ring into `s.ints`; false when
-/// nothing with area is left.
-fn ring(r: &LineString<f64>, fr: &Frame, inside: bool, s: &mut Scratch, exterior: bool) -> bool {
+/// Projects, simplifies, clips, quantizes and orients a ring into `s.ints`; false when
+/// nothing with area is left. With importance (`imp`, one per vertex) simplification is
+/// a threshold test before anything is projected; without, Douglas–Peucker after
+/// clipping.
+fn ring(
+    r: &LineString<f64>,
+    imp: Option<&[u8]>,
+    fr: &Frame,
+    inside: bool,
+    s: &mut Scratch,
+    exterior: bool,
+) -> bool {
     s.pts.clear();
-    s.pts.extend(r.0.iter().map(|&p| fr.pt(p)));
-    let mut clipped = if inside {
-        std::mem::take(&mut s.pts)
-    } else {
-        clip::clip_ring(&s.pts, fr.clip)
-    };
-    if clipped.len() < 3 {
-        s.pts = clipped;
-        return false;
+    match imp {
+        Some(imp) => s.pts.extend(
+            r.0.iter()
+                .zip(imp)
+                .filter(|(_, k)| **k > fr.keep)
+                .map(|(&p, _)| fr.pt(p)),
+        ),
+        None => s.pts.extend(r.0.iter().map(|&p| fr.pt(p))),
     }
-    if clipped.first() != clipped.last() {
-        clipped.push(clipped[0]);
+    let mut pts: &[Pt] = &s.pts;
+    if !inside {
+        clip::clip_ring_into(pts, fr.clip, &mut s.flat, &mut s.spare);
+        if s.flat.len() < 3 {
+            return false;
+        }
+        if s.flat.first() != s.flat.last() {
+            s.flat.push(s.flat[0]);
+        }
+        pts = &s.flat;
     }
-    simplify::simplify(&clipped, fr.tol, &mut s.simple);
-    s.pts = clipped;
-    quantize(&s.simple, &mut s.ints);
+    if imp.is_none() {
+        simplify::simplify(pts, fr.tol, &mut s.simple);
+        pts = &s.simple;
+    }
+    quantize(pts, &mut s.ints);
     if s.ints.len() > 1 && s.ints.first() == s.ints.last() {
         s.ints.pop();
     }

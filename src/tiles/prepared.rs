@@ -1,16 +1,15 @@
 //! What a layer snapshot contributes to tiles, prepared from it and kept beside it: the
-//! rules (zoom range, public properties), the value dictionary and each line vertex's
-//! simplification importance. The base's part is built once per base; an edit prepares
+//! rules (zoom range, public properties), the value dictionary and each line and ring
+//! vertex's simplification importance. The base's part is built once per base; an edit prepares
 //! only the features it wrote.
 
 use crate::audience::Audience;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use geo::{Coord, Geometry};
-
 use super::LayerRules;
 use super::dict::{self, TileDict};
+use super::importance::{self, LayerImportance};
 use crate::index::{Base, Entry, Layer, Slot};
 use crate::store::layer::ValueClass;
 
@@ -18,7 +17,7 @@ use crate::store::layer::ValueClass;
 struct BasePrep {
     base: Arc<Base>,
     dict: TileDict,
-    importance: Vec<Option<Box<[f32]>>>,
+    importance: LayerImportance,
 }
 
 /// Tile data of one overlay entry.
@@ -27,7 +26,7 @@ struct EntryPrep {
     /// Per column: the dictionary id, or the encoded value when the base has no such
     /// value, or nothing (NULL).
     values: Vec<Prop>,
-    importance: Option<Box<[f32]>>,
+    importance: Option<Box<[u8]>>,
 }
 
 #[derive(Clone)]
@@ -111,7 +110,7 @@ impl Prepared {
 
     /// Number of values in the base dictionary (ids of other values start there).
     pub fn dict_len(&self) -> usize {
-        self.base.dict.values.len()
+        self.base.dict.len()
     }
 
     /// The value of column `col` of the feature in `slot`.
@@ -119,7 +118,7 @@ impl Prepared {
         let prop = match layer.locate(slot) {
             Slot::Base(i) => match self.base.dict.id(i, col) {
                 dict::NONE => return Value::None,
-                id => return Value::Dict(id, &self.base.dict.values[id as usize]),
+                id => return Value::Dict(id, self.base.dict.value(id)),
             },
             Slot::Overlay(j) => match self.overlay.get(j).and_then(|e| e.values.get(col)) {
                 Some(p) => p,
@@ -128,15 +127,16 @@ impl Prepared {
         };
         match prop {
             Prop::None => Value::None,
-            Prop::Dict(id) => Value::Dict(*id, &self.base.dict.values[*id as usize]),
+            Prop::Dict(id) => Value::Dict(*id, self.base.dict.value(*id)),
             Prop::Extra(b) => Value::Extra(b),
         }
     }
 
-    /// Douglas–Peucker importance of every vertex of a line feature (parts concatenated).
-    pub fn importance(&self, layer: &Layer, slot: usize) -> Option<&[f32]> {
+    /// Importance codes of every vertex of a line or polygon feature, in the order of
+    /// [`importance::rings`].
+    pub fn importance(&self, layer: &Layer, slot: usize) -> Option<&[u8]> {
         match layer.locate(slot) {
-            Slot::Base(i) => self.base.importance.get(i)?.as_deref(),
+            Slot::Base(i) => self.base.importance.of(i),
             Slot::Overlay(j) => self.overlay.get(j)?.importance.as_deref(),
         }
     }
@@ -145,14 +145,10 @@ impl Prepared {
 impl BasePrep {
     fn build(layer: &Layer) -> BasePrep {
         let base = layer.base().clone();
-        // The dictionary and the line importances are independent: one thread each.
+        // The dictionary and the importances are independent: one thread each.
         let (dict, importance) = std::thread::scope(|s| {
             let dict = s.spawn(|| TileDict::build(&layer.def, base.features()));
-            let importance = base
-                .features()
-                .iter()
-                .map(|f| f.geometry.as_ref().and_then(line_importance))
-                .collect();
+            let importance = LayerImportance::build(base.features());
             let dict = dict.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
             (dict, importance)
         });
@@ -180,7 +176,7 @@ impl EntryPrep {
                         },
                     })
                     .collect(),
-                f.geometry.as_ref().and_then(line_importance),
+                f.geometry.as_ref().and_then(importance::of_geometry),
             ),
         };
         EntryPrep {
@@ -189,59 +185,4 @@ impl EntryPrep {
             importance,
         }
     }
-}
-
-/// Douglas–Peucker importance of every vertex of a line geometry: the squared distance
-/// at which DP would drop it, capped by its parent split's, so keeping the vertices whose
-/// importance exceeds t² gives exactly DP's result at tolerance t.
-fn line_importance(g: &Geometry<f64>) -> Option<Box<[f32]>> {
-    let lines: Vec<&geo::LineString<f64>> = match g {
-        Geometry::LineString(l) => vec![l],
-        Geometry::MultiLineString(m) => m.0.iter().collect(),
-        _ => return None,
-    };
-    let mut out = Vec::with_capacity(lines.iter().map(|l| l.0.len()).sum());
-    let mut stack = Vec::new();
-    for l in lines {
-        let p = &l.0;
-        let base = out.len();
-        out.resize(base + p.len(), 0.0f32);
-        if p.is_empty() {
-            continue;
-        }
-        out[base] = f32::INFINITY;
-        out[base + p.len() - 1] = f32::INFINITY;
-        stack.clear();
-        stack.push((0usize, p.len() - 1, f32::INFINITY));
-        while let Some((a, b, cap)) = stack.pop() {
-            if b <= a + 1 {
-                continue;
-            }
-            let (mut best, mut best_d) = (a + 1, -1.0f64);
-            for (i, c) in p.iter().enumerate().take(b).skip(a + 1) {
-                let d = seg_dist2(*c, p[a], p[b]);
-                if d > best_d {
-                    best = i;
-                    best_d = d;
-                }
-            }
-            let imp = (best_d as f32).min(cap);
-            out[base + best] = imp;
-            stack.push((a, best, imp));
-            stack.push((best, b, imp));
-        }
-    }
-    Some(out.into_boxed_slice())
-}
-
-fn seg_dist2(p: Coord<f64>, a: Coord<f64>, b: Coord<f64>) -> f64 {
-    let (dx, dy) = (b.x - a.x, b.y - a.y);
-    let len2 = dx * dx + dy * dy;
-    let t = if len2 == 0.0 {
-        0.0
-    } else {
-        (((p.x - a.x) * dx + (p.y - a.y) * dy) / len2).clamp(0.0, 1.0)
-    };
-    let (x, y) = (a.x + t * dx - p.x, a.y + t * dy - p.y);
-    x * x + y * y
 }
