@@ -154,7 +154,7 @@ struct Candidate {
     /// overlay encodes exactly what a fresh one does.
     ord: usize,
     kind: GeomType,
-    /// Range of its commands in the layer's command arena.
+    /// Range of its encoded commands in the layer's geometry arena.
     cmds: std::ops::Range<usize>,
     size: f64,
     cost: usize,
@@ -253,7 +253,7 @@ fn render_with(
     let b = tile.bounds();
     let extent = opts.extent as f64;
     let query = tile.buffered_bounds(opts.buffer, opts.extent);
-    let mut per_layer: Vec<(usize, Vec<Candidate>, Vec<u32>)> = Vec::new();
+    let mut per_layer: Vec<(usize, Vec<Candidate>, Vec<u8>)> = Vec::new();
     for (li, (layer, prep)) in layers.iter().enumerate() {
         let rules = &prep.rules;
         if tile.z < rules.min_zoom {
@@ -287,7 +287,7 @@ fn render_with(
         };
         scratch.occupied.clear();
         let mut cands = Vec::new();
-        let mut arena: Vec<u32> = Vec::new();
+        let mut arena: Vec<u8> = Vec::new();
         // First pass, without touching coordinates: which features could show, and
         // roughly what each costs. When that is far over budget, only the largest are
         // encoded at all (the budget below would drop the rest anyway).
@@ -350,10 +350,10 @@ fn render_with(
             if scratch.enc.is_empty() {
                 continue;
             }
-            let cmds = scratch.enc.commands();
+            let cmds = scratch.enc.bytes();
             let start = arena.len();
             arena.extend_from_slice(cmds);
-            let cost = scratch.enc.encoded_len() + 8 + props;
+            let cost = cmds.len() + 8 + props;
             cands.push(Candidate {
                 index: i,
                 ord,

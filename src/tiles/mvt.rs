@@ -65,10 +65,11 @@ fn bytes_field(out: &mut Vec<u8>, tag: u8, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-/// Builds a feature's geometry command stream.
+/// Builds a feature's geometry command stream, already varint-encoded: its length is
+/// then known for the tile budget and writing it into a layer is one copy.
 #[derive(Default)]
 pub struct GeomEncoder {
-    cmds: Vec<u32>,
+    bytes: Vec<u8>,
     x: i32,
     y: i32,
 }
@@ -76,19 +77,23 @@ pub struct GeomEncoder {
 impl GeomEncoder {
     /// Clears for the next feature (the cursor starts at 0,0 per feature).
     pub fn reset(&mut self) {
-        self.cmds.clear();
+        self.bytes.clear();
         self.x = 0;
         self.y = 0;
     }
 
     /// Whether nothing was written.
     pub fn is_empty(&self) -> bool {
-        self.cmds.is_empty()
+        self.bytes.is_empty()
+    }
+
+    fn command(&mut self, id: u32, count: usize) {
+        varint(&mut self.bytes, (id | ((count as u32) << 3)) as u64);
     }
 
     fn param(&mut self, x: i32, y: i32) {
-        self.cmds.push(zigzag((x - self.x) as i64) as u32);
-        self.cmds.push(zigzag((y - self.y) as i64) as u32);
+        varint(&mut self.bytes, zigzag(x as i64 - self.x as i64));
+        varint(&mut self.bytes, zigzag(y as i64 - self.y as i64));
         self.x = x;
         self.y = y;
     }
@@ -98,7 +103,7 @@ impl GeomEncoder {
         if pts.is_empty() {
             return;
         }
-        self.cmds.push(1 | ((pts.len() as u32) << 3));
+        self.command(1, pts.len());
         for p in pts {
             self.param(p[0], p[1]);
         }
@@ -106,9 +111,11 @@ impl GeomEncoder {
 
     /// A line of ≥ 2 points with no repeated consecutive points.
     pub fn line(&mut self, pts: &[[i32; 2]]) {
-        self.cmds.push(1 | (1 << 3));
+        self.command(1, 1);
         self.param(pts[0][0], pts[0][1]);
-        self.cmds.push(2 | (((pts.len() - 1) as u32) << 3));
+        self.command(2, pts.len() - 1);
+        // Most steps between neighbouring vertices fit one byte each way.
+        self.bytes.reserve(2 * (pts.len() - 1));
         for p in &pts[1..] {
             self.param(p[0], p[1]);
         }
@@ -117,17 +124,12 @@ impl GeomEncoder {
     /// A ring of ≥ 3 points, not repeating its first point at the end.
     pub fn ring(&mut self, pts: &[[i32; 2]]) {
         self.line(pts);
-        self.cmds.push(7 | (1 << 3));
+        self.command(7, 1);
     }
 
-    /// Encoded size in bytes, for the tile budget.
-    pub fn encoded_len(&self) -> usize {
-        self.cmds.iter().map(|&c| varint_len(c as u64)).sum()
-    }
-
-    /// The command stream.
-    pub fn commands(&self) -> &[u32] {
-        &self.cmds
+    /// The encoded command stream (its length is the bytes it adds to a tile).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
     }
 }
 
@@ -275,17 +277,18 @@ impl LayerWriter {
             tags.push(ki);
             tags.push(vi);
         }
-        self.write_feature(id, kind, &geom.cmds, &tags);
+        self.write_feature(id, kind, &geom.bytes, &tags);
         self.tags = tags;
     }
 
-    /// Appends a feature whose values come from a layer dictionary: `props` are
-    /// (tile key index, dictionary value id, encoded value).
+    /// Appends a feature whose values come from a layer dictionary: `geom` is its
+    /// encoded command stream ([`GeomEncoder::bytes`]), `props` are (tile key index,
+    /// dictionary value id, encoded value).
     pub fn add_dict(
         &mut self,
         id: Option<u64>,
         kind: GeomType,
-        cmds: &[u32],
+        geom: &[u8],
         props: &[(u32, u32, &[u8])],
         map: &mut ValueMap,
     ) {
@@ -299,15 +302,15 @@ impl LayerWriter {
             tags.push(ki);
             tags.push(vi);
         }
-        self.write_feature(id, kind, cmds, &tags);
+        self.write_feature(id, kind, geom, &tags);
         self.tags = tags;
     }
 
-    fn write_feature(&mut self, id: Option<u64>, kind: GeomType, cmds: &[u32], tags: &[u32]) {
+    fn write_feature(&mut self, id: Option<u64>, kind: GeomType, geom: &[u8], tags: &[u32]) {
         // The feature's length is known before it is written, so it goes straight into
         // the layer's buffer (no scratch copy: copies were 7 % of an uncached tile).
         let tags_len: usize = tags.iter().map(|&t| varint_len(t as u64)).sum();
-        let cmds_len: usize = cmds.iter().map(|&c| varint_len(c as u64)).sum();
+        let cmds_len = geom.len();
         let len = id.map_or(0, |id| 1 + varint_len(id))
             + if tags.is_empty() {
                 0
@@ -338,9 +341,7 @@ impl LayerWriter {
         varint(f, kind as u64);
         f.push(0x22);
         varint(f, cmds_len as u64);
-        for &c in cmds {
-            varint(f, c as u64);
-        }
+        f.extend_from_slice(geom);
         self.count += 1;
     }
 
@@ -387,11 +388,15 @@ mod tests {
         // From the MVT spec: a point at (25, 17) is [9, 50, 34].
         let mut g = GeomEncoder::default();
         g.points(&[[25, 17]]);
-        assert_eq!(g.cmds, vec![9, 50, 34]);
+        assert_eq!(g.bytes(), [9, 50, 34]);
         // and a line (2,2) (2,10) (10,10) is [9, 4, 4, 18, 0, 16, 16, 0].
         g.reset();
         g.line(&[[2, 2], [2, 10], [10, 10]]);
-        assert_eq!(g.cmds, vec![9, 4, 4, 18, 0, 16, 16, 0]);
+        assert_eq!(g.bytes(), [9, 4, 4, 18, 0, 16, 16, 0]);
+        // A step of 100 units is two bytes: zigzag(100) = 200 = 0xC8 0x01.
+        g.reset();
+        g.line(&[[0, 0], [100, 0]]);
+        assert_eq!(g.bytes(), [9, 0, 0, 10, 0xC8, 0x01, 0]);
     }
 
     #[test]
