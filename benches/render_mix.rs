@@ -1,7 +1,10 @@
 //! Render-only timing of a tile list, without HTTP: where the uncached tile path spends
 //! its time, per layer and zoom. Run by hand (`perf record` works on it too):
 //!
-//! `cargo bench --bench render_mix -- STORE.gpkg PATHS.txt [SECONDS]`
+//! `cargo bench --bench render_mix -- STORE.gpkg PATHS.txt [SECONDS | xPASSES]`
+//!
+//! With `xPASSES` it renders the list that many times (a fixed amount of work, for
+//! comparing builds by CPU time or `perf stat` cycles on a noisy machine).
 //!
 //! PATHS.txt holds `/collections/{layer}/tiles/WebMercatorQuad/{z}/{y}/{x}` lines, as
 //! the peer harness's mix does.
@@ -20,7 +23,11 @@ fn main() {
         eprintln!("usage: render_mix STORE.gpkg PATHS.txt [SECONDS]");
         return;
     };
-    let secs: f64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(5.0);
+    let limit = args.get(3).map_or("5", |s| s.as_str());
+    let (secs, passes) = match limit.strip_prefix('x') {
+        Some(n) => (f64::INFINITY, n.parse::<u64>().unwrap_or(1)),
+        None => (limit.parse::<f64>().unwrap_or(5.0), u64::MAX),
+    };
     let store = Store::open_read_only(std::path::Path::new(store)).expect("open store");
     let cat = Catalog::load(&store).expect("load catalog");
     let text = std::fs::read_to_string(paths).expect("read paths");
@@ -36,10 +43,11 @@ fn main() {
     let opts = TileOptions::default();
     // (layer, z) -> (tiles, bytes, time)
     let mut stats: BTreeMap<(String, u8), (u64, u64, Duration)> = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let started = Instant::now();
     let mut n = 0u64;
-    while Instant::now() < deadline {
+    let mut pass = 0;
+    while started.elapsed().as_secs_f64() < secs && pass < passes {
+        pass += 1;
         for (layer, t) in &tiles {
             let Some(s) = cat.get(layer) else { continue };
             let t0 = Instant::now();

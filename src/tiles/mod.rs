@@ -157,6 +157,7 @@ struct Candidate {
     /// Range of its encoded commands in the layer's geometry arena.
     cmds: std::ops::Range<usize>,
     size: f64,
+    /// Its bytes in the tile: geometry, and once a tile is over budget, properties.
     cost: usize,
 }
 
@@ -290,10 +291,12 @@ fn render_with(
         let mut arena: Vec<u8> = Vec::new();
         // First pass, without touching coordinates: which features could show, and
         // roughly what each costs. When that is far over budget, only the largest are
-        // encoded at all (the budget below would drop the rest anyway).
+        // encoded at all (the budget below would drop the rest anyway). Property sizes
+        // take a dictionary lookup per value, so they are only added up for a tile
+        // whose geometry alone makes it large.
         let hits = layer.query_parts(query, min_size);
-        // (position in fid order, slot, its hits, size, estimated bytes, property bytes)
-        let mut pre: Vec<(usize, usize, std::ops::Range<usize>, f64, usize, usize)> = Vec::new();
+        // (position in fid order, slot, its hits, size, estimated bytes)
+        let mut pre: Vec<(usize, usize, std::ops::Range<usize>, f64, usize)> = Vec::new();
         let mut k = 0;
         while k < hits.len() {
             // All entries of one feature are adjacent (sorted by feature).
@@ -313,27 +316,28 @@ fn render_with(
             if !full_detail && !is_point && size < MIN_SIZE_UNITS {
                 continue;
             }
-            let props = property_cost(layer, prep, i);
-            let est = 8
-                + props
-                + if is_point {
-                    3
-                } else {
-                    2 * vertex_estimate(g, size)
-                };
-            pre.push((pre.len(), i, range, size, est, props));
+            let est = 8 + if is_point {
+                3
+            } else {
+                2 * vertex_estimate(g, size)
+            };
+            pre.push((pre.len(), i, range, size, est));
         }
-        let total_est: usize = pre.iter().map(|p| p.4).sum();
-        if total_est > 2 * opts.max_bytes {
-            pre.sort_by(|a, b| b.3.total_cmp(&a.3).then(a.0.cmp(&b.0)));
-            let mut used = 0;
-            pre.retain(|p| {
-                used += p.4;
-                used <= 3 * opts.max_bytes / 2
-            });
-            pre.sort_by_key(|p| p.0);
+        if pre.iter().map(|p| p.4).sum::<usize>() > opts.max_bytes / 4 {
+            for p in &mut pre {
+                p.4 += property_cost(layer, prep, p.1);
+            }
+            if pre.iter().map(|p| p.4).sum::<usize>() > 2 * opts.max_bytes {
+                pre.sort_by(|a, b| b.3.total_cmp(&a.3).then(a.0.cmp(&b.0)));
+                let mut used = 0;
+                pre.retain(|p| {
+                    used += p.4;
+                    used <= 3 * opts.max_bytes / 2
+                });
+                pre.sort_by_key(|p| p.0);
+            }
         }
-        for (ord, i, range, size, _, props) in pre {
+        for (ord, i, range, size, _) in pre {
             let (Some(g), Some(bb)) = (&layer.feature(i).geometry, layer.bbox(i)) else {
                 continue;
             };
@@ -353,7 +357,7 @@ fn render_with(
             let cmds = scratch.enc.bytes();
             let start = arena.len();
             arena.extend_from_slice(cmds);
-            let cost = cmds.len() + 8 + props;
+            let cost = cmds.len() + 8;
             cands.push(Candidate {
                 index: i,
                 ord,
@@ -368,83 +372,116 @@ fn render_with(
         }
     }
 
-    // Keep within the byte budget: each layer drops its smallest features first.
+    // Most tiles are well under the byte budget: written whole, at once.
+    let budget = |factor: f64| (opts.max_bytes as f64 * factor) as usize;
+    let out = write_layers(layers, &per_layer, None, map, exposed, opts);
+    if out.len() <= budget(0.95) {
+        return out;
+    }
+    // Over budget: each layer drops its smallest features first, by their size with
+    // every property counted as new.
+    for (li, cands, _) in &mut per_layer {
+        let (layer, prep) = layers[*li];
+        for c in cands.iter_mut() {
+            c.cost += property_cost(layer, prep, c.index);
+        }
+    }
+    let total: usize = per_layer
+        .iter()
+        .flat_map(|(_, c, _)| c.iter())
+        .map(|c| c.cost)
+        .sum();
     let mut factor = 0.95;
     loop {
-        let total: usize = per_layer
-            .iter()
-            .flat_map(|(_, c, _)| c.iter())
-            .map(|c| c.cost)
-            .sum();
-        let budget = (opts.max_bytes as f64 * factor) as usize;
-        let mut out = Vec::new();
-        exposed.clear();
-        for (li, cands, arena) in &per_layer {
-            let (layer, prep) = layers[*li];
-            let rules = &prep.rules;
-            let mut chosen: Vec<&Candidate> = cands.iter().collect();
-            if total > budget {
-                let mine: usize = cands.iter().map(|c| c.cost).sum();
-                let share = budget * mine / total.max(1);
-                chosen.sort_by(|a, b| b.size.total_cmp(&a.size).then(a.ord.cmp(&b.ord)));
-                let mut used = 0;
-                chosen.retain(|c| {
-                    used += c.cost;
-                    used <= share
-                });
-                chosen.sort_by_key(|c| c.ord);
-            }
-            let mut w = LayerWriter::new(&rules.name, opts.extent);
-            let keys: Vec<u32> = rules
-                .properties
-                .iter()
-                .map(|(_, name, _)| w.key(name))
-                .collect();
-            let mut props: Vec<(u32, u32, &[u8])> = Vec::with_capacity(keys.len());
-            // Values only changed features have get ids after the dictionary's.
-            let mut extra: HashMap<&[u8], u32> = HashMap::new();
-            let first_extra = prep.dict_len() as u32;
-            map.clear();
-            for c in chosen {
-                props.clear();
-                let f = layer.feature(c.index);
-                let mask = rules.audience.as_ref().map(|a| a.mask(&f.values));
-                if rules
-                    .audience
-                    .as_ref()
-                    .is_some_and(|a| a.exposes(&f.values))
-                {
-                    exposed.push((*li, f.fid));
-                }
-                for ((col, _, _), &k) in rules.properties.iter().zip(&keys) {
-                    if mask.is_some_and(|m| !m[*col]) {
-                        continue;
-                    }
-                    match prep.value(layer, c.index, *col) {
-                        prepared::Value::None => {}
-                        prepared::Value::Dict(id, bytes) => props.push((k, id, bytes)),
-                        prepared::Value::Extra(bytes) => {
-                            let next = first_extra + extra.len() as u32;
-                            let id = *extra.entry(bytes).or_insert(next);
-                            props.push((k, id, bytes));
-                        }
-                    }
-                }
-                w.add_dict(
-                    u64::try_from(f.fid).ok(),
-                    c.kind,
-                    &arena[c.cmds.clone()],
-                    &props,
-                    map,
-                );
-            }
-            w.finish(&mut out);
-        }
+        let out = write_layers(
+            layers,
+            &per_layer,
+            Some((total, budget(factor))),
+            map,
+            exposed,
+            opts,
+        );
         if out.len() <= opts.max_bytes || factor < 0.05 {
             return out;
         }
         factor *= 0.8 * opts.max_bytes as f64 / out.len() as f64;
     }
+}
+
+/// Writes the candidates of every layer into a tile; with `limit` (total cost of all
+/// candidates, budget) a layer over its share of the budget keeps its largest features.
+fn write_layers(
+    layers: &[(&Layer, &Prepared)],
+    per_layer: &[(usize, Vec<Candidate>, Vec<u8>)],
+    limit: Option<(usize, usize)>,
+    map: &mut mvt::ValueMap,
+    exposed: &mut Vec<(usize, i64)>,
+    opts: TileOptions,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    exposed.clear();
+    for (li, cands, arena) in per_layer {
+        let (layer, prep) = layers[*li];
+        let rules = &prep.rules;
+        let mut chosen: Vec<&Candidate> = cands.iter().collect();
+        if let Some((total, budget)) = limit.filter(|(total, budget)| total > budget) {
+            let mine: usize = cands.iter().map(|c| c.cost).sum();
+            let share = budget * mine / total.max(1);
+            chosen.sort_by(|a, b| b.size.total_cmp(&a.size).then(a.ord.cmp(&b.ord)));
+            let mut used = 0;
+            chosen.retain(|c| {
+                used += c.cost;
+                used <= share
+            });
+            chosen.sort_by_key(|c| c.ord);
+        }
+        let mut w = LayerWriter::new(&rules.name, opts.extent);
+        let keys: Vec<u32> = rules
+            .properties
+            .iter()
+            .map(|(_, name, _)| w.key(name))
+            .collect();
+        let mut props: Vec<(u32, u32, &[u8])> = Vec::with_capacity(keys.len());
+        // Values only changed features have get ids after the dictionary's.
+        let mut extra: HashMap<&[u8], u32> = HashMap::new();
+        let first_extra = prep.dict_len() as u32;
+        map.clear();
+        for c in chosen {
+            props.clear();
+            let f = layer.feature(c.index);
+            let mask = rules.audience.as_ref().map(|a| a.mask(&f.values));
+            if rules
+                .audience
+                .as_ref()
+                .is_some_and(|a| a.exposes(&f.values))
+            {
+                exposed.push((*li, f.fid));
+            }
+            for ((col, _, _), &k) in rules.properties.iter().zip(&keys) {
+                if mask.is_some_and(|m| !m[*col]) {
+                    continue;
+                }
+                match prep.value(layer, c.index, *col) {
+                    prepared::Value::None => {}
+                    prepared::Value::Dict(id, bytes) => props.push((k, id, bytes)),
+                    prepared::Value::Extra(bytes) => {
+                        let next = first_extra + extra.len() as u32;
+                        let id = *extra.entry(bytes).or_insert(next);
+                        props.push((k, id, bytes));
+                    }
+                }
+            }
+            w.add_dict(
+                u64::try_from(f.fid).ok(),
+                c.kind,
+                &arena[c.cmds.clone()],
+                &props,
+                map,
+            );
+        }
+        w.finish(&mut out);
+    }
+    out
 }
 
 /// A cheap guess of how many vertices survive simplification: at most one per pixel of
@@ -566,9 +603,9 @@ fn encode_stretches(
     fr: &Frame,
     s: &mut Scratch,
 ) {
-    let lines: Vec<&LineString<f64>> = match g {
-        Geometry::LineString(l) => vec![l],
-        Geometry::MultiLineString(m) => m.0.iter().collect(),
+    let lines: &[LineString<f64>] = match g {
+        Geometry::LineString(l) => std::slice::from_ref(l),
+        Geometry::MultiLineString(m) => &m.0,
         _ => return,
     };
     let mut k = 0;
@@ -643,13 +680,21 @@ fn line(c: &[Coord<f64>], imp: Option<&[u8]>, fr: &Frame, s: &mut Scratch) {
             from = to;
         }
     };
+    // Cohen–Sutherland outcodes: a segment's envelope misses the box exactly when both
+    // ends lie beyond the same side, so one code per vertex replaces eight comparisons
+    // per segment.
+    let outcode = |p: Coord<f64>| {
+        (p.x < q[0]) as u8
+            | ((p.x > q[2]) as u8) << 1
+            | ((p.y < q[1]) as u8) << 2
+            | ((p.y > q[3]) as u8) << 3
+    };
     let mut start: Option<usize> = None;
+    let mut code_a = outcode(c[0]);
     for i in 0..c.len() - 1 {
-        let (a, b) = (c[i], c[i + 1]);
-        let hit = a.x.max(b.x) >= q[0]
-            && a.x.min(b.x) <= q[2]
-            && a.y.max(b.y) >= q[1]
-            && a.y.min(b.y) <= q[3];
+        let code_b = outcode(c[i + 1]);
+        let hit = code_a & code_b == 0;
+        code_a = code_b;
         match (hit, start) {
             (true, None) => start = Some(i),
             (false, Some(st)) => {
