@@ -436,6 +436,13 @@ fn write_layers(
             chosen.sort_by_key(|c| c.ord);
         }
         let mut w = LayerWriter::new(&rules.name, opts.extent);
+        // Per feature: its geometry, id, type and two tag bytes per property; values
+        // guessed at one new 8-byte value per feature.
+        let per_feature = 8 + 2 * rules.properties.len();
+        w.reserve(
+            arena.len() + chosen.len() * per_feature,
+            (chosen.len() * 8).min(opts.max_bytes),
+        );
         let keys: Vec<u32> = rules
             .properties
             .iter()

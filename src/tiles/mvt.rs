@@ -226,6 +226,13 @@ impl LayerWriter {
         }
     }
 
+    /// Makes room for about `features` bytes of features and `values` bytes of values,
+    /// so a large tile is not built by repeated doubling and copying.
+    pub fn reserve(&mut self, features: usize, values: usize) {
+        self.features.reserve(features);
+        self.values.reserve(values);
+    }
+
     /// Number of features written.
     pub fn len(&self) -> usize {
         self.count
