@@ -108,10 +108,13 @@ impl TileDict {
                         let id = dict.ends.len() as u32;
                         dict.bytes.extend_from_slice(&buf);
                         dict.ends.push(end);
-                        if index.contains_key(&h) {
-                            collided.push((h, id));
-                        } else {
-                            index.insert(h, id);
+                        match index.entry(h) {
+                            std::collections::hash_map::Entry::Occupied(_) => {
+                                collided.push((h, id))
+                            }
+                            std::collections::hash_map::Entry::Vacant(v) => {
+                                v.insert(id);
+                            }
                         }
                         id
                     }
