@@ -1,6 +1,6 @@
 //! The tile engine: for tile z/x/y, query each layer's R-tree with the buffered tile,
-//! drop what a viewer cannot see at this zoom, clip, simplify, quantize, fix rings, and
-//! encode Mapbox Vector Tile 2.1.
+//! drop what a viewer cannot see at this zoom, simplify (by the importance prepared with
+//! the snapshot), clip, quantize, fix rings, and encode Mapbox Vector Tile 2.1.
 //!
 //! Rules for low zooms (below a layer's detail zoom, default 16):
 //! - a line or polygon whose extent is under one pixel (8 of 4096 units, a 512 px tile)
