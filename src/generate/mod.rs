@@ -318,11 +318,7 @@ fn write_layer<R>(
         columns: spec
             .columns
             .iter()
-            .map(|(name, ty)| Column {
-                name: (*name).into(),
-                decl_type: (*ty).into(),
-                not_null: false,
-            })
+            .map(|(name, ty)| Column::nullable(name, ty))
             .collect(),
         identifier: Some(spec.table.into()),
         description: Some(spec.description.into()),

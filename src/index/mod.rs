@@ -675,26 +675,9 @@ pub fn to_mercator(def: &LayerDef, features: &mut [Feature]) -> Result<(), CrsEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::geom::GeometryKind;
 
     fn def() -> LayerDef {
-        LayerDef {
-            table: "t".into(),
-            geom_column: "geom".into(),
-            fid_column: Some("fid".into()),
-            kind: GeometryKind::Point,
-            z: 0,
-            m: 0,
-            srs_id: 3857,
-            columns: vec![crate::store::Column {
-                name: "d".into(),
-                decl_type: "DATE".into(),
-                not_null: false,
-            }],
-            identifier: None,
-            description: None,
-            bounds: None,
-        }
+        LayerDef::for_test(&[("d", "DATE")])
     }
 
     fn point(fid: i64, x: f64, day: &str) -> Feature {

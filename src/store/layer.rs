@@ -21,6 +21,17 @@ pub struct Column {
     pub not_null: bool,
 }
 
+impl Column {
+    /// A column that may hold NULL, of the declared type `decl_type`.
+    pub fn nullable(name: &str, decl_type: &str) -> Column {
+        Column {
+            name: name.into(),
+            decl_type: decl_type.into(),
+            not_null: false,
+        }
+    }
+}
+
 /// The value family a declared column type stores, for type checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum ValueClass {
@@ -79,6 +90,29 @@ pub struct LayerDef {
     pub description: Option<String>,
     /// gpkg_contents bounds in the layer's CRS.
     pub bounds: Option<Bbox>,
+}
+
+#[cfg(test)]
+impl LayerDef {
+    /// A point layer `t` in EPSG:3857 with `(name, declared type)` columns, for unit tests.
+    pub(crate) fn for_test(columns: &[(&str, &str)]) -> LayerDef {
+        LayerDef {
+            table: "t".into(),
+            geom_column: "geom".into(),
+            fid_column: Some("fid".into()),
+            kind: crate::geom::GeometryKind::Point,
+            z: 0,
+            m: 0,
+            srs_id: 3857,
+            columns: columns
+                .iter()
+                .map(|(name, ty)| Column::nullable(name, ty))
+                .collect(),
+            identifier: None,
+            description: None,
+            bounds: None,
+        }
+    }
 }
 
 impl LayerDef {

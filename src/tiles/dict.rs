@@ -178,33 +178,10 @@ impl TileDict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::geom::GeometryKind;
-    use crate::store::layer::Column;
 
     #[test]
     fn equal_values_share_an_id_across_columns_and_are_found_again() {
-        let column = |name: &str, ty: &str| Column {
-            name: name.into(),
-            decl_type: ty.into(),
-            not_null: false,
-        };
-        let def = LayerDef {
-            table: "t".into(),
-            geom_column: "geom".into(),
-            fid_column: Some("fid".into()),
-            kind: GeometryKind::Point,
-            z: 0,
-            m: 0,
-            srs_id: 25832,
-            columns: vec![
-                column("a", "TEXT"),
-                column("b", "TEXT"),
-                column("n", "INTEGER"),
-            ],
-            identifier: None,
-            description: None,
-            bounds: None,
-        };
+        let def = LayerDef::for_test(&[("a", "TEXT"), ("b", "TEXT"), ("n", "INTEGER")]);
         let feature = |fid: i64, a: &str, b: Value, n: i64| Feature {
             fid,
             values: vec![Value::Text(a.into()), b, Value::Integer(n)],
