@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -648,10 +648,12 @@ fn postgis_publishes_tables_it_did_not_create() {
     );
 }
 
-/// Every instance serves what a freshly started one serves (items of every collection and
-/// tiles over the data), byte for byte. Following is asynchronous, so on a loaded machine
-/// an instance gets a few seconds to catch up; a real divergence stays and fails.
-fn same_as_fresh(instances: &[common::Server], fresh: &common::Server, when: &str) {
+/// Every instance serves what a server freshly started on `store` serves (items of every
+/// collection and tiles over the data), byte for byte. Following is asynchronous, so on a
+/// loaded machine an instance gets a few seconds to catch up; a real divergence stays and
+/// fails.
+fn same_as_fresh(store: &Path, instances: &[common::Server], when: &str) {
+    let fresh = serve(store, &[]);
     let want = (all_items(&fresh.base), some_tiles(&fresh.base));
     for s in instances {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -784,9 +786,7 @@ fn postgis_instances_stay_consistent_under_change_and_restart() {
         .unwrap();
     assert!(commits > 100, "the writers wrote ({commits} capture rows)");
     std::thread::sleep(Duration::from_secs(1));
-    let fresh = serve(&store, &[]);
-    same_as_fresh(&instances, &fresh, "after pgbench");
-    drop(fresh);
+    same_as_fresh(&store, &instances, "after pgbench");
 
     // 16 writers editing through the three instances (OGC API Features Part 4) while
     // the database restarts under them: every acknowledged write is kept, reads go on
@@ -891,8 +891,8 @@ fn postgis_instances_stay_consistent_under_change_and_restart() {
             "{n} served"
         );
     }
-    same_as_fresh(&instances, &fresh, "after the HTTP writers");
     drop(fresh);
+    same_as_fresh(&store, &instances, "after the HTTP writers");
     // A revoked token is refused by every instance at once.
     let t = common::token(&store, "kurz", &["--role", "admin"]);
     let auth = format!("Bearer {t}");
@@ -1123,13 +1123,11 @@ fn postgis_import_writes_what_gdal_reads_and_keeps_arcs() {
         &store,
         &["set-layer", "parking", "--drop-column", "fee"],
     ));
-    let fresh = serve(&store, &[]);
     same_as_fresh(
+        &store,
         std::slice::from_ref(&srv),
-        &fresh,
         "after an append and a dropped column",
     );
-    drop(fresh);
     let dropped = *ids(&store).last().unwrap();
     ok(nordgeo(
         &store,
@@ -1144,13 +1142,11 @@ fn postgis_import_writes_what_gdal_reads_and_keeps_arcs() {
         c.psql("SELECT count(*) FROM parking"),
         "the column came back with its values"
     );
-    let fresh = serve(&store, &[]);
     same_as_fresh(
+        &store,
         std::slice::from_ref(&srv),
-        &fresh,
         "after the undo and the rollback",
     );
-    drop(fresh);
 
     // Through settings changes, a replace and a new layer, the long-running server
     // answers as one started now.
@@ -1165,10 +1161,9 @@ fn postgis_import_writes_what_gdal_reads_and_keeps_arcs() {
             "capacity",
         ],
     ));
-    let fresh = serve(&store, &[]);
     same_as_fresh(
+        &store,
         std::slice::from_ref(&srv),
-        &fresh,
         "after imports and settings",
     );
 }

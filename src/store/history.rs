@@ -55,21 +55,38 @@ impl ChangeMeta {
 
     /// What change `id` of a store's change log was.
     pub fn of(conn: &Connection, id: i64) -> rusqlite::Result<Self> {
-        conn.query_row(
-            "SELECT kind, mode, municipality, source, actor, note FROM nordgeo_changes WHERE id = ?1",
-            [id],
-            |r| {
-                Ok(ChangeMeta {
-                    kind: r.get(0)?,
-                    mode: r.get(1)?,
-                    municipality: r.get(2)?,
-                    source: r.get(3)?,
-                    actor: r.get(4)?,
-                    note: r.get(5)?,
-                })
-            },
-        )
+        let sql = format!("SELECT {CHANGE_COLUMNS} FROM nordgeo_changes WHERE id = ?1");
+        let c = conn.query_row(&sql, [id], read_change)?;
+        Ok(ChangeMeta {
+            kind: c.kind,
+            mode: c.mode,
+            municipality: c.municipality,
+            source: c.source,
+            actor: c.actor,
+            note: c.note,
+        })
     }
+}
+
+/// The columns [`read_change`] reads, in its order.
+const CHANGE_COLUMNS: &str =
+    "id, layer, kind, mode, municipality, source, actor, at, added, removed, note";
+
+/// One change-log row selected with [`CHANGE_COLUMNS`].
+fn read_change(r: &rusqlite::Row<'_>) -> rusqlite::Result<Change> {
+    Ok(Change {
+        id: r.get(0)?,
+        layer: r.get(1)?,
+        kind: r.get(2)?,
+        mode: r.get(3)?,
+        municipality: r.get(4)?,
+        source: r.get(5)?,
+        actor: r.get(6)?,
+        at: r.get(7)?,
+        added: r.get(8)?,
+        removed: r.get(9)?,
+        note: r.get(10)?,
+    })
 }
 
 /// One row of the change log.
@@ -252,26 +269,10 @@ fn record(
 
 /// The change log of a layer (all layers when `None`), oldest first.
 pub fn list(conn: &Connection, layer: Option<&str>) -> rusqlite::Result<Vec<Change>> {
-    let mut stmt = conn.prepare(
-        "SELECT id, layer, kind, mode, municipality, source, actor, at, added, removed, note
-         FROM nordgeo_changes WHERE ?1 IS NULL OR layer = ?1 ORDER BY id",
-    )?;
-    stmt.query_map([layer], |r| {
-        Ok(Change {
-            id: r.get(0)?,
-            layer: r.get(1)?,
-            kind: r.get(2)?,
-            mode: r.get(3)?,
-            municipality: r.get(4)?,
-            source: r.get(5)?,
-            actor: r.get(6)?,
-            at: r.get(7)?,
-            added: r.get(8)?,
-            removed: r.get(9)?,
-            note: r.get(10)?,
-        })
-    })?
-    .collect()
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {CHANGE_COLUMNS} FROM nordgeo_changes WHERE ?1 IS NULL OR layer = ?1 ORDER BY id"
+    ))?;
+    stmt.query_map([layer], read_change)?.collect()
 }
 
 /// Restores a layer to its state right after change `to`, as a new change of its own
