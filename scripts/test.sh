@@ -7,7 +7,7 @@ bash scripts/setup.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --all-targets --locked 2>&1 | tee "$log"
+cargo test --all-targets --locked --no-fail-fast 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 # The both-store matrix: the suites whose behaviour is the same on either store run again
 # on the PostGIS store, each test's store copied into a throwaway PostgreSQL cluster
@@ -24,4 +24,7 @@ set -e
 # One closing line over all test binaries (criterion's smoke run prints its own last).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
+# The failures again at the very end, where a CI log's tail shows them.
+grep -E -A6 "panicked at" "$log" | cut -c1-400 | head -80 || true
+grep -E '^test .* FAILED$|^error: test failed' "$log" || true
 exit "$rc"

@@ -82,10 +82,16 @@ export function embedHtml(base, divAttributes, {title = 'Gemeindeportal', bodySt
 
 /** Records what a test must check on every page: requests, failures, console errors. */
 export function watchPage(page) {
-    const log = {requests: [], responses: [], consoleErrors: [], failed: []};
+    const log = {requests: [], responses: [], consoleErrors: [], failed: [], aborted: []};
     page.on('request', (r) => log.requests.push(r.url()));
     page.on('response', (r) => log.responses.push({url: r.url(), status: r.status()}));
-    page.on('requestfailed', (r) => log.failed.push(`${r.url()}: ${r.failure() ? r.failure().errorText : 'failed'}`));
+    page.on('requestfailed', (r) => {
+        const why = r.failure() ? r.failure().errorText : 'failed';
+        // MapLibre cancels the tile requests a jump or zoom made useless; Chromium reports
+        // those as ERR_ABORTED. A server fault shows as another error (reset, empty
+        // response) or as a bad status, which the tests check separately.
+        (why === 'net::ERR_ABORTED' ? log.aborted : log.failed).push(`${r.url()}: ${why}`);
+    });
     page.on('console', (m) => {
         if (m.type() === 'error') log.consoleErrors.push(`console.error: ${m.text()}${m.location() && m.location().url ? ` (${m.location().url})` : ''}`);
     });
