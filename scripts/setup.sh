@@ -31,7 +31,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating $VENV"
   python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c "import osgeo_utils, pyogrio, mapbox_vector_tile, owslib, morecantile, pmtiles, jsonschema" 2>/dev/null; then
+if ! "$VENV/bin/python" -c "import osgeo_utils, pyogrio, mapbox_vector_tile, owslib, morecantile, pmtiles, jsonschema, shapely, pyproj" 2>/dev/null; then
   echo "setup: installing Python clients into $VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check pyogrio mapbox-vector-tile owslib morecantile \
     pmtiles jsonschema

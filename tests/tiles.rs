@@ -37,6 +37,28 @@ fn sweep_passes_an_independent_decoder_and_matches_the_source() {
     assert!(o.status.success(), "{t}");
 }
 
+/// Lines in tiles are what GEOS's Douglas–Peucker (shapely) keeps of the source line,
+/// read by pyogrio and projected by pyproj, at each zoom's tolerance: nordgeo selects
+/// vertices by an importance computed once per snapshot, not by running DP per tile.
+#[test]
+fn line_simplification_equals_geos_douglas_peucker() {
+    if !clients_available() {
+        return;
+    }
+    let (_dir, store) = sample_store();
+    let srv = serve(&store, &[]);
+    let o = Command::new(venv_python())
+        .arg(root().join("tests/tools/check_simplify.py"))
+        .arg(&srv.base)
+        .arg(root().join("data/sample.gpkg"))
+        .arg("trails")
+        .output()
+        .unwrap();
+    let t = text(&o);
+    println!("{t}");
+    assert!(o.status.success(), "{t}");
+}
+
 #[test]
 fn tile_responses_have_the_right_headers_and_errors() {
     if !clients_available() {
