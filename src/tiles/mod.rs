@@ -451,8 +451,8 @@ fn write_layers(
         let mut props: Vec<(u32, u32, &[u8])> = Vec::with_capacity(keys.len());
         // Values only changed features have get ids after the dictionary's.
         let mut extra: HashMap<&[u8], u32> = HashMap::new();
-        let first_extra = prep.dict_len() as u32;
-        map.clear();
+        let first_extra = prep.dict_id_end();
+        map.prepare(chosen.len() * rules.properties.len());
         for c in chosen {
             props.clear();
             let f = layer.feature(c.index);

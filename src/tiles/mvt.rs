@@ -47,7 +47,8 @@ impl MvtValue {
     }
 }
 
-fn varint(out: &mut Vec<u8>, mut v: u64) {
+/// Appends `v` as a protobuf varint.
+pub(crate) fn varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -164,34 +165,69 @@ pub fn encode_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Maps a layer dictionary's value ids to a tile's value indices; reused across tiles
-/// so the hot path neither hashes nor clones property values.
+/// so the hot path neither hashes nor clones property values. An open-addressing table
+/// sized to the tile's values, not an array over the whole dictionary: a lookup in that
+/// array (1.2 MB for 300,000 parcels) missed the cache for nearly every new value and
+/// took 5 % of a parcels tile.
 #[derive(Default)]
 pub struct ValueMap {
-    local: Vec<u32>,
-    touched: Vec<u32>,
+    /// (dictionary id, tile index); [`ValueMap::EMPTY`] marks a free slot.
+    slots: Vec<(u32, u32)>,
+    /// Slots in use, to free only those.
+    used: Vec<u32>,
 }
 
 impl ValueMap {
+    const EMPTY: u32 = u32::MAX;
+
+    fn slot(&self, global: u32) -> usize {
+        // Fibonacci hashing: consecutive ids (the values of neighbouring features) spread.
+        let mask = self.slots.len() - 1;
+        ((global as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask
+    }
+
     fn get_or_insert(&mut self, global: u32, next: u32) -> (u32, bool) {
-        let g = global as usize;
-        if g >= self.local.len() {
-            self.local.resize(g + 1, u32::MAX);
+        if (self.used.len() + 1) * 2 > self.slots.len() {
+            self.grow();
         }
-        if self.local[g] == u32::MAX {
-            self.local[g] = next;
-            self.touched.push(global);
-            (next, true)
-        } else {
-            (self.local[g], false)
+        let mask = self.slots.len() - 1;
+        let mut i = self.slot(global);
+        loop {
+            match self.slots[i] {
+                (g, local) if g == global => return (local, false),
+                (g, _) if g == Self::EMPTY => {
+                    self.slots[i] = (global, next);
+                    self.used.push(i as u32);
+                    return (next, true);
+                }
+                _ => i = (i + 1) & mask,
+            }
         }
     }
 
-    /// Forgets the mapping of the last layer (only the entries it touched).
-    pub fn clear(&mut self) {
-        for &g in &self.touched {
-            self.local[g as usize] = u32::MAX;
+    fn grow(&mut self) {
+        let entries: Vec<(u32, u32)> = self.used.iter().map(|&i| self.slots[i as usize]).collect();
+        self.slots = vec![(Self::EMPTY, 0); (self.slots.len() * 2).max(256)];
+        self.used.clear();
+        for (g, local) in entries {
+            self.get_or_insert(g, local);
         }
-        self.touched.clear();
+    }
+
+    /// Forgets the mapping of the last layer and readies the table for a layer of at
+    /// most about `values` distinct values: a table left large by a low-zoom tile would
+    /// spread a small tile's values over more cache lines than it needs.
+    pub fn prepare(&mut self, values: usize) {
+        for &i in &self.used {
+            self.slots[i as usize] = (Self::EMPTY, 0);
+        }
+        self.used.clear();
+        let want = (values.saturating_mul(2))
+            .next_power_of_two()
+            .clamp(256, 1 << 24);
+        if self.slots.len() < want || self.slots.len() > 4 * want {
+            self.slots = vec![(Self::EMPTY, 0); want];
+        }
     }
 }
 
@@ -389,6 +425,22 @@ fn varint_len(v: u64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn value_map_keeps_every_id_until_prepared_again() {
+        let mut m = ValueMap::default();
+        m.prepare(10);
+        // Past the hint: the table grows and keeps what it had.
+        for g in 0..5_000u32 {
+            assert_eq!(m.get_or_insert(g * 7, g), (g, true));
+        }
+        for g in 0..5_000u32 {
+            assert_eq!(m.get_or_insert(g * 7, 99), (g, false));
+        }
+        m.prepare(10);
+        assert_eq!(m.get_or_insert(7, 0), (0, true));
+        assert!(m.slots.len() <= 256);
+    }
 
     #[test]
     fn spec_example_point() {

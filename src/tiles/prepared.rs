@@ -108,9 +108,9 @@ impl Prepared {
         }
     }
 
-    /// Number of values in the base dictionary (ids of other values start there).
-    pub fn dict_len(&self) -> usize {
-        self.base.dict.len()
+    /// The first id above the base dictionary's: ids of other values start there.
+    pub fn dict_id_end(&self) -> u32 {
+        self.base.dict.id_end()
     }
 
     /// The value of column `col` of the feature in `slot`.
