@@ -156,7 +156,14 @@ impl Writers {
                         json!({"free_places": self.rng.below(40), "capacity": 20 + self.rng.below(90)})
                     }
                     "parking" => {
-                        json!({"capacity": self.rng.below(400), "fee": self.rng.below(2) == 1})
+                        // Another car park's name: a value only one feature had until now
+                        // (tiles write such values without looking them up).
+                        let name = self
+                            .pick("parking")
+                            .map(|o| get(&format!("{}/{o}", items("parking")), &[]).json())
+                            .map(|o| o["properties"]["name"].clone())
+                            .unwrap_or(Value::Null);
+                        json!({"capacity": self.rng.below(400), "fee": self.rng.below(2) == 1, "name": name})
                     }
                     _ => json!({ "land_use": use_ }),
                 };

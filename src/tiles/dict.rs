@@ -39,6 +39,11 @@ pub struct TileDict {
 /// Ids stay below 2^31, so those of values only changed features have fit above them.
 const MAX_ARENA: usize = 1 << 31;
 
+/// Flag of a feature's value id (see [`TileDict::id`]): no other feature or column of
+/// the base has this value, so a tile need not look it up among the values it already
+/// wrote (parcel numbers, areas: half of a parcel's values).
+pub const ONCE: u32 = 1 << 31;
+
 /// A varint at the start of `b` (as this module writes them) and its length in bytes.
 fn read_varint(b: &[u8]) -> (usize, usize) {
     let mut v = 0usize;
@@ -84,9 +89,13 @@ impl TileDict {
         // rare later ones with the same hash in `collided`) and stored once, in the
         // arena, without a key copy each: the 300,000 parcels' dictionary took 530 ms
         // of the start-up with a copied key per value, 250 ms without.
-        let mut index: HashMap<u64, u32, foldhash::fast::RandomState> =
+        // (hash) -> (id, ordinal); `first[ordinal]`: where in `ids` the value was first
+        // used, or `SHARED` once a second feature or column uses it.
+        let mut index: HashMap<u64, (u32, u32), foldhash::fast::RandomState> =
             HashMap::with_capacity_and_hasher(features.len(), Default::default());
-        let mut collided: Vec<(u64, u32)> = Vec::new();
+        let mut collided: Vec<(u64, (u32, u32))> = Vec::new();
+        let mut first: Vec<usize> = Vec::new();
+        const SHARED: usize = usize::MAX;
         let mut dict = TileDict {
             bytes: Vec::new(),
             count: 0,
@@ -107,15 +116,18 @@ impl TileDict {
                 // Equal values share one id across columns: MVT values are per layer.
                 let h = dict.hash(&buf);
                 let known = match index.get(&h) {
-                    Some(&id) if dict.value(id) == buf.as_slice() => Some(id),
+                    Some(&(id, n)) if dict.value(id) == buf.as_slice() => Some((id, n)),
                     Some(_) => collided
                         .iter()
-                        .find(|&&(x, id)| x == h && dict.value(id) == buf.as_slice())
-                        .map(|&(_, id)| id),
+                        .find(|&&(x, (id, _))| x == h && dict.value(id) == buf.as_slice())
+                        .map(|&(_, known)| known),
                     None => None,
                 };
                 let id = match known {
-                    Some(id) => id,
+                    Some((id, n)) => {
+                        first[n as usize] = SHARED;
+                        id
+                    }
                     None => {
                         // Past 2 GB of distinct values (far beyond any memory this
                         // runs in) further values are left out of tiles; ids above
@@ -127,13 +139,15 @@ impl TileDict {
                         let id = dict.bytes.len() as u32;
                         crate::tiles::mvt::varint(&mut dict.bytes, buf.len() as u64);
                         dict.bytes.extend_from_slice(&buf);
+                        let n = dict.count as u32;
                         dict.count += 1;
+                        first.push(dict.ids.len());
                         match index.entry(h) {
                             std::collections::hash_map::Entry::Occupied(_) => {
-                                collided.push((h, id))
+                                collided.push((h, (id, n)))
                             }
                             std::collections::hash_map::Entry::Vacant(v) => {
-                                v.insert(id);
+                                v.insert((id, n));
                             }
                         }
                         id
@@ -144,6 +158,9 @@ impl TileDict {
         }
         dict.bytes.shrink_to_fit();
         drop(index);
+        for pos in first.into_iter().filter(|&p| p != SHARED) {
+            dict.ids[pos] |= ONCE;
+        }
         let mut lookup: Vec<(u64, u32)> = Vec::with_capacity(dict.count);
         let mut at = 0;
         while at < dict.bytes.len() {
@@ -171,19 +188,21 @@ impl TileDict {
         self.bytes.len() as u32
     }
 
-    /// The encoded value `id`.
+    /// The encoded value `id` (with or without [`ONCE`]).
     pub fn value(&self, id: u32) -> &[u8] {
         &self.bytes[self.span(id)]
     }
 
     /// Where the bytes of value `id` lie in the arena (after its length).
     fn span(&self, id: u32) -> std::ops::Range<usize> {
+        let id = id & !ONCE;
         let (len, n) = read_varint(&self.bytes[id as usize..]);
         let from = id as usize + n;
         from..from + len
     }
 
-    /// The value id of feature `f`, column `c`.
+    /// The value id of feature `f`, column `c`, or [`NONE`]; with [`ONCE`] set when no
+    /// other feature or column has that value.
     pub fn id(&self, f: usize, c: usize) -> u32 {
         self.ids.get(f * self.columns + c).copied().unwrap_or(NONE)
     }
@@ -229,11 +248,15 @@ mod tests {
         assert_eq!(d.id(0, 0), d.id(2, 1));
         assert_eq!(d.id(0, 2), d.id(1, 2));
         assert_eq!(d.id(1, 1), NONE);
+        // Kyffhäuserland and -3 appear once; the others are shared (across columns too).
+        let once = |f, c| d.id(f, c) & ONCE != 0;
+        assert!(once(2, 0) && once(2, 2));
+        assert!(!once(0, 0) && !once(0, 1) && !once(0, 2) && !once(1, 0) && !once(2, 1));
         for f in 0..features.len() {
             for c in 0..3 {
                 let id = d.id(f, c);
                 if id != NONE {
-                    assert_eq!(d.find(d.value(id)), Some(id));
+                    assert_eq!(d.find(d.value(id)), Some(id & !ONCE));
                 }
             }
         }
@@ -249,7 +272,7 @@ mod tests {
         let mut enc = Vec::new();
         encode_str(&mut enc, &long);
         assert_eq!(d.value(d.id(0, 0)), enc.as_slice());
-        assert_eq!(d.find(&enc), Some(d.id(0, 0)));
+        assert_eq!(d.find(&enc), Some(d.id(0, 0) & !ONCE));
         let one = encode(&Value::Integer(1), ValueClass::Integer).unwrap();
         assert_eq!(d.value(d.id(0, 2)), one.as_slice());
     }

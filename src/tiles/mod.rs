@@ -471,6 +471,7 @@ fn write_layers(
                 match prep.value(layer, c.index, *col) {
                     prepared::Value::None => {}
                     prepared::Value::Dict(id, bytes) => props.push((k, id, bytes)),
+                    prepared::Value::Once(bytes) => props.push((k, mvt::UNSHARED, bytes)),
                     prepared::Value::Extra(bytes) => {
                         let next = first_extra + extra.len() as u32;
                         let id = *extra.entry(bytes).or_insert(next);
@@ -513,7 +514,9 @@ fn property_cost(layer: &Layer, prep: &Prepared, i: usize) -> usize {
         .iter()
         .map(|(col, _, _)| match prep.value(layer, i, *col) {
             prepared::Value::None => 0,
-            prepared::Value::Dict(_, b) | prepared::Value::Extra(b) => b.len() + 4,
+            prepared::Value::Dict(_, b) | prepared::Value::Once(b) | prepared::Value::Extra(b) => {
+                b.len() + 4
+            }
         })
         .sum()
 }

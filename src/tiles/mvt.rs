@@ -231,6 +231,10 @@ impl ValueMap {
     }
 }
 
+/// The value id of [`LayerWriter::add_dict`] for a value no other feature has: written
+/// without a lookup.
+pub const UNSHARED: u32 = u32::MAX;
+
 /// One MVT layer being written.
 pub struct LayerWriter {
     name: String,
@@ -326,7 +330,7 @@ impl LayerWriter {
 
     /// Appends a feature whose values come from a layer dictionary: `geom` is its
     /// encoded command stream ([`GeomEncoder::bytes`]), `props` are (tile key index,
-    /// dictionary value id, encoded value).
+    /// dictionary value id or [`UNSHARED`], encoded value).
     pub fn add_dict(
         &mut self,
         id: Option<u64>,
@@ -338,7 +342,11 @@ impl LayerWriter {
         let mut tags = std::mem::take(&mut self.tags);
         tags.clear();
         for &(ki, global, bytes) in props {
-            let (vi, new) = map.get_or_insert(global, self.n_values);
+            let (vi, new) = if global == UNSHARED {
+                (self.n_values, true)
+            } else {
+                map.get_or_insert(global, self.n_values)
+            };
             if new {
                 self.push_value(bytes);
             }

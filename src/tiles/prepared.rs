@@ -42,6 +42,8 @@ pub enum Value<'a> {
     None,
     /// A value of the base dictionary: its id and bytes.
     Dict(u32, &'a [u8]),
+    /// A value of the base dictionary no other feature of the snapshot has.
+    Once(&'a [u8]),
     /// A value only a changed feature has.
     Extra(&'a [u8]),
 }
@@ -52,6 +54,9 @@ pub struct Prepared {
     pub rules: LayerRules,
     base: Arc<BasePrep>,
     overlay: Vec<Arc<EntryPrep>>,
+    /// Base values changed features have too, sorted: on a base feature such a value
+    /// is not [`Value::Once`] in this snapshot.
+    overlay_refs: Arc<[u32]>,
 }
 
 impl Prepared {
@@ -80,11 +85,22 @@ impl Prepared {
                 Some(p) => Arc::clone(p),
                 None => Arc::new(EntryPrep::build(e, &base.dict, &classes)),
             })
+            .collect::<Vec<Arc<EntryPrep>>>();
+        let mut refs: Vec<u32> = overlay
+            .iter()
+            .flat_map(|e| e.values.iter())
+            .filter_map(|p| match p {
+                Prop::Dict(id) => Some(*id),
+                _ => None,
+            })
             .collect();
+        refs.sort_unstable();
+        refs.dedup();
         Prepared {
             rules: LayerRules::new(&layer.def, &layer.meta),
             base,
             overlay,
+            overlay_refs: refs.into(),
         }
     }
 
@@ -95,6 +111,7 @@ impl Prepared {
             rules: LayerRules::with(&layer.def, &layer.meta, true),
             base: self.base.clone(),
             overlay: self.overlay.clone(),
+            overlay_refs: self.overlay_refs.clone(),
         }
     }
 
@@ -105,6 +122,7 @@ impl Prepared {
             rules: LayerRules::for_audience(&layer.def, &layer.meta, aud),
             base: self.base.clone(),
             overlay: self.overlay.clone(),
+            overlay_refs: self.overlay_refs.clone(),
         }
     }
 
@@ -116,10 +134,17 @@ impl Prepared {
     /// The value of column `col` of the feature in `slot`.
     pub fn value<'a>(&'a self, layer: &Layer, slot: usize, col: usize) -> Value<'a> {
         let prop = match layer.locate(slot) {
-            Slot::Base(i) => match self.base.dict.id(i, col) {
-                dict::NONE => return Value::None,
-                id => return Value::Dict(id, self.base.dict.value(id)),
-            },
+            Slot::Base(i) => {
+                let dict = &self.base.dict;
+                return match dict.id(i, col) {
+                    dict::NONE => Value::None,
+                    id if id & dict::ONCE == 0 => Value::Dict(id, dict.value(id)),
+                    id if self.overlay_refs.binary_search(&(id & !dict::ONCE)).is_ok() => {
+                        Value::Dict(id & !dict::ONCE, dict.value(id))
+                    }
+                    id => Value::Once(dict.value(id)),
+                };
+            }
             Slot::Overlay(j) => match self.overlay.get(j).and_then(|e| e.values.get(col)) {
                 Some(p) => p,
                 None => return Value::None,
