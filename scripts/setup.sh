@@ -34,7 +34,7 @@ fi
 if ! "$VENV/bin/python" -c "import osgeo_utils, pyogrio, mapbox_vector_tile, owslib, morecantile, pmtiles, jsonschema, shapely, pyproj" 2>/dev/null; then
   echo "setup: installing Python clients into $VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check pyogrio mapbox-vector-tile owslib morecantile \
-    pmtiles jsonschema
+    pmtiles jsonschema shapely pyproj
   # gdal-utils' validator needs only sqlite3 from the standard library; its osgeo
   # bindings are not needed, hence --no-deps.
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps gdal-utils
