@@ -26,5 +26,5 @@ awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-
      END { printf "%d passed, %d failed\n", p, f }' "$log"
 # The failures again at the very end, where a CI log's tail shows them.
 grep -E -A6 "panicked at" "$log" | cut -c1-400 | head -80 || true
-grep -E '^test .* FAILED$|^error: test failed' "$log" || true
+grep -E '^test .* FAILED$|^error: test failed|^error: [0-9]+ targets? failed|^    `--' "$log" || true
 exit "$rc"

@@ -820,7 +820,7 @@ fn postgis_instances_stay_consistent_under_change_and_restart() {
                     );
                     let r = common::send("POST", &format!("{base}/collections/parking/items"), &admin, "application/geo+json", body.as_bytes());
                     match r.status {
-                        201 => acknowledged.push(name),
+                        201 => acknowledged.push((name, started.elapsed())),
                         503 => std::thread::sleep(Duration::from_millis(100)),
                         other => panic!("writer {w}: {other} {}", String::from_utf8_lossy(&r.body)),
                     }
@@ -839,17 +839,32 @@ fn postgis_instances_stay_consistent_under_change_and_restart() {
         assert_eq!(get(&format!("{}/ready", s.base), &[]).status, 503);
         assert_eq!(item(&s.base, "childcare", 3).status, 200);
     }
+    let stopped = started.elapsed();
     std::thread::sleep(Duration::from_secs(2));
     c.ctl("start");
-    let acknowledged: Vec<String> = writers
+    let restarted = started.elapsed();
+    let acknowledged: Vec<(String, Duration)> = writers
         .into_iter()
         .flat_map(|h| h.join().unwrap())
         .collect();
+    // How many writes a slow machine manages varies; that writing went on before the
+    // stop and resumed after the restart does not.
+    let before = acknowledged.iter().filter(|(_, t)| *t < stopped).count();
+    let after = acknowledged.iter().filter(|(_, t)| *t > restarted).count();
+    eprintln!(
+        "writes acknowledged: {} ({before} before the stop, {after} after the restart)",
+        acknowledged.len()
+    );
+    assert!(
+        before > 0 && after > 0,
+        "the writers wrote before the stop ({before}) and after the restart ({after})"
+    );
+    let acknowledged: Vec<String> = acknowledged.into_iter().map(|(n, _)| n).collect();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let reads: usize = readers.into_iter().map(|h| h.join().unwrap()).sum();
     assert!(reads > 10, "the readers read during the writes ({reads})");
     assert!(
-        acknowledged.len() > 50,
+        acknowledged.len() >= 16,
         "the writers wrote ({})",
         acknowledged.len()
     );
