@@ -193,6 +193,20 @@ impl TileDict {
         &self.bytes[self.span(id)]
     }
 
+    /// Starts loading value `id` (see [`super::prefetch`]).
+    pub fn prefetch(&self, id: u32) {
+        if let Some(b) = self.bytes.get((id & !ONCE) as usize) {
+            super::prefetch::line(b);
+        }
+    }
+
+    /// Starts loading the value ids of feature `f`.
+    pub fn prefetch_ids(&self, f: usize) {
+        if let Some(row) = self.ids.get(f * self.columns) {
+            super::prefetch::line(row);
+        }
+    }
+
     /// Where the bytes of value `id` lie in the arena (after its length).
     fn span(&self, id: u32) -> std::ops::Range<usize> {
         let id = id & !ONCE;

@@ -157,6 +157,36 @@ impl Prepared {
         }
     }
 
+    /// Starts loading the importance codes of the feature in `slot` (see [`super::prefetch`]).
+    pub fn prefetch_importance(&self, layer: &Layer, slot: usize) {
+        if let Slot::Base(i) = layer.locate(slot)
+            && let Some(codes) = self.base.importance.of(i)
+        {
+            super::prefetch::slice(codes);
+        }
+    }
+
+    /// Starts loading the row of value ids of the feature in `slot`.
+    pub fn prefetch_ids(&self, layer: &Layer, slot: usize) {
+        if let Slot::Base(i) = layer.locate(slot) {
+            self.base.dict.prefetch_ids(i);
+        }
+    }
+
+    /// Starts loading the property values of the feature in `slot` (its ids are read,
+    /// so ask for them with [`Prepared::prefetch_ids`] a few features before).
+    pub fn prefetch_values(&self, layer: &Layer, slot: usize) {
+        if let Slot::Base(i) = layer.locate(slot) {
+            let dict = &self.base.dict;
+            for (col, _, _) in &self.rules.properties {
+                let id = dict.id(i, *col);
+                if id != dict::NONE {
+                    dict.prefetch(id);
+                }
+            }
+        }
+    }
+
     /// Importance codes of every vertex of a line or polygon feature, in the order of
     /// [`importance::rings`].
     pub fn importance(&self, layer: &Layer, slot: usize) -> Option<&[u8]> {
