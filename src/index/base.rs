@@ -3,13 +3,25 @@
 //! until the next fold.
 
 use geo::Geometry;
-use rstar::{AABB, RTree, primitives::GeomWithData, primitives::Rectangle};
+use rstar::{AABB, RTree, RTreeParams, primitives::GeomWithData, primitives::Rectangle};
 use rusqlite::types::Value;
 
 use super::{Feature, Hit, SortRanks};
 use crate::geom::{Bbox, bbox_of};
 
 type Entry = GeomWithData<Rectangle<[f64; 2]>, Hit>;
+
+/// R-tree node sizes: the trees are bulk-loaded once and only queried, so nodes wider
+/// than rstar's default (6) mean fewer levels and pointer hops per query. Measured on
+/// the peer mix (render only): 6 -> 16 children +6 %, 32 +7 %, 64 no more than 32.
+struct Wide;
+
+impl RTreeParams for Wide {
+    const MIN_SIZE: usize = 8;
+    const MAX_SIZE: usize = 32;
+    const REINSERTION_COUNT: usize = 2;
+    type DefaultInsertionStrategy = rstar::RStarInsertionStrategy;
+}
 
 /// Segments per indexed stretch of a long line.
 pub(super) const CHUNK: usize = 64;
@@ -29,9 +41,9 @@ pub struct Base {
     /// Per column: the range of its date/time values (seconds since 1970), for the
     /// columns that hold dates.
     pub(super) time_ranges: Vec<Option<[f64; 2]>>,
-    tree: RTree<Entry>,
+    tree: RTree<Entry, Wide>,
     /// (minimum extent in metres, R-tree of the features at least that large).
-    coarse: Vec<(f64, RTree<Entry>)>,
+    coarse: Vec<(f64, RTree<Entry, Wide>)>,
     /// Per column: its sort order, once something sorted by it.
     sort_ranks: Box<[std::sync::OnceLock<SortRanks>]>,
 }
@@ -143,10 +155,10 @@ impl Base {
             let coarse = s.spawn(|| {
                 SIZE_LEVELS
                     .iter()
-                    .map(|&m| (m, RTree::bulk_load(entries(m, false))))
+                    .map(|&m| (m, RTree::bulk_load_with_params(entries(m, false))))
                     .collect()
             });
-            let tree = RTree::bulk_load(entries(0.0, true));
+            let tree = RTree::bulk_load_with_params(entries(0.0, true));
             let coarse = coarse
                 .join()
                 .unwrap_or_else(|e| std::panic::resume_unwind(e));
