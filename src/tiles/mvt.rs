@@ -56,6 +56,21 @@ pub(crate) fn varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// The most bytes one step between two i32 coordinates takes as a zigzag varint.
+const MAX_STEP_BYTES: usize = 5;
+
+/// Writes `v` (a zigzag step, under 2^35) as a varint at `buf[at..]`; the end.
+#[inline(always)]
+fn put_varint(buf: &mut [u8], mut at: usize, mut v: u64) -> usize {
+    while v >= 0x80 {
+        buf[at] = (v as u8) | 0x80;
+        v >>= 7;
+        at += 1;
+    }
+    buf[at] = v as u8;
+    at + 1
+}
+
 fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
@@ -92,11 +107,22 @@ impl GeomEncoder {
         varint(&mut self.bytes, (id | ((count as u32) << 3)) as u64);
     }
 
-    fn param(&mut self, x: i32, y: i32) {
-        varint(&mut self.bytes, zigzag(x as i64 - self.x as i64));
-        varint(&mut self.bytes, zigzag(y as i64 - self.y as i64));
-        self.x = x;
-        self.y = y;
+    /// The steps to each of `pts` from the cursor before it. The buffer is grown once
+    /// to the most they can take and cut back after: a push per byte (a capacity check
+    /// each) was 5 % of render time.
+    fn params(&mut self, pts: &[[i32; 2]]) {
+        let start = self.bytes.len();
+        self.bytes.resize(start + pts.len() * 2 * MAX_STEP_BYTES, 0);
+        let buf = &mut self.bytes[start..];
+        let mut at = 0;
+        let (mut x, mut y) = (self.x, self.y);
+        for p in pts {
+            at = put_varint(buf, at, zigzag(p[0] as i64 - x as i64));
+            at = put_varint(buf, at, zigzag(p[1] as i64 - y as i64));
+            (x, y) = (p[0], p[1]);
+        }
+        self.bytes.truncate(start + at);
+        (self.x, self.y) = (x, y);
     }
 
     /// Points (one MoveTo with all of them).
@@ -105,21 +131,15 @@ impl GeomEncoder {
             return;
         }
         self.command(1, pts.len());
-        for p in pts {
-            self.param(p[0], p[1]);
-        }
+        self.params(pts);
     }
 
     /// A line of ≥ 2 points with no repeated consecutive points.
     pub fn line(&mut self, pts: &[[i32; 2]]) {
         self.command(1, 1);
-        self.param(pts[0][0], pts[0][1]);
+        self.params(&pts[..1]);
         self.command(2, pts.len() - 1);
-        // Most steps between neighbouring vertices fit one byte each way.
-        self.bytes.reserve(2 * (pts.len() - 1));
-        for p in &pts[1..] {
-            self.param(p[0], p[1]);
-        }
+        self.params(&pts[1..]);
     }
 
     /// A ring of ≥ 3 points, not repeating its first point at the end.
