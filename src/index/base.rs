@@ -222,10 +222,10 @@ impl Base {
             .rev()
             .find(|(level, _)| *level <= min_size)
             .map_or(&self.tree, |(_, t)| t);
-        let mut hits: Vec<Hit> = tree
-            .locate_in_envelope_intersecting(&env)
-            .map(|e| e.data)
-            .collect();
+        // The iterator cannot tell its length: start large enough for most tiles rather
+        // than grow (and copy) a dozen times.
+        let mut hits: Vec<Hit> = Vec::with_capacity(1024);
+        hits.extend(tree.locate_in_envelope_intersecting(&env).map(|e| e.data));
         hits.sort_unstable();
         hits
     }

@@ -288,8 +288,6 @@ fn render_with(
             MIN_SIZE_UNITS / frame.scale
         };
         scratch.occupied.clear();
-        let mut cands = Vec::new();
-        let mut arena: Vec<u8> = Vec::new();
         // First pass, without touching coordinates: which features could show, and
         // roughly what each costs. When that is far over budget, only the largest are
         // encoded at all (the budget below would drop the rest anyway). Property sizes
@@ -297,7 +295,8 @@ fn render_with(
         // whose geometry alone makes it large.
         let hits = layer.query_parts(query, min_size);
         // (position in fid order, slot, its hits, size, estimated bytes)
-        let mut pre: Vec<(usize, usize, std::ops::Range<usize>, f64, usize)> = Vec::new();
+        let mut pre: Vec<(usize, usize, std::ops::Range<usize>, f64, usize)> =
+            Vec::with_capacity(hits.len());
         let mut k = 0;
         while k < hits.len() {
             // All entries of one feature are adjacent (sorted by feature).
@@ -324,7 +323,8 @@ fn render_with(
             };
             pre.push((pre.len(), i, range, size, est));
         }
-        if pre.iter().map(|p| p.4).sum::<usize>() > opts.max_bytes / 4 {
+        let estimate: usize = pre.iter().map(|p| p.4).sum();
+        if estimate > opts.max_bytes / 4 {
             for k in 0..pre.len() {
                 prefetch_properties(prep, layer, &pre, k, |p| p.1);
                 pre[k].4 += property_cost(layer, prep, pre[k].1);
@@ -339,6 +339,8 @@ fn render_with(
                 pre.sort_by_key(|p| p.0);
             }
         }
+        let mut cands = Vec::with_capacity(pre.len());
+        let mut arena: Vec<u8> = Vec::with_capacity(estimate.min(2 * opts.max_bytes));
         for (k, &(ord, i, ref range, size, _)) in pre.iter().enumerate() {
             if let Some((_, next, r, ..)) = pre.get(k + prefetch::AHEAD) {
                 if let (Some(g), Some(h)) = (&layer.feature(*next).geometry, hits.get(r.start)) {
@@ -356,7 +358,8 @@ fn render_with(
             let kind = if group.iter().any(|h| h.part == Hit::WHOLE) {
                 encode_geometry(g, imp, tb, &frame, scratch)
             } else {
-                encode_stretches(g, imp, group, &frame, scratch);
+                let inside = frame.clip.contains_bbox(tb);
+                encode_stretches(g, imp, group, &frame, inside, scratch);
                 GeomType::LineString
             };
             if scratch.enc.is_empty() {
@@ -589,13 +592,14 @@ fn encode_geometry(
             GeomType::Point
         }
         Geometry::LineString(l) => {
-            line(&l.0, imp, fr, s);
+            line(&l.0, imp, fr, fr.clip.contains_bbox(tb), s);
             GeomType::LineString
         }
         Geometry::MultiLineString(m) => {
             let mut off = 0;
+            let inside = fr.clip.contains_bbox(tb);
             for l in &m.0 {
-                line(&l.0, imp.map(|i| &i[off..off + l.0.len()]), fr, s);
+                line(&l.0, imp.map(|i| &i[off..off + l.0.len()]), fr, inside, s);
                 off += l.0.len();
             }
             GeomType::LineString
@@ -637,6 +641,7 @@ fn encode_stretches(
     imp: Option<&[u8]>,
     hits: &[Hit],
     fr: &Frame,
+    inside: bool,
     s: &mut Scratch,
 ) {
     let lines: &[LineString<f64>] = match g {
@@ -656,7 +661,13 @@ fn encode_stretches(
         if let Some(l) = lines.get(part as usize) {
             let off: usize = lines[..part as usize].iter().map(|l| l.0.len()).sum();
             let (st, en) = (start as usize, (end as usize).min(l.0.len() - 1));
-            line(&l.0[st..=en], imp.map(|i| &i[off + st..=off + en]), fr, s);
+            line(
+                &l.0[st..=en],
+                imp.map(|i| &i[off + st..=off + en]),
+                fr,
+                inside,
+                s,
+            );
         }
     }
 }
@@ -664,7 +675,7 @@ fn encode_stretches(
 /// Clips, simplifies and quantizes one line into `s.enc`. Segments outside the buffered
 /// tile are skipped before projection: long trails cross many tiles. With precomputed
 /// importance (`imp`, one per vertex of `c`) simplification is a threshold test.
-fn line(c: &[Coord<f64>], imp: Option<&[u8]>, fr: &Frame, s: &mut Scratch) {
+fn line(c: &[Coord<f64>], imp: Option<&[u8]>, fr: &Frame, inside: bool, s: &mut Scratch) {
     if c.len() < 2 {
         return;
     }
@@ -716,6 +727,12 @@ fn line(c: &[Coord<f64>], imp: Option<&[u8]>, fr: &Frame, s: &mut Scratch) {
             from = to;
         }
     };
+    // A line wholly inside the buffered tile is one stretch: only the vertices its
+    // importance keeps at this zoom are read, not every one for its outcode.
+    if inside {
+        emit(0, c.len() - 1, s);
+        return;
+    }
     // Cohen–Sutherland outcodes: a segment's envelope misses the box exactly when both
     // ends lie beyond the same side, so one code per vertex replaces eight comparisons
     // per segment.
