@@ -29,6 +29,8 @@ pub struct TileDict {
     /// `ids[feature * columns + column]`: the value id or [`NONE`].
     ids: Vec<u32>,
     columns: usize,
+    /// Per column: the most bytes one of its values takes.
+    longest: Vec<usize>,
     /// (hash of the encoded value, id), sorted: finds the id of a value written later.
     lookup: Vec<(u64, u32)>,
     /// The hash of `lookup`: foldhash (several times faster than SipHash on short
@@ -101,6 +103,7 @@ impl TileDict {
             count: 0,
             ids: Vec::with_capacity(features.len() * columns),
             columns,
+            longest: vec![0; columns],
             lookup: Vec::new(),
             state: foldhash::fast::RandomState::default(),
         };
@@ -113,6 +116,7 @@ impl TileDict {
                     dict.ids.push(NONE);
                     continue;
                 }
+                dict.longest[c] = dict.longest[c].max(buf.len());
                 // Equal values share one id across columns: MVT values are per layer.
                 let h = dict.hash(&buf);
                 let known = match index.get(&h) {
@@ -186,6 +190,11 @@ impl TileDict {
     /// The first id above every value's: ids of values the dictionary lacks start here.
     pub fn id_end(&self) -> u32 {
         self.bytes.len() as u32
+    }
+
+    /// The most bytes a value of column `c` takes.
+    pub fn longest(&self, c: usize) -> usize {
+        self.longest.get(c).copied().unwrap_or(0)
     }
 
     /// The encoded value `id` (with or without [`ONCE`]).

@@ -324,7 +324,20 @@ fn render_with(
             pre.push((pre.len(), i, range, size, est));
         }
         let estimate: usize = pre.iter().map(|p| p.4).sum();
-        if estimate > opts.max_bytes / 4 {
+        // Whether the properties could take the tile past the cut below; a bound from
+        // each column's longest value saves reading every value twice in a large tile
+        // (the cut is the same either way: it needs the exact sum over the bound).
+        let could_cut = estimate > opts.max_bytes / 4 && {
+            let bound: usize = pre
+                .iter()
+                .map(|p| {
+                    prep.property_bound(layer, p.1)
+                        .unwrap_or_else(|| property_cost(layer, prep, p.1))
+                })
+                .sum();
+            estimate + bound > 2 * opts.max_bytes
+        };
+        if could_cut {
             for k in 0..pre.len() {
                 prefetch_properties(prep, layer, &pre, k, |p| p.1);
                 pre[k].4 += property_cost(layer, prep, pre[k].1);

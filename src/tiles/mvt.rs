@@ -259,8 +259,9 @@ pub const UNSHARED: u32 = u32::MAX;
 pub struct LayerWriter {
     name: String,
     extent: u32,
+    /// Property names, found by a scan: a layer has a handful, and a hash map of them
+    /// cost two allocations per key per tile.
     keys: Vec<String>,
-    key_idx: HashMap<String, u32>,
     values: Vec<u8>,
     n_values: u32,
     val_idx: HashMap<ValueKey, u32>,
@@ -276,7 +277,6 @@ impl LayerWriter {
             name: name.into(),
             extent,
             keys: Vec::new(),
-            key_idx: HashMap::new(),
             values: Vec::new(),
             n_values: 0,
             val_idx: HashMap::new(),
@@ -305,13 +305,11 @@ impl LayerWriter {
 
     /// The tile index of a key, registering it on first use.
     pub fn key(&mut self, k: &str) -> u32 {
-        if let Some(&i) = self.key_idx.get(k) {
-            return i;
+        if let Some(i) = self.keys.iter().position(|x| x == k) {
+            return i as u32;
         }
-        let i = self.keys.len() as u32;
         self.keys.push(k.to_string());
-        self.key_idx.insert(k.to_string(), i);
-        i
+        self.keys.len() as u32 - 1
     }
 
     fn push_value(&mut self, encoded: &[u8]) -> u32 {

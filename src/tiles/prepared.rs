@@ -157,6 +157,22 @@ impl Prepared {
         }
     }
 
+    /// An upper bound of the bytes the properties of the feature in `slot` add to a tile
+    /// (as if every value were new), without reading them for a base feature: what
+    /// [`super::property_cost`] gives at most.
+    pub fn property_bound(&self, layer: &Layer, slot: usize) -> Option<usize> {
+        match layer.locate(slot) {
+            Slot::Base(_) => Some(
+                self.rules
+                    .properties
+                    .iter()
+                    .map(|(col, _, _)| self.base.dict.longest(*col) + 4)
+                    .sum(),
+            ),
+            Slot::Overlay(_) => None,
+        }
+    }
+
     /// Starts loading the importance codes of the feature in `slot` (see [`super::prefetch`]).
     pub fn prefetch_importance(&self, layer: &Layer, slot: usize) {
         if let Slot::Base(i) = layer.locate(slot)
