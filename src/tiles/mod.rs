@@ -198,6 +198,14 @@ impl Frame {
         ]
     }
 
+    /// Whether an extent in EPSG:3857 lies wholly in the buffered tile: then every
+    /// vertex's outcode against `query` is 0 (tested in the same coordinates, so the
+    /// shortcut it allows gives exactly what the outcodes would).
+    fn holds(&self, b: Bbox) -> bool {
+        let q = self.query;
+        q[0] <= b[0] && q[1] <= b[1] && b[2] <= q[2] && b[3] <= q[3]
+    }
+
     fn bbox(&self, b: Bbox) -> [f64; 4] {
         let p0 = self.pt(Coord { x: b[0], y: b[3] });
         let p1 = self.pt(Coord { x: b[2], y: b[1] });
@@ -326,7 +334,8 @@ fn render_with(
         let estimate: usize = pre.iter().map(|p| p.4).sum();
         // Whether the properties could take the tile past the cut below; a bound from
         // each column's longest value saves reading every value twice in a large tile
-        // (the cut is the same either way: it needs the exact sum over the bound).
+        // (the cut is the same either way: it needs the exact sum over twice the budget,
+        // which the bound can only overstate).
         let could_cut = estimate > opts.max_bytes / 4 && {
             let bound: usize = pre
                 .iter()
@@ -364,15 +373,13 @@ fn render_with(
             let (Some(g), Some(bb)) = (&layer.feature(i).geometry, layer.bbox(i)) else {
                 continue;
             };
-            let tb = frame.bbox(bb);
             let group = &hits[range.clone()];
             scratch.enc.reset();
             let imp = prep.importance(layer, i);
             let kind = if group.iter().any(|h| h.part == Hit::WHOLE) {
-                encode_geometry(g, imp, tb, &frame, scratch)
+                encode_geometry(g, imp, bb, &frame, scratch)
             } else {
-                let inside = frame.clip.contains_bbox(tb);
-                encode_stretches(g, imp, group, &frame, inside, scratch);
+                encode_stretches(g, imp, group, &frame, frame.holds(bb), scratch);
                 GeomType::LineString
             };
             if scratch.enc.is_empty() {
@@ -567,7 +574,7 @@ fn property_cost(layer: &Layer, prep: &Prepared, i: usize) -> usize {
 fn encode_geometry(
     g: &Geometry<f64>,
     imp: Option<&[u8]>,
-    tb: [f64; 4],
+    bb: Bbox,
     fr: &Frame,
     s: &mut Scratch,
 ) -> GeomType {
@@ -605,12 +612,12 @@ fn encode_geometry(
             GeomType::Point
         }
         Geometry::LineString(l) => {
-            line(&l.0, imp, fr, fr.clip.contains_bbox(tb), s);
+            line(&l.0, imp, fr, fr.holds(bb), s);
             GeomType::LineString
         }
         Geometry::MultiLineString(m) => {
             let mut off = 0;
-            let inside = fr.clip.contains_bbox(tb);
+            let inside = fr.holds(bb);
             for l in &m.0 {
                 line(&l.0, imp.map(|i| &i[off..off + l.0.len()]), fr, inside, s);
                 off += l.0.len();
@@ -618,7 +625,7 @@ fn encode_geometry(
             GeomType::LineString
         }
         Geometry::Polygon(p) => {
-            polygon(p, imp, tb, fr, s);
+            polygon(p, imp, fr.bbox(bb), fr, s);
             GeomType::Polygon
         }
         Geometry::MultiPolygon(m) => {
@@ -626,7 +633,7 @@ fn encode_geometry(
             for p in &m.0 {
                 let n =
                     p.exterior().0.len() + p.interiors().iter().map(|r| r.0.len()).sum::<usize>();
-                polygon(p, imp.and_then(|i| i.get(off..off + n)), tb, fr, s);
+                polygon(p, imp.and_then(|i| i.get(off..off + n)), fr.bbox(bb), fr, s);
                 off += n;
             }
             GeomType::Polygon
@@ -635,7 +642,7 @@ fn encode_geometry(
             // MVT features have one type: keep the collection's first non-empty kind.
             for m in &gc.0 {
                 if let Some(mb) = bbox_of(m) {
-                    let k = encode_geometry(m, None, fr.bbox(mb), fr, s);
+                    let k = encode_geometry(m, None, mb, fr, s);
                     if !s.enc.is_empty() {
                         return k;
                     }
