@@ -366,9 +366,9 @@ fn render_with(
         for (k, &(ord, i, ref range, size, _)) in pre.iter().enumerate() {
             if let Some((_, next, r, ..)) = pre.get(k + prefetch::AHEAD) {
                 if let (Some(g), Some(h)) = (&layer.feature(*next).geometry, hits.get(r.start)) {
-                    prefetch::geometry(g, h.part, h.start);
+                    let from = prefetch::geometry(g, h.part, h.start);
+                    prep.prefetch_importance(layer, *next, from);
                 }
-                prep.prefetch_importance(layer, *next);
             }
             let (Some(g), Some(bb)) = (&layer.feature(i).geometry, layer.bbox(i)) else {
                 continue;

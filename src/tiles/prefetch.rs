@@ -35,17 +35,24 @@ pub fn slice<T>(s: &[T]) {
 }
 
 /// The coordinates a geometry's encoding starts with: from vertex `start` of line
-/// `part` for a stretch of a long line, else its first ring or line.
+/// `part` for a stretch of a long line, else its first ring or line. Returns where
+/// that vertex is counted over all of the geometry's lines (its importance code).
 #[inline]
-pub fn geometry(g: &Geometry<f64>, part: u32, start: u32) {
+pub fn geometry(g: &Geometry<f64>, part: u32, start: u32) -> usize {
     let lines: &[geo::LineString<f64>] = match g {
         Geometry::LineString(l) => std::slice::from_ref(l),
         Geometry::MultiLineString(m) => &m.0,
-        Geometry::Polygon(p) => return slice(&p.exterior().0),
-        Geometry::MultiPolygon(m) => {
-            return m.0.first().map_or((), |p| slice(&p.exterior().0));
+        Geometry::Polygon(p) => {
+            slice(&p.exterior().0);
+            return 0;
         }
-        _ => return,
+        Geometry::MultiPolygon(m) => {
+            if let Some(p) = m.0.first() {
+                slice(&p.exterior().0);
+            }
+            return 0;
+        }
+        _ => return 0,
     };
     let (part, start) = if part == crate::index::Hit::WHOLE {
         (0, 0)
@@ -55,4 +62,5 @@ pub fn geometry(g: &Geometry<f64>, part: u32, start: u32) {
     if let Some(c) = lines.get(part).and_then(|l| l.0.get(start..)) {
         slice::<Coord<f64>>(c);
     }
+    lines.iter().take(part).map(|l| l.0.len()).sum::<usize>() + start
 }

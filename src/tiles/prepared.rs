@@ -174,9 +174,10 @@ impl Prepared {
     }
 
     /// Starts loading the importance codes of the feature in `slot` (see [`super::prefetch`]).
-    pub fn prefetch_importance(&self, layer: &Layer, slot: usize) {
+    /// `from`: the first vertex wanted, counted over all of the feature's lines or rings.
+    pub fn prefetch_importance(&self, layer: &Layer, slot: usize, from: usize) {
         if let Slot::Base(i) = layer.locate(slot)
-            && let Some(codes) = self.base.importance.of(i)
+            && let Some(codes) = self.base.importance.of(i).and_then(|c| c.get(from..))
         {
             super::prefetch::slice(codes);
         }
