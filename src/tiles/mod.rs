@@ -364,11 +364,11 @@ fn render_with(
         let mut cands = Vec::with_capacity(pre.len());
         let mut arena: Vec<u8> = Vec::with_capacity(estimate.min(2 * opts.max_bytes));
         for (k, &(ord, i, ref range, size, _)) in pre.iter().enumerate() {
-            if let Some((_, next, r, ..)) = pre.get(k + prefetch::AHEAD) {
-                if let (Some(g), Some(h)) = (&layer.feature(*next).geometry, hits.get(r.start)) {
-                    let from = prefetch::geometry(g, h.part, h.start);
-                    prep.prefetch_importance(layer, *next, from);
-                }
+            if let Some((_, next, r, ..)) = pre.get(k + prefetch::AHEAD)
+                && let (Some(g), Some(h)) = (&layer.feature(*next).geometry, hits.get(r.start))
+            {
+                let from = prefetch::geometry(g, h.part, h.start);
+                prep.prefetch_importance(layer, *next, from);
             }
             let (Some(g), Some(bb)) = (&layer.feature(i).geometry, layer.bbox(i)) else {
                 continue;
