@@ -654,6 +654,15 @@ fn encode_geometry(
     }
 }
 
+/// The lines of a line or multi-line geometry (what the index's stretches count in).
+fn lines_of(g: &Geometry<f64>) -> Option<&[LineString<f64>]> {
+    match g {
+        Geometry::LineString(l) => Some(std::slice::from_ref(l)),
+        Geometry::MultiLineString(m) => Some(&m.0),
+        _ => None,
+    }
+}
+
 /// Encodes the indexed stretches of a feature's lines that the tile query found, joining
 /// stretches that continue each other.
 fn encode_stretches(
@@ -664,11 +673,7 @@ fn encode_stretches(
     inside: bool,
     s: &mut Scratch,
 ) {
-    let lines: &[LineString<f64>] = match g {
-        Geometry::LineString(l) => std::slice::from_ref(l),
-        Geometry::MultiLineString(m) => &m.0,
-        _ => return,
-    };
+    let Some(lines) = lines_of(g) else { return };
     let mut k = 0;
     while k < hits.len() {
         let (part, start) = (hits[k].part, hits[k].start);

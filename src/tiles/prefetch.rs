@@ -39,14 +39,13 @@ pub fn slice<T>(s: &[T]) {
 /// that vertex is counted over all of the geometry's lines (its importance code).
 #[inline]
 pub fn geometry(g: &Geometry<f64>, part: u32, start: u32) -> usize {
-    let lines: &[geo::LineString<f64>] = match g {
-        Geometry::LineString(l) => std::slice::from_ref(l),
-        Geometry::MultiLineString(m) => &m.0,
-        Geometry::Polygon(p) => {
+    let lines = match (g, super::lines_of(g)) {
+        (_, Some(lines)) => lines,
+        (Geometry::Polygon(p), _) => {
             slice(&p.exterior().0);
             return 0;
         }
-        Geometry::MultiPolygon(m) => {
+        (Geometry::MultiPolygon(m), _) => {
             if let Some(p) = m.0.first() {
                 slice(&p.exterior().0);
             }
