@@ -3,7 +3,8 @@
 # fixed 12 KB body per path) with the harness's wrk mix, in one run. Run by hand after
 # scripts/bench_peer.sh has made the mix (or it is made here), not in CI.
 #
-#   bash scripts/bench_ceiling.sh            # wrk -t2 -c32 -d20s each, in turn
+#   bash scripts/bench_ceiling.sh            # wrk -t2 -c32 -d20s each, in turn, 3 rounds
+#   ROUNDS=5 DURATION=10s bash scripts/bench_ceiling.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-$(cd ../shared/bench && pwd)}
@@ -29,13 +30,19 @@ CPID=$!
 trap 'kill $NPID $CPID 2>/dev/null || true' EXIT
 wait_port http://127.0.0.1:8080/health
 wait_port http://127.0.0.1:8081/
-# fill nordgeo's cache with every tile of the mix, then measure both in turn
+# fill nordgeo's cache with every tile of the mix, then measure both in turn, ROUNDS
+# times: this machine's throughput drifts by ±10 % within minutes, so each round's ratio
+# compares two runs made seconds apart, and the median ratio is the result.
 DURATION=15s run fill http://127.0.0.1:8080 >/dev/null
-C=$(run ceiling http://127.0.0.1:8081)
-N=$(run nordgeo http://127.0.0.1:8080)
-echo "$C"; echo "$N"
-python3 - "$C" "$N" <<'PY'
-import sys
-c, n = (float(a.split()[1]) for a in sys.argv[1:3])
-print(f"cached tiles, wrk c=32: ceiling {c:.0f} req/s, nordgeo {n:.0f} req/s: {100 * n / c:.0f} % of the ceiling")
+RATIOS=()
+for r in $(seq "${ROUNDS:-3}"); do
+  C=$(run ceiling http://127.0.0.1:8081)
+  N=$(run nordgeo http://127.0.0.1:8080)
+  RATIOS+=("$(python3 -c "import sys; c, n = (float(a.split()[1]) for a in sys.argv[1:3]); print(f'{100 * n / c:.1f}')" "$C" "$N")")
+  echo "round $r: $C req/s, $N req/s: ${RATIOS[-1]} % of the ceiling"
+done
+python3 - "${RATIOS[@]}" <<'PY'
+import statistics, sys
+r = [float(a) for a in sys.argv[1:]]
+print(f"cached tiles, wrk c=32: nordgeo at {statistics.median(r):.1f} % of the ceiling (median of {len(r)} rounds: {', '.join(f'{x:.1f}' for x in r)})")
 PY
