@@ -473,6 +473,63 @@ fn slow_clients_do_not_exhaust_connections() {
     );
 }
 
+/// The header deadline cuts off clients that send no head, never answers a client is
+/// slow to read: with a 1 s deadline, a client pipelines requests for several megabytes,
+/// reads nothing for 3 s (the server's writes wait), then gets every answer whole; a
+/// connection that sends nothing is closed after about the deadline.
+#[test]
+fn the_header_deadline_never_cuts_an_answer_being_read_slowly() {
+    let (dir, store) = sample_store();
+    let cfg = dir.path().join("nordgeo.toml");
+    std::fs::write(&cfg, "[server]\nheader_timeout_s = 1\n").unwrap();
+    let srv = serve(&store, &["--config", cfg.to_str().unwrap()]);
+    let addr = srv.base.trim_start_matches("http://").to_string();
+    let path = "/collections/parking/items?limit=10000";
+    let one = get(&format!("{}{path}", srv.base), &[]);
+    assert_eq!(one.status, 200);
+    // Enough answers to fill the server's and the client's socket buffers many times.
+    let n = (24 << 20) / one.body.len() + 1;
+    let mut s = TcpStream::connect(&addr).unwrap();
+    let mut all = String::new();
+    for i in 0..n {
+        let close = if i + 1 == n {
+            "Connection: close\r\n"
+        } else {
+            ""
+        };
+        all.push_str(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n{close}\r\n"));
+    }
+    s.write_all(all.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let mut got = Vec::new();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.read_to_end(&mut got).unwrap();
+    let answers = got.windows(15).filter(|w| w == b"HTTP/1.1 200 OK").count();
+    assert_eq!(answers, n, "{answers} of {n} answers arrived");
+    assert!(
+        got.len() >= n * one.body.len(),
+        "{} bytes arrived, {} expected at least",
+        got.len(),
+        n * one.body.len()
+    );
+    // A connection that sends nothing is closed once the deadline has passed.
+    let mut idle = TcpStream::connect(&addr).unwrap();
+    let t = Instant::now();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut b = [0u8; 16];
+    assert_eq!(
+        idle.read(&mut b).unwrap_or(usize::MAX),
+        0,
+        "no orderly close"
+    );
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "closed after {took:?}"
+    );
+}
+
 /// Finding 6: links never follow a caller's Host or forwarded headers, unless they come
 /// from a configured proxy; what a shared cache keeps does not depend on them.
 #[test]

@@ -12,10 +12,10 @@ use std::time::Duration;
 use axum::http::{HeaderName, HeaderValue, Request, header};
 use futures_util::FutureExt;
 use futures_util::future::Either;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 
-use super::AppState;
+use super::{AppState, idle};
 
 /// The header the trusted base URL travels in from here to the handlers; whatever a
 /// client sends under this name is removed first.
@@ -146,9 +146,16 @@ pub async fn serve(state: Arc<AppState>) -> std::io::Result<()> {
             && !state.config.trusted_proxies.contains(&peer.ip()))
         .then(|| HeaderValue::from_str(&format!("http://{local}")).ok())
         .flatten();
+        let activity = idle::Activity::new();
+        let act = activity.clone();
         let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+            act.start();
+            let act = act.clone();
+            let track = move |res: axum::response::Response| {
+                Ok::<_, std::convert::Infallible>(res.map(|b| idle::Tracked::new(b, act)))
+            };
             let mut req = match super::hot::answer(&st, req) {
-                Ok(answer) => return Either::Left(answer.map(Ok)),
+                Ok(answer) => return Either::Left(answer.map(track)),
                 Err(req) => req,
             };
             let base = match &direct {
@@ -162,15 +169,26 @@ pub async fn serve(state: Arc<AppState>) -> std::io::Result<()> {
                 h.insert(BASE_HEADER.clone(), v);
             }
             let mut app = app.clone();
-            Either::Right(async move { tower_service::Service::call(&mut app, req).await })
+            Either::Right(async move {
+                let res = tower_service::Service::call(&mut app, req).await;
+                res.and_then(track)
+            })
         });
+        // No hyper timer: the header deadline is the connection's watchdog (idle.rs).
         let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(state.config.header_timeout)
-            .serve_connection(TokioIo::new(stream), service);
+            .header_read_timeout(None)
+            .serve_connection(
+                TokioIo::new(idle::Watched::new(stream, activity.clone())),
+                service,
+            );
         let conn = graceful.watch(conn);
+        let limit = state.config.header_timeout;
         tokio::spawn(async move {
-            let _ = conn.await;
+            tokio::select! {
+                _ = conn => {},
+                // Dropping the connection closes it.
+                _ = idle::expired(activity, limit) => {},
+            }
             drop(permit);
         });
     }

@@ -11,6 +11,7 @@ pub mod features;
 pub mod geojson;
 pub mod hot;
 pub mod html;
+pub mod idle;
 pub mod listen;
 pub mod metrics;
 pub mod ogc;
