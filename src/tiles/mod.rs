@@ -147,13 +147,12 @@ impl LayerRules {
     }
 }
 
-/// One feature's encoded geometry, before the budget decides whether it stays.
+/// One feature's encoded geometry, before the budget decides whether it stays. A
+/// layer's candidates are in fid order: ties and output order follow it, so a snapshot
+/// with an overlay encodes exactly what a fresh one does.
 struct Candidate {
     /// Feature slot.
     index: usize,
-    /// Position in fid order: ties and output order follow it, so a snapshot with an
-    /// overlay encodes exactly what a fresh one does.
-    ord: usize,
     kind: GeomType,
     /// Range of its encoded commands in the layer's geometry arena.
     cmds: std::ops::Range<usize>,
@@ -302,8 +301,8 @@ fn render_with(
         // take a dictionary lookup per value, so they are only added up for a tile
         // whose geometry alone makes it large.
         let hits = layer.query_parts(query, min_size);
-        // (position in fid order, slot, its hits, size, estimated bytes)
-        let mut pre: Vec<(usize, usize, std::ops::Range<usize>, f64, usize)> =
+        // (slot, its hits, size, estimated bytes), in fid order
+        let mut pre: Vec<(usize, std::ops::Range<usize>, f64, usize)> =
             Vec::with_capacity(hits.len());
         let mut k = 0;
         while k < hits.len() {
@@ -329,9 +328,9 @@ fn render_with(
             } else {
                 2 * vertex_estimate(g, size)
             };
-            pre.push((pre.len(), i, range, size, est));
+            pre.push((i, range, size, est));
         }
-        let estimate: usize = pre.iter().map(|p| p.4).sum();
+        let estimate: usize = pre.iter().map(|p| p.3).sum();
         // Whether the properties could take the tile past the cut below; a bound from
         // each column's longest value saves reading every value twice in a large tile
         // (the cut is the same either way: it needs the exact sum over twice the budget,
@@ -340,31 +339,30 @@ fn render_with(
             let bound: usize = pre
                 .iter()
                 .map(|p| {
-                    prep.property_bound(layer, p.1)
-                        .unwrap_or_else(|| property_cost(layer, prep, p.1))
+                    prep.property_bound(layer, p.0)
+                        .unwrap_or_else(|| property_cost(layer, prep, p.0))
                 })
                 .sum();
             estimate + bound > 2 * opts.max_bytes
         };
         if could_cut {
             for k in 0..pre.len() {
-                prefetch_properties(prep, layer, &pre, k, |p| p.1);
-                pre[k].4 += property_cost(layer, prep, pre[k].1);
+                prefetch_properties(prep, layer, &pre, k, |p| p.0);
+                pre[k].3 += property_cost(layer, prep, pre[k].0);
             }
-            if pre.iter().map(|p| p.4).sum::<usize>() > 2 * opts.max_bytes {
-                pre.sort_by(|a, b| b.3.total_cmp(&a.3).then(a.0.cmp(&b.0)));
-                let mut used = 0;
-                pre.retain(|p| {
-                    used += p.4;
-                    used <= 3 * opts.max_bytes / 2
+            if pre.iter().map(|p| p.3).sum::<usize>() > 2 * opts.max_bytes {
+                let keep = largest_within(&pre, |p| (p.2, p.3), 3 * opts.max_bytes / 2);
+                let mut k = 0;
+                pre.retain(|_| {
+                    k += 1;
+                    keep[k - 1]
                 });
-                pre.sort_by_key(|p| p.0);
             }
         }
         let mut cands = Vec::with_capacity(pre.len());
         let mut arena: Vec<u8> = Vec::with_capacity(estimate.min(2 * opts.max_bytes));
-        for (k, &(ord, i, ref range, size, _)) in pre.iter().enumerate() {
-            if let Some((_, next, r, ..)) = pre.get(k + prefetch::AHEAD)
+        for (k, &(i, ref range, size, _)) in pre.iter().enumerate() {
+            if let Some((next, r, ..)) = pre.get(k + prefetch::AHEAD)
                 && let (Some(g), Some(h)) = (&layer.feature(*next).geometry, hits.get(r.start))
             {
                 let from = prefetch::geometry(g, h.part, h.start);
@@ -391,7 +389,6 @@ fn render_with(
             let cost = cmds.len() + 8;
             cands.push(Candidate {
                 index: i,
-                ord,
                 kind,
                 cmds: start..arena.len(),
                 size,
@@ -454,18 +451,21 @@ fn write_layers(
     for (li, cands, arena) in per_layer {
         let (layer, prep) = layers[*li];
         let rules = &prep.rules;
-        let mut chosen: Vec<&Candidate> = cands.iter().collect();
-        if let Some((total, budget)) = limit.filter(|(total, budget)| total > budget) {
-            let mine: usize = cands.iter().map(|c| c.cost).sum();
-            let share = budget * mine / total.max(1);
-            chosen.sort_by(|a, b| b.size.total_cmp(&a.size).then(a.ord.cmp(&b.ord)));
-            let mut used = 0;
-            chosen.retain(|c| {
-                used += c.cost;
-                used <= share
+        let keep = limit
+            .filter(|(total, budget)| total > budget)
+            .map(|(total, budget)| {
+                let mine: usize = cands.iter().map(|c| c.cost).sum();
+                largest_within(cands, |c| (c.size, c.cost), budget * mine / total.max(1))
             });
-            chosen.sort_by_key(|c| c.ord);
-        }
+        let chosen: Vec<&Candidate> = match &keep {
+            Some(keep) => cands
+                .iter()
+                .zip(keep)
+                .filter(|(_, k)| **k)
+                .map(|(c, _)| c)
+                .collect(),
+            None => cands.iter().collect(),
+        };
         let mut w = LayerWriter::new(&rules.name, opts.extent);
         // Per feature: its geometry, id, type and two tag bytes per property; values
         // guessed at one new 8-byte value per feature.
@@ -522,6 +522,32 @@ fn write_layers(
         w.finish(&mut out);
     }
     out
+}
+
+/// Which of `items` (in output order; `size_cost` gives each one's size and bytes) to
+/// keep: the largest, ties in output order, as long as their bytes add up to at most
+/// `share`. One sort of (size, position) pairs; the kept ones stay in output order.
+fn largest_within<T>(
+    items: &[T],
+    size_cost: impl Fn(&T) -> (f64, usize),
+    share: usize,
+) -> Vec<bool> {
+    let mut order: Vec<(f64, u32)> = items
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (size_cost(t).0, i as u32))
+        .collect();
+    order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut keep = vec![false; items.len()];
+    let mut used = 0;
+    for (_, i) in order {
+        used += size_cost(&items[i as usize]).1;
+        if used > share {
+            break;
+        }
+        keep[i as usize] = true;
+    }
+    keep
 }
 
 /// A cheap guess of how many vertices survive simplification: at most one per pixel of
@@ -887,5 +913,21 @@ fn quantize(pts: &[Pt], out: &mut Vec<[i32; 2]>) {
         if out.last() != Some(&q) {
             out.push(q);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::largest_within;
+
+    #[test]
+    fn the_largest_are_kept_in_output_order_ties_by_position() {
+        // (size, bytes) in output order.
+        let items = [(1.0, 10), (5.0, 10), (3.0, 10), (5.0, 10), (3.0, 10)];
+        let keep = largest_within(&items, |&(s, c)| (s, c), 30);
+        // 5.0 (1), 5.0 (3), then the first 3.0 (2); the second 3.0 would pass 30 bytes.
+        assert_eq!(keep, [false, true, true, true, false]);
+        assert_eq!(largest_within(&items, |&(s, c)| (s, c), 9), [false; 5]);
+        assert_eq!(largest_within(&items, |&(s, c)| (s, c), 50), [true; 5]);
     }
 }
