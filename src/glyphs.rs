@@ -48,7 +48,7 @@ const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 const MAX_STACK: usize = 8;
 
 /// Rendered ranges by (installed fonts of the stack, first code point).
-type RangeCache = moka::sync::Cache<(Arc<str>, u32), Arc<Vec<u8>>>;
+type RangeCache = crate::bounded::Cache<(Arc<str>, u32), Arc<Vec<u8>>>;
 
 /// The installed fonts and the ranges rendered so far.
 pub struct Glyphs {
@@ -82,12 +82,11 @@ impl Glyphs {
                 }
             }
         }
-        let cache = moka::sync::Cache::builder()
-            .max_capacity(CACHE_BYTES)
-            .weigher(|k: &(Arc<str>, u32), v: &Arc<Vec<u8>>| {
-                u32::try_from(k.0.len() + v.len() + 64).unwrap_or(u32::MAX)
-            })
-            .build();
+        let cache = crate::bounded::cache(
+            CACHE_BYTES,
+            64 * 1024,
+            |k: &(Arc<str>, u32), v: &Arc<Vec<u8>>| (k.0.len() + v.len() + 64) as u64,
+        );
         Glyphs { fonts, cache }
     }
 
@@ -122,10 +121,9 @@ impl Glyphs {
         }
         let canonical: Arc<str> = names.join(",").into();
         self.cache
-            .try_get_with((canonical.clone(), start), || {
+            .get_or_insert_with(&(canonical.clone(), start), || {
                 self.render(&canonical, &names, start, end)
             })
-            .map_err(|e: Arc<GlyphError>| (*e).clone())
     }
 
     fn render(

@@ -9,6 +9,7 @@
 pub mod archives;
 pub mod audience;
 pub mod auth;
+pub mod bounded;
 pub mod catalog;
 pub mod cli;
 pub mod config;

@@ -40,7 +40,7 @@ impl AsyncBackend for FileBackend {
 
 /// Leaf directories by offset, weighed by size.
 struct DirCache {
-    cache: moka::sync::Cache<u64, Arc<Directory>>,
+    cache: crate::bounded::Cache<u64, Arc<Directory>>,
 }
 
 impl DirectoryCache for DirCache {
@@ -109,12 +109,9 @@ impl Pmtiles {
             )));
         }
         let cache = DirCache {
-            cache: moka::sync::Cache::builder()
-                .weigher(|_, d: &Arc<Directory>| {
-                    u32::try_from(d.get_approx_byte_size()).unwrap_or(u32::MAX)
-                })
-                .max_capacity(DIR_CACHE_BYTES)
-                .build(),
+            cache: crate::bounded::cache(DIR_CACHE_BYTES, 64 * 1024, |_, d: &Arc<Directory>| {
+                d.get_approx_byte_size() as u64
+            }),
         };
         let reader = block_on(AsyncPmTilesReader::try_from_cached_source(
             FileBackend { file },

@@ -29,17 +29,14 @@ pub struct StoredTile {
 /// Recently read archive tiles by (archive, file generation, z, x, y): a hit costs no
 /// read, allocation or hash. A replaced file has a new generation, so its tiles are new
 /// keys and the old ones are only evicted.
-pub type TileCache = moka::sync::Cache<(usize, u64, u8, u32, u32), Arc<StoredTile>>;
+pub type TileCache = crate::bounded::Cache<(usize, u64, u8, u32, u32), Arc<StoredTile>>;
 
 /// Memory the archive tile cache may use.
 const TILE_CACHE_BYTES: u64 = 64 << 20;
 
 /// An empty archive tile cache, bounded by the bytes it holds.
 pub fn tile_cache() -> TileCache {
-    moka::sync::Cache::builder()
-        .max_capacity(TILE_CACHE_BYTES)
-        .weigher(|_, t: &Arc<StoredTile>| u32::try_from(t.data.len() + 64).unwrap_or(u32::MAX))
-        .build()
+    crate::bounded::cache(TILE_CACHE_BYTES, 16 * 1024, |_, t| t.data.len() as u64 + 64)
 }
 
 fn find<'a>(state: &'a AppState, name: &str) -> Result<&'a Arc<LiveArchive>, Problem> {

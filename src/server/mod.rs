@@ -121,7 +121,7 @@ pub struct AppState {
     /// The portal's settings.
     pub portal: crate::config::PortalSettings,
     /// Sprite sheets by (folder, pixel ratio), made on first request.
-    pub sprites: moka::sync::Cache<(String, u32), Arc<crate::sprites::Sheet>>,
+    pub sprites: crate::bounded::Cache<(String, u32), Arc<crate::sprites::Sheet>>,
     /// Archive tiles read recently, as stored, with their ETags.
     pub archive_tiles: archives::TileCache,
 }
@@ -143,7 +143,7 @@ impl AppState {
             archives,
             portal,
             // Only folders of styles/ can be named: a handful of sheets at most.
-            sprites: moka::sync::Cache::new(32),
+            sprites: crate::bounded::cache(32, 1, |_, _| 1),
             archive_tiles: archives::tile_cache(),
             inflight: Mutex::new(HashMap::new()),
             config,

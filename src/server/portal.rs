@@ -176,7 +176,7 @@ pub async fn sprite(
     }
     let sheet = state
         .sprites
-        .try_get_with((id.to_string(), ratio), || {
+        .get_or_insert_with(&(id.to_string(), ratio), || {
             crate::sprites::render(&dir, ratio).map(Arc::new)
         })
         .map_err(|e| Problem::internal(e.to_string()))?;

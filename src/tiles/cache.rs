@@ -1,7 +1,6 @@
 //! The tile cache: bounded in bytes (keys and values both charged), evicted by
-//! `quick_cache`'s frequency-aware policy (CLOCK-Pro: hot, cold and ghost entries). A
-//! lookup is a read lock on one of four shards; moka, used before, also queued every
-//! read for its policy, and the cache took 3–4.5 % more CPU per cached tile with it. Every entry carries the generation of each of its layers when
+//! `quick_cache`'s frequency-aware policy (CLOCK-Pro: hot, cold and ghost entries; see
+//! `crate::bounded`). Every entry carries the generation of each of its layers when
 //! it was rendered; before a cached tile is served the caller checks that nothing
 //! changed under it since (see `catalog::Recent`), so correctness never depends on the
 //! order in which a render, a commit and a purge happen. Entries found stale are
@@ -110,30 +109,12 @@ impl CacheKey {
     }
 }
 
-/// An entry's bytes: key and value both.
-#[derive(Clone)]
-struct Charged;
-
-impl quick_cache::Weighter<CacheKey, Arc<CachedTile>> for Charged {
-    fn weight(&self, k: &CacheKey, v: &Arc<CachedTile>) -> u64 {
-        (k.weight() + v.weight()) as u64
-    }
-}
-
-type Inner = quick_cache::sync::Cache<
-    CacheKey,
-    Arc<CachedTile>,
-    Charged,
-    std::hash::RandomState,
-    quick_cache::sync::DefaultLifecycle<CacheKey, Arc<CachedTile>>,
->;
-
 /// A tile of the mix is ~8 KB: the cache's table is sized for that many entries.
 const TYPICAL_ENTRY: usize = 8 * 1024;
 
 /// A byte-bounded tile cache.
 pub struct TileCache {
-    inner: Option<Inner>,
+    inner: Option<crate::bounded::Cache<CacheKey, Arc<CachedTile>>>,
     capacity: usize,
 }
 
@@ -141,23 +122,12 @@ impl TileCache {
     /// A cache holding at most `capacity` bytes (0 disables it).
     pub fn new(capacity: usize) -> Self {
         let inner = (capacity > 0).then(|| {
-            let options = quick_cache::OptionsBuilder::new()
-                .estimated_items_capacity((capacity / TYPICAL_ENTRY).max(16))
-                .weight_capacity(capacity as u64)
-                // Each shard holds a quarter: any tile `put` accepts fits in one.
-                .shards(4)
-                .build();
-            options.ok().map(|o| {
-                Inner::with_options(
-                    o,
-                    Charged,
-                    // SipHash with a random key: keys come from requests.
-                    std::hash::RandomState::new(),
-                    Default::default(),
-                )
-            })
+            crate::bounded::cache(
+                capacity as u64,
+                TYPICAL_ENTRY as u64,
+                |k: &CacheKey, v: &Arc<CachedTile>| (k.weight() + v.weight()) as u64,
+            )
         });
-        let inner = inner.flatten();
         TileCache { inner, capacity }
     }
 
