@@ -60,7 +60,12 @@ mod tests {
         assert!(c.weight() <= 100_000, "{}", c.weight());
         c.insert(5_000, vec![0; 24_000]);
         assert!(c.get(&5_000).is_some(), "an entry of a quarter is kept");
-        let got: Result<Vec<u8>, ()> = c.get_or_insert_with(&7, || Ok(vec![7]));
+        // A key never inserted is computed once; a failed computation stores nothing.
+        let got: Result<Vec<u8>, ()> = c.get_or_insert_with(&9_999, || Ok(vec![7]));
         assert_eq!(got, Ok(vec![7]));
+        assert_eq!(c.get(&9_999), Some(vec![7]));
+        let failed: Result<Vec<u8>, ()> = c.get_or_insert_with(&9_998, || Err(()));
+        assert_eq!(failed, Err(()));
+        assert_eq!(c.get(&9_998), None);
     }
 }
