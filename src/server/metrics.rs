@@ -214,49 +214,47 @@ pub async fn metrics_open(State(state): State<Arc<AppState>>) -> Response {
 
 fn render(state: &AppState) -> Response {
     let mut out = String::new();
-    {
-        let (m, cache) = state.metrics.total();
-        out.push_str("# HELP nordgeo_http_requests_total HTTP requests by route and status.\n# TYPE nordgeo_http_requests_total counter\n");
-        for (route, r) in &m.routes {
-            for (status, n) in &r.statuses {
-                let _ = writeln!(
-                    out,
-                    "nordgeo_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
-                    escape(route)
-                );
-            }
-        }
-        out.push_str("# HELP nordgeo_http_request_duration_seconds Time to the response head, by route.\n# TYPE nordgeo_http_request_duration_seconds histogram\n");
-        for (route, r) in &m.routes {
-            r.latency.write(
-                &mut out,
-                "nordgeo_http_request_duration_seconds",
-                &format!("route=\"{}\"", escape(route)),
-            );
-        }
-        out.push_str("# HELP nordgeo_tile_render_seconds Tile generation time by zoom.\n# TYPE nordgeo_tile_render_seconds histogram\n");
-        for (z, h) in &m.tiles {
-            h.write(
-                &mut out,
-                "nordgeo_tile_render_seconds",
-                &format!("zoom=\"{z}\""),
-            );
-        }
-        let _ = write!(
-            out,
-            "# HELP nordgeo_tile_cache_hits_total Tile cache hits.\n# TYPE nordgeo_tile_cache_hits_total counter\nnordgeo_tile_cache_hits_total {}\n\
-# HELP nordgeo_tile_cache_misses_total Tile cache misses.\n# TYPE nordgeo_tile_cache_misses_total counter\nnordgeo_tile_cache_misses_total {}\n",
-            cache[0], cache[1]
-        );
-        out.push_str("# HELP nordgeo_writes_total Edits and imports by collection and kind.\n# TYPE nordgeo_writes_total counter\n");
-        for ((c, k), n) in &m.writes {
+    let (m, cache) = state.metrics.total();
+    out.push_str("# HELP nordgeo_http_requests_total HTTP requests by route and status.\n# TYPE nordgeo_http_requests_total counter\n");
+    for (route, r) in &m.routes {
+        for (status, n) in &r.statuses {
             let _ = writeln!(
                 out,
-                "nordgeo_writes_total{{collection=\"{}\",kind=\"{}\"}} {n}",
-                escape(c),
-                escape(k)
+                "nordgeo_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                escape(route)
             );
         }
+    }
+    out.push_str("# HELP nordgeo_http_request_duration_seconds Time to the response head, by route.\n# TYPE nordgeo_http_request_duration_seconds histogram\n");
+    for (route, r) in &m.routes {
+        r.latency.write(
+            &mut out,
+            "nordgeo_http_request_duration_seconds",
+            &format!("route=\"{}\"", escape(route)),
+        );
+    }
+    out.push_str("# HELP nordgeo_tile_render_seconds Tile generation time by zoom.\n# TYPE nordgeo_tile_render_seconds histogram\n");
+    for (z, h) in &m.tiles {
+        h.write(
+            &mut out,
+            "nordgeo_tile_render_seconds",
+            &format!("zoom=\"{z}\""),
+        );
+    }
+    let _ = write!(
+        out,
+        "# HELP nordgeo_tile_cache_hits_total Tile cache hits.\n# TYPE nordgeo_tile_cache_hits_total counter\nnordgeo_tile_cache_hits_total {}\n\
+# HELP nordgeo_tile_cache_misses_total Tile cache misses.\n# TYPE nordgeo_tile_cache_misses_total counter\nnordgeo_tile_cache_misses_total {}\n",
+        cache[0], cache[1]
+    );
+    out.push_str("# HELP nordgeo_writes_total Edits and imports by collection and kind.\n# TYPE nordgeo_writes_total counter\n");
+    for ((c, k), n) in &m.writes {
+        let _ = writeln!(
+            out,
+            "nordgeo_writes_total{{collection=\"{}\",kind=\"{}\"}} {n}",
+            escape(c),
+            escape(k)
+        );
     }
     let (tiles, bytes) = state.cache.usage();
     let _ = write!(

@@ -115,7 +115,6 @@ const TYPICAL_ENTRY: usize = 8 * 1024;
 /// A byte-bounded tile cache.
 pub struct TileCache {
     inner: Option<crate::bounded::Cache<CacheKey, Arc<CachedTile>>>,
-    capacity: usize,
 }
 
 impl TileCache {
@@ -128,7 +127,7 @@ impl TileCache {
                 |k: &CacheKey, v: &Arc<CachedTile>| (k.weight() + v.weight()) as u64,
             )
         });
-        TileCache { inner, capacity }
+        TileCache { inner }
     }
 
     /// Looks a tile up.
@@ -136,10 +135,11 @@ impl TileCache {
         self.inner.as_ref()?.get(key)
     }
 
-    /// Stores a tile (one larger than a quarter of the cache is not kept).
+    /// Stores a tile (one larger than a quarter of the cache, the share of one of its
+    /// four shards, is not kept).
     pub fn put(&self, key: CacheKey, tile: Arc<CachedTile>) {
         if let Some(c) = &self.inner
-            && key.weight() + tile.weight() <= self.capacity / 4
+            && (key.weight() + tile.weight()) as u64 <= c.shard_capacity()
         {
             c.insert(key, tile);
         }

@@ -656,10 +656,11 @@ fn encode_geometry(
         }
         Geometry::MultiPolygon(m) => {
             let mut off = 0;
+            let tb = fr.bbox(bb);
             for p in &m.0 {
                 let n =
                     p.exterior().0.len() + p.interiors().iter().map(|r| r.0.len()).sum::<usize>();
-                polygon(p, imp.and_then(|i| i.get(off..off + n)), fr.bbox(bb), fr, s);
+                polygon(p, imp.and_then(|i| i.get(off..off + n)), tb, fr, s);
                 off += n;
             }
             GeomType::Polygon
