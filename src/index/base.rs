@@ -53,6 +53,41 @@ pub(super) fn size_of(b: Bbox) -> f64 {
     (b[2] - b[0]).max(b[3] - b[1])
 }
 
+/// Sorts hits by feature and position within it. Whole-feature hits (every hit of a
+/// polygon layer or a coarse tree: one per feature, `start` and `end` 0) are many in a
+/// low-zoom tile; there a bit per feature of the layer, set and read back in order, is
+/// linear where the sort was 10 % of such a tile.
+fn in_feature_order(hits: &mut Vec<Hit>, features: usize) {
+    let n = hits.len();
+    // Reading the bits back costs a word per 64 features of the layer; sorting costs
+    // about log2(n) comparisons per hit, each slower than a word (measured with
+    // `render_mix`: /16 gave 2.6 % less render time than sorting alone, /64 3.5 %).
+    let sort_cost = n * (usize::BITS - n.leading_zeros()) as usize;
+    if sort_cost < features / 64 || hits.iter().any(|h| h.part != Hit::WHOLE) {
+        hits.sort_unstable();
+        return;
+    }
+    let mut seen = vec![0u64; features.div_ceil(64)];
+    for h in hits.iter() {
+        if let Some(w) = seen.get_mut(h.feature as usize / 64) {
+            *w |= 1 << (h.feature % 64);
+        }
+    }
+    hits.clear();
+    for (w, &bits) in seen.iter().enumerate() {
+        let mut bits = bits;
+        while bits != 0 {
+            hits.push(Hit {
+                feature: (w * 64) as u32 + bits.trailing_zeros(),
+                part: Hit::WHOLE,
+                start: 0,
+                end: 0,
+            });
+            bits &= bits - 1;
+        }
+    }
+}
+
 /// Index rectangles of one feature: the whole envelope, or one per stretch of each long
 /// line (`split`), so a small tile over a long trail only looks at what crosses it.
 pub(super) fn rects_of(g: &Geometry<f64>, b: Bbox, split: bool) -> Vec<(Bbox, u32, u32, u32)> {
@@ -226,7 +261,7 @@ impl Base {
         // than grow (and copy) a dozen times.
         let mut hits: Vec<Hit> = Vec::with_capacity(1024);
         hits.extend(tree.locate_in_envelope_intersecting(&env).map(|e| e.data));
-        hits.sort_unstable();
+        in_feature_order(&mut hits, self.features.len());
         hits
     }
 
@@ -239,5 +274,60 @@ impl Base {
         self.tree
             .nearest_neighbor_iter_with_distance_2(point)
             .map(|(e, d2)| (e.data, d2))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Hit, in_feature_order};
+
+    fn whole(feature: u32) -> Hit {
+        Hit {
+            feature,
+            part: Hit::WHOLE,
+            start: 0,
+            end: 0,
+        }
+    }
+
+    #[test]
+    fn hits_come_out_as_a_sort_puts_them_by_either_path() {
+        // A scrambled order (as a tree's leaves give them), checked against the
+        // standard sort, for lists small and large against the layer.
+        let mut x = 0x2545_f491_u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for (n, features) in [(0, 100), (5, 100_000), (3_000, 10_000), (9_999, 10_000)] {
+            let mut ids: Vec<u32> = (0..features as u32).collect();
+            for i in (1..ids.len()).rev() {
+                ids.swap(i, next() as usize % (i + 1));
+            }
+            let mut hits: Vec<Hit> = ids[..n].iter().map(|&f| whole(f)).collect();
+            let mut want = hits.clone();
+            want.sort();
+            in_feature_order(&mut hits, features);
+            assert_eq!(hits, want, "{n} of {features}");
+        }
+        // Stretches of lines keep their order within a feature.
+        let stretch = |feature, part, start, end| Hit {
+            feature,
+            part,
+            start,
+            end,
+        };
+        let mut hits = vec![
+            stretch(7, 1, 0, 64),
+            whole(3),
+            stretch(7, 0, 64, 128),
+            stretch(7, 0, 0, 64),
+        ];
+        let mut want = hits.clone();
+        want.sort();
+        in_feature_order(&mut hits, 8);
+        assert_eq!(hits, want);
     }
 }
