@@ -400,18 +400,43 @@ fn render_with(
         }
     }
 
-    // Most tiles are well under the byte budget: written whole, at once.
     let budget = |factor: f64| (opts.max_bytes as f64 * factor) as usize;
-    let out = write_layers(layers, &per_layer, None, map, exposed, opts);
-    if out.len() <= budget(0.95) {
-        return out;
+    // A tile whose geometry alone is a good part of the budget may be over it: its
+    // properties are costed now, and when the bytes it must take (geometry, tags,
+    // values no other feature has) already pass the budget, the whole write that
+    // would only show that is skipped (a third of such a tile's time).
+    let geometry: usize = per_layer
+        .iter()
+        .flat_map(|(_, c, _)| c.iter())
+        .map(|c| c.cmds.len() + FEATURE_FLOOR)
+        .sum();
+    let costed = geometry > budget(0.95) / 4;
+    let mut floor = geometry;
+    if costed {
+        for (li, cands, _) in &mut per_layer {
+            let (layer, prep) = layers[*li];
+            for c in cands.iter_mut() {
+                let (cost, least) = property_bytes(layer, prep, c.index);
+                c.cost += cost;
+                floor += least;
+            }
+        }
+    }
+    // Most tiles are well under the byte budget: written whole, at once.
+    if floor <= budget(0.95) {
+        let out = write_layers(layers, &per_layer, None, map, exposed, opts);
+        if out.len() <= budget(0.95) {
+            return out;
+        }
     }
     // Over budget: each layer drops its smallest features first, by their size with
     // every property counted as new.
-    for (li, cands, _) in &mut per_layer {
-        let (layer, prep) = layers[*li];
-        for c in cands.iter_mut() {
-            c.cost += property_cost(layer, prep, c.index);
+    if !costed {
+        for (li, cands, _) in &mut per_layer {
+            let (layer, prep) = layers[*li];
+            for c in cands.iter_mut() {
+                c.cost += property_bytes(layer, prep, c.index).0;
+            }
         }
     }
     let total: usize = per_layer
@@ -582,18 +607,42 @@ fn prefetch_properties<T>(
     }
 }
 
+/// The fewest bytes a feature adds to a tile besides its geometry commands: its
+/// message's tag and length, the type field and the geometry field's tag and length.
+const FEATURE_FLOOR: usize = 5;
+
 /// An upper bound of the bytes a feature's properties add (as if every value were new).
 fn property_cost(layer: &Layer, prep: &Prepared, i: usize) -> usize {
-    prep.rules
-        .properties
-        .iter()
-        .map(|(col, _, _)| match prep.value(layer, i, *col) {
-            prepared::Value::None => 0,
-            prepared::Value::Dict(_, b) | prepared::Value::Once(b) | prepared::Value::Extra(b) => {
-                b.len() + 4
+    property_bytes(layer, prep, i).0
+}
+
+/// The bytes a feature's properties add to a tile: at most (every value new), and at
+/// least (two tag bytes per written property, its values no other feature has, and the
+/// tags field's tag and length). The least is 0 when an audience decides per feature
+/// which properties are written.
+fn property_bytes(layer: &Layer, prep: &Prepared, i: usize) -> (usize, usize) {
+    let (mut most, mut least) = (0, 0);
+    for (col, _, _) in &prep.rules.properties {
+        match prep.value(layer, i, *col) {
+            prepared::Value::None => {}
+            prepared::Value::Dict(_, b) | prepared::Value::Extra(b) => {
+                most += b.len() + 4;
+                least += 2;
             }
-        })
-        .sum()
+            // Written as a new value in every tile: its tag, length and bytes.
+            prepared::Value::Once(b) => {
+                most += b.len() + 4;
+                least += 2 + 2 + b.len();
+            }
+        }
+    }
+    if least > 0 {
+        least += 2;
+    }
+    if prep.rules.audience.is_some() {
+        least = 0;
+    }
+    (most, least)
 }
 
 /// Encodes a geometry into `s.enc`; returns its MVT type.
