@@ -153,6 +153,8 @@ impl LayerRules {
 struct Candidate {
     /// Feature slot.
     index: usize,
+    /// Its fid, read with the geometry.
+    fid: i64,
     kind: GeomType,
     /// Range of its encoded commands in the layer's geometry arena.
     cmds: std::ops::Range<usize>,
@@ -368,7 +370,8 @@ fn render_with(
                 let from = prefetch::geometry(g, h.part, h.start);
                 prep.prefetch_importance(layer, *next, from);
             }
-            let (Some(g), Some(bb)) = (&layer.feature(i).geometry, layer.bbox(i)) else {
+            let f = layer.feature(i);
+            let (Some(g), Some(bb)) = (&f.geometry, layer.bbox(i)) else {
                 continue;
             };
             let group = &hits[range.clone()];
@@ -389,6 +392,7 @@ fn render_with(
             let cost = cmds.len() + 8;
             cands.push(Candidate {
                 index: i,
+                fid: f.fid,
                 kind,
                 cmds: start..arena.len(),
                 size,
@@ -401,25 +405,30 @@ fn render_with(
     }
 
     let budget = |factor: f64| (opts.max_bytes as f64 * factor) as usize;
-    // A tile whose geometry alone is a good part of the budget may be over it: its
-    // properties are costed now, and when the bytes it must take (geometry, tags,
-    // values no other feature has) already pass the budget, the whole write that
-    // would only show that is skipped (a third of such a tile's time).
+    // A tile whose geometry alone is an eighth of the budget may be over it (properties
+    // are 70 % of a parcels tile's bytes): its properties are costed now, and when the
+    // bytes it must take (each feature's geometry, id and tags, and the values no other
+    // feature has) already pass the budget, the write that would only show that is
+    // skipped (a third of such a tile's time).
     let geometry: usize = per_layer
         .iter()
         .flat_map(|(_, c, _)| c.iter())
-        .map(|c| c.cmds.len() + FEATURE_FLOOR)
+        .map(|c| c.cmds.len())
         .sum();
-    let costed = geometry > budget(0.95) / 4;
-    let mut floor = geometry;
+    let costed = geometry > budget(0.95) / 8;
+    let mut floor = 0;
     if costed {
         for (li, cands, _) in &mut per_layer {
             let (layer, prep) = layers[*li];
+            let mut once = 0;
             for c in cands.iter_mut() {
-                let (cost, least) = property_bytes(layer, prep, c.index);
-                c.cost += cost;
-                floor += least;
+                let p = property_bytes(layer, prep, c.index);
+                c.cost += p.most;
+                once += p.once;
+                let id = u64::try_from(c.fid).ok();
+                floor += mvt::feature_floor(id, c.cmds.len(), p.written) + p.once_bytes;
             }
+            floor += mvt::index_floor(once);
         }
     }
     // Most tiles are well under the byte budget: written whole, at once.
@@ -435,7 +444,7 @@ fn render_with(
         for (li, cands, _) in &mut per_layer {
             let (layer, prep) = layers[*li];
             for c in cands.iter_mut() {
-                c.cost += property_bytes(layer, prep, c.index).0;
+                c.cost += property_bytes(layer, prep, c.index).most;
             }
         }
     }
@@ -512,15 +521,13 @@ fn write_layers(
         for (n, c) in chosen.iter().enumerate() {
             prefetch_properties(prep, layer, &chosen, n, |c| c.index);
             props.clear();
-            let f = layer.feature(c.index);
-            let mask = rules.audience.as_ref().map(|a| a.mask(&f.values));
-            if rules
-                .audience
-                .as_ref()
-                .is_some_and(|a| a.exposes(&f.values))
-            {
-                exposed.push((*li, f.fid));
-            }
+            let mask = rules.audience.as_ref().map(|a| {
+                let values = &layer.feature(c.index).values;
+                if a.exposes(values) {
+                    exposed.push((*li, c.fid));
+                }
+                a.mask(values)
+            });
             for ((col, _, _), &k) in rules.properties.iter().zip(&keys) {
                 if mask.is_some_and(|m| !m[*col]) {
                     continue;
@@ -537,7 +544,7 @@ fn write_layers(
                 }
             }
             w.add_dict(
-                u64::try_from(f.fid).ok(),
+                u64::try_from(c.fid).ok(),
                 c.kind,
                 &arena[c.cmds.clone()],
                 &props,
@@ -607,42 +614,51 @@ fn prefetch_properties<T>(
     }
 }
 
-/// The fewest bytes a feature adds to a tile besides its geometry commands: its
-/// message's tag and length, the type field and the geometry field's tag and length.
-const FEATURE_FLOOR: usize = 5;
-
 /// An upper bound of the bytes a feature's properties add (as if every value were new).
 fn property_cost(layer: &Layer, prep: &Prepared, i: usize) -> usize {
-    property_bytes(layer, prep, i).0
+    property_bytes(layer, prep, i).most
 }
 
-/// The bytes a feature's properties add to a tile: at most (every value new), and at
-/// least (two tag bytes per written property, its values no other feature has, and the
-/// tags field's tag and length). The least is 0 when an audience decides per feature
-/// which properties are written.
-fn property_bytes(layer: &Layer, prep: &Prepared, i: usize) -> (usize, usize) {
-    let (mut most, mut least) = (0, 0);
+/// What a feature's properties add to a tile.
+struct PropertyBytes {
+    /// At most: every value new.
+    most: usize,
+    /// Properties certainly written (0 when an audience decides per feature).
+    written: usize,
+    /// Its values no other feature has, each certainly new in the tile, and the bytes
+    /// they add to the layer's values (none when an audience decides per feature).
+    once: usize,
+    once_bytes: usize,
+}
+
+fn property_bytes(layer: &Layer, prep: &Prepared, i: usize) -> PropertyBytes {
+    let mut p = PropertyBytes {
+        most: 0,
+        written: 0,
+        once: 0,
+        once_bytes: 0,
+    };
     for (col, _, _) in &prep.rules.properties {
         match prep.value(layer, i, *col) {
             prepared::Value::None => {}
             prepared::Value::Dict(_, b) | prepared::Value::Extra(b) => {
-                most += b.len() + 4;
-                least += 2;
+                p.most += b.len() + 4;
+                p.written += 1;
             }
-            // Written as a new value in every tile: its tag, length and bytes.
             prepared::Value::Once(b) => {
-                most += b.len() + 4;
-                least += 2 + 2 + b.len();
+                p.most += b.len() + 4;
+                p.written += 1;
+                p.once += 1;
+                p.once_bytes += mvt::value_bytes(b.len());
             }
         }
     }
-    if least > 0 {
-        least += 2;
-    }
     if prep.rules.audience.is_some() {
-        least = 0;
+        p.written = 0;
+        p.once = 0;
+        p.once_bytes = 0;
     }
-    (most, least)
+    p
 }
 
 /// Encodes a geometry into `s.enc`; returns its MVT type.

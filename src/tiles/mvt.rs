@@ -444,6 +444,31 @@ impl LayerWriter {
     }
 }
 
+/// The fewest bytes [`LayerWriter::add_dict`] adds to a layer's features for a
+/// feature with this id, `cmds` bytes of geometry and `tags` properties: every value
+/// index taken as one byte.
+pub fn feature_floor(id: Option<u64>, cmds: usize, tags: usize) -> usize {
+    let id = id.map_or(0, |id| 1 + varint_len(id));
+    let tags = match 2 * tags {
+        0 => 0,
+        n => 1 + varint_len(n as u64) + n,
+    };
+    let inner = id + tags + 2 + 1 + varint_len(cmds as u64) + cmds;
+    1 + varint_len(inner as u64) + inner
+}
+
+/// The bytes a new value of `len` encoded bytes adds to a layer's values.
+pub fn value_bytes(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
+/// The bytes that value indices past the first 128 of a layer add beyond the one
+/// [`feature_floor`] counts: a layer with `count` values no other feature has gives
+/// them indices at least 0, 1, …, count - 1.
+pub fn index_floor(count: usize) -> usize {
+    (1..4).map(|k| count.saturating_sub(1 << (7 * k))).sum()
+}
+
 fn varint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
@@ -466,6 +491,46 @@ mod tests {
         m.prepare(10);
         assert_eq!(m.get_or_insert(7, 0), (0, true));
         assert!(m.slots.len() <= 256);
+    }
+
+    #[test]
+    fn the_floor_never_exceeds_what_is_written() {
+        // Features with unshared values only, some values shared across features:
+        // the floor (one-byte value indices for shared values) stays at or under the
+        // layer's length, and within the bytes the floor leaves out.
+        let mut map = ValueMap::default();
+        map.prepare(16);
+        let mut l = LayerWriter::new("p", 4096);
+        let mut floor = 0;
+        let mut once = 0;
+        let mut g = GeomEncoder::default();
+        for i in 0..3_000u32 {
+            g.reset();
+            g.ring(&[[0, 0], [i as i32, 3], [7, (i % 300) as i32]]);
+            let unique = format!("FL-{i:07}").into_bytes();
+            let shared = b"Werther".as_slice();
+            let props = [
+                (0, UNSHARED, unique.as_slice()),
+                (1, i % 5, shared),
+                (2, UNSHARED, b"x".as_slice()),
+            ];
+            let id = (i % 7 != 0).then_some(i as u64 * 977);
+            l.add_dict(id, GeomType::Polygon, g.bytes(), &props, &mut map);
+            floor += feature_floor(id, g.bytes().len(), 3) + value_bytes(unique.len()) + 3;
+            once += 2;
+        }
+        floor += index_floor(once);
+        let written = l.features.len() + l.values.len();
+        assert!(floor <= written, "{floor} > {written}");
+        // Left out: the 5 shared values and 2 bytes for each of their 3,000 indices
+        // past 127 (at most).
+        assert!(
+            written - floor <= 5 * 10 + 3_000 * 2,
+            "{floor} vs {written}"
+        );
+        assert_eq!(index_floor(128), 0);
+        assert_eq!(index_floor(130), 2);
+        assert_eq!(index_floor(16_385), 16_385 - 128 + 1);
     }
 
     #[test]
