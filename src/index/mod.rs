@@ -228,6 +228,12 @@ impl Layer {
         self.base.sort_ranks(col)
     }
 
+    /// Builds the sort orders of several columns over the base at once (see
+    /// [`Layer::sort_ranks`]).
+    pub fn prepare_sort_ranks(&self, cols: &[usize]) {
+        self.base.prepare_sort_ranks(cols)
+    }
+
     /// The rank of the feature in `slot` in `ranks`' order, or NULL's where `shown`
     /// says the caller may not see the column on it; with the value when it falls between
     /// two loaded values (an edit's), since several such values share one rank and must

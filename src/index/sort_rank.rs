@@ -6,6 +6,7 @@
 //! between the base's by binary search.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 
 use rusqlite::types::Value;
 
@@ -55,22 +56,59 @@ pub struct SortRanks {
 impl SortRanks {
     /// The order of column `col` over `features`.
     pub fn build(features: &[Feature], col: usize) -> SortRanks {
-        let value = |i: u32| features[i as usize].values.get(col).unwrap_or(&Value::Null);
-        let mut order: Vec<u32> = (0..features.len() as u32)
-            .filter(|&i| !matches!(value(i), Value::Null))
-            .collect();
-        order.sort_unstable_by(|&a, &b| cmp_values(value(a), value(b)));
-        let mut rank = vec![NULL_RANK; features.len()].into_boxed_slice();
-        let mut distinct: Vec<u32> = Vec::new();
-        for &i in &order {
-            let new = distinct
-                .last()
-                .is_none_or(|&d| cmp_values(value(d), value(i)) != Ordering::Equal);
-            if new {
-                distinct.push(i);
+        let present = || {
+            features.iter().enumerate().filter_map(move |(i, f)| {
+                f.values
+                    .get(col)
+                    .filter(|v| !matches!(v, Value::Null))
+                    .map(|v| (v, i as u32))
+            })
+        };
+        let only = |kind: fn(&Value) -> bool| present().all(|(v, _)| kind(v));
+        // The values are copied out beside their features before sorting: comparing
+        // through each feature's record and then its values cost two cache misses per
+        // side and made the first sorted request by a column of 300,000 parcels take
+        // 75 ms. A column of one kind of number compares as plain numbers.
+        let (rank, distinct) = if only(|v| matches!(v, Value::Real(_))) {
+            let real = |v: &Value| match v {
+                Value::Real(r) => *r,
+                _ => f64::NAN,
+            };
+            ranked(
+                present().map(|(v, i)| (real(v), i)).collect(),
+                |a, b| a.total_cmp(b),
+                features.len(),
+            )
+        } else if only(|v| matches!(v, Value::Integer(_))) {
+            let int = |v: &Value| match v {
+                Value::Integer(n) => *n,
+                _ => 0,
+            };
+            ranked(
+                present().map(|(v, i)| (int(v), i)).collect(),
+                Ord::cmp,
+                features.len(),
+            )
+        } else if only(|v| matches!(v, Value::Text(_))) {
+            let texts = || {
+                present().map(|(v, i)| match v {
+                    Value::Text(t) => (t.as_str(), i),
+                    _ => ("", i),
+                })
+            };
+            // Few distinct texts (a land use): find each by hash and sort only those.
+            // Mostly distinct ones (parcel numbers): hashing first only adds to the
+            // sort. The first thousand texts tell which.
+            let sample: Vec<&str> = texts().take(1024).map(|(t, _)| t).collect();
+            let distinct: std::collections::HashSet<&str> = sample.iter().copied().collect();
+            if distinct.len() * 2 <= sample.len() {
+                ranked_text(texts(), features.len())
+            } else {
+                ranked(texts().collect(), Ord::cmp, features.len())
             }
-            rank[i as usize] = 2 * distinct.len() as u32;
-        }
+        } else {
+            ranked(present().collect(), |a, b| cmp_values(a, b), features.len())
+        };
         SortRanks {
             rank,
             distinct: distinct.into_boxed_slice(),
@@ -113,6 +151,61 @@ impl SortRanks {
     }
 }
 
+/// Ranks from (value, feature) pairs: sorted by `cmp`, each feature gets twice
+/// (1 + its value's place among the distinct values); also one feature per distinct
+/// value, in order. Features without a pair keep [`NULL_RANK`].
+fn ranked<K>(
+    mut keyed: Vec<(K, u32)>,
+    cmp: impl Fn(&K, &K) -> Ordering,
+    features: usize,
+) -> (Box<[u32]>, Vec<u32>) {
+    keyed.sort_unstable_by(|a, b| cmp(&a.0, &b.0));
+    let mut rank = vec![NULL_RANK; features].into_boxed_slice();
+    let mut distinct: Vec<u32> = Vec::new();
+    for k in 0..keyed.len() {
+        if k == 0 || cmp(&keyed[k - 1].0, &keyed[k].0) != Ordering::Equal {
+            distinct.push(keyed[k].1);
+        }
+        rank[keyed[k].1 as usize] = 2 * distinct.len() as u32;
+    }
+    (rank, distinct)
+}
+
+/// [`ranked`] for text with few distinct values: each is found by hash and only the
+/// distinct ones are sorted. A land use has ten among 300,000 parcels, and sorting
+/// every parcel's text compared the same few strings on the heap again and again
+/// (30 ms; 8 ms this way).
+fn ranked_text<'a>(
+    texts: impl Iterator<Item = (&'a str, u32)>,
+    features: usize,
+) -> (Box<[u32]>, Vec<u32>) {
+    let mut ids: HashMap<&str, u32, foldhash::fast::RandomState> = HashMap::default();
+    // (distinct text, a feature with it), in order of first use.
+    let mut seen: Vec<(&str, u32)> = Vec::new();
+    let of: Vec<(u32, u32)> = texts
+        .map(|(t, i)| {
+            let id = *ids.entry(t).or_insert_with(|| {
+                seen.push((t, i));
+                seen.len() as u32 - 1
+            });
+            (id, i)
+        })
+        .collect();
+    drop(ids);
+    let mut order: Vec<u32> = (0..seen.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| seen[a as usize].0.cmp(seen[b as usize].0));
+    let mut place = vec![0u32; seen.len()];
+    for (p, &id) in order.iter().enumerate() {
+        place[id as usize] = p as u32;
+    }
+    let mut rank = vec![NULL_RANK; features].into_boxed_slice();
+    for (id, i) in of {
+        rank[i as usize] = 2 * (place[id as usize] + 1);
+    }
+    let distinct = order.iter().map(|&id| seen[id as usize].1).collect();
+    (rank, distinct)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +215,40 @@ mod tests {
             fid,
             values: vec![v],
             geometry: None,
+        }
+    }
+
+    #[test]
+    fn columns_of_one_kind_rank_as_the_general_order_does() {
+        let columns: [Vec<Value>; 3] = [
+            [2.5, -0.0, 0.0, f64::NAN, -1e300, 2.5, f64::INFINITY]
+                .map(Value::Real)
+                .into(),
+            [i64::MAX, 3, i64::MIN, 3, 0, i64::MAX - 1]
+                .map(Value::Integer)
+                .into(),
+            ["b", "", "Ähre", "a", "b", "ab", "Z"]
+                .map(|t| Value::Text(t.into()))
+                .into(),
+        ];
+        for vals in columns {
+            let vals: Vec<Value> = vals.into_iter().chain([Value::Null]).collect();
+            let fs: Vec<Feature> = vals
+                .iter()
+                .enumerate()
+                .map(|(i, v)| feature(i as i64, v.clone()))
+                .collect();
+            let r = SortRanks::build(&fs, 0);
+            for (i, a) in vals.iter().enumerate() {
+                for (j, b) in vals.iter().enumerate() {
+                    assert_eq!(
+                        r.of_base(i).cmp(&r.of_base(j)),
+                        cmp_values(a, b),
+                        "{a:?} {b:?}"
+                    );
+                }
+                assert_eq!(r.of_value(a, &fs), r.of_base(i), "{a:?}");
+            }
         }
     }
 
