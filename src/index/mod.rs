@@ -573,11 +573,14 @@ pub fn read_features(
     let mut stmt = conn.prepare(&sql)?;
     let n = def.columns.len();
     let mut features = Vec::new();
-    // The geometry blobs are copied into one buffer and decoded after the scan, so the
-    // layer's coordinates are allocated one after the other instead of between each
+    // Geometry blobs are gathered in one buffer and decoded a batch at a time, so a
+    // batch's coordinates are allocated one after the other instead of between each
     // feature's property values: a tile reads the rings of neighbouring features, and
-    // packed they share cache lines and prefetches.
+    // packed they share cache lines and prefetches. A bounded batch keeps the load's
+    // extra memory at a few megabytes however large the layer.
+    const BATCH_BYTES: usize = 8 << 20;
     let mut blobs: Vec<u8> = Vec::new();
+    // Where each pending feature's blob ends in `blobs` (none: no geometry).
     let mut ends: Vec<Option<usize>> = Vec::new();
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
@@ -598,17 +601,29 @@ pub fn read_features(
             values,
             geometry: None,
         });
+        if blobs.len() >= BATCH_BYTES {
+            decode_batch(&mut features, &mut ends, &mut blobs);
+        }
     }
+    decode_batch(&mut features, &mut ends, &mut blobs);
+    Ok(features)
+}
+
+/// Decodes the blobs of the last `ends.len()` features (`ends`: where each one's blob
+/// ends in `blobs`) into their geometries, and empties both buffers.
+fn decode_batch(features: &mut [Feature], ends: &mut Vec<Option<usize>>, blobs: &mut Vec<u8>) {
+    let first = features.len() - ends.len();
     let mut from = 0;
-    for (f, end) in features.iter_mut().zip(ends) {
-        if let Some(end) = end {
+    for (f, end) in features[first..].iter_mut().zip(ends.iter()) {
+        if let Some(end) = *end {
             f.geometry = gpkg::decode(&blobs[from..end])
                 .ok()
                 .and_then(|d| d.decoded.geometry);
             from = end;
         }
     }
-    Ok(features)
+    ends.clear();
+    blobs.clear();
 }
 
 /// Reads features (all, or the given fids) and transforms them to EPSG:3857.
@@ -708,6 +723,51 @@ mod tests {
             values: vec![Value::Text(day.into())],
             geometry: Some(Geometry::Point(geo::Point::new(x, x))),
         }
+    }
+
+    #[test]
+    fn batches_of_blobs_decode_into_their_own_features() {
+        fn push(
+            batch: (&mut Vec<Feature>, &mut Vec<Option<usize>>, &mut Vec<u8>),
+            fid: i64,
+            x: Option<f64>,
+        ) {
+            let (features, ends, blobs) = batch;
+            features.push(Feature {
+                fid,
+                values: Vec::new(),
+                geometry: None,
+            });
+            ends.push(x.map(|x| {
+                let g = Geometry::Point(geo::Point::new(x, -x));
+                blobs.extend_from_slice(&gpkg::encode(25832, None, &crate::geom::wkb::encode(&g)));
+                blobs.len()
+            }));
+        }
+        let (mut features, mut ends, mut blobs) = (Vec::new(), Vec::new(), Vec::new());
+        // A first batch with a feature without geometry in it, then a second.
+        for (fid, x) in [(1, Some(1.0)), (2, None), (3, Some(3.0))] {
+            push((&mut features, &mut ends, &mut blobs), fid, x);
+        }
+        decode_batch(&mut features, &mut ends, &mut blobs);
+        assert!(ends.is_empty() && blobs.is_empty());
+        for (fid, x) in [(4, Some(4.0)), (5, Some(5.0))] {
+            push((&mut features, &mut ends, &mut blobs), fid, x);
+        }
+        decode_batch(&mut features, &mut ends, &mut blobs);
+        let got: Vec<(i64, Option<Geometry>)> =
+            features.into_iter().map(|f| (f.fid, f.geometry)).collect();
+        let p = |x: f64| Some(Geometry::Point(geo::Point::new(x, -x)));
+        assert_eq!(
+            got,
+            [
+                (1, p(1.0)),
+                (2, None),
+                (3, p(3.0)),
+                (4, p(4.0)),
+                (5, p(5.0))
+            ]
+        );
     }
 
     /// Every answer of a base + overlay snapshot equals a snapshot built from scratch.

@@ -220,7 +220,7 @@ mod tests {
 
     #[test]
     fn columns_of_one_kind_rank_as_the_general_order_does() {
-        let columns: [Vec<Value>; 3] = [
+        let columns: [Vec<Value>; 4] = [
             [2.5, -0.0, 0.0, f64::NAN, -1e300, 2.5, f64::INFINITY]
                 .map(Value::Real)
                 .into(),
@@ -230,6 +230,12 @@ mod tests {
             ["b", "", "Ähre", "a", "b", "ab", "Z"]
                 .map(|t| Value::Text(t.into()))
                 .into(),
+            // Few distinct texts: sorted through a hash of the distinct ones.
+            [
+                "Wald", "Acker", "Wald", "Ähre", "Wald", "Acker", "Wald", "Acker",
+            ]
+            .map(|t| Value::Text(t.into()))
+            .into(),
         ];
         for vals in columns {
             let vals: Vec<Value> = vals.into_iter().chain([Value::Null]).collect();
