@@ -164,7 +164,8 @@ impl Base {
         };
         std::thread::scope(|s| {
             for &c in rest {
-                s.spawn(move || {
+                // Without a thread to spare the order is built when it is first read.
+                let _ = std::thread::Builder::new().spawn_scoped(s, move || {
                     self.sort_ranks(c);
                 });
             }
