@@ -495,9 +495,9 @@ mod tests {
 
     #[test]
     fn the_floor_never_exceeds_what_is_written() {
-        // Features with unshared values only, some values shared across features:
-        // the floor (one-byte value indices for shared values) stays at or under the
-        // layer's length, and within the bytes the floor leaves out.
+        // Features with two values no other feature has and one of five shared ones:
+        // the floor (shared values already written, their indices one byte) stays at
+        // or under what the writer wrote, and short of it by no more than it leaves out.
         let mut map = ValueMap::default();
         map.prepare(16);
         let mut l = LayerWriter::new("p", 4096);
