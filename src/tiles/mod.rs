@@ -156,7 +156,7 @@ struct Candidate {
     /// Its fid, read with the geometry.
     fid: i64,
     kind: GeomType,
-    /// Range of its encoded commands in the layer's geometry arena.
+    /// Range of its encoded commands among the layer's (see [`GeomEncoder::take`]).
     cmds: std::ops::Range<usize>,
     size: f64,
     /// Its bytes in the tile: geometry, and once a tile is over budget, properties.
@@ -362,7 +362,8 @@ fn render_with(
             }
         }
         let mut cands = Vec::with_capacity(pre.len());
-        let mut arena: Vec<u8> = Vec::with_capacity(estimate.min(2 * opts.max_bytes));
+        // The layer's encoded geometries, one after the other.
+        scratch.enc.take(estimate.min(2 * opts.max_bytes));
         for (k, &(i, ref range, size, _)) in pre.iter().enumerate() {
             if let Some((next, r, ..)) = pre.get(k + prefetch::AHEAD)
                 && let (Some(g), Some(h)) = (&layer.feature(*next).geometry, hits.get(r.start))
@@ -375,7 +376,7 @@ fn render_with(
                 continue;
             };
             let group = &hits[range.clone()];
-            scratch.enc.reset();
+            scratch.enc.next_feature();
             let imp = prep.importance(layer, i);
             let kind = if group.iter().any(|h| h.part == Hit::WHOLE) {
                 encode_geometry(g, imp, bb, &frame, scratch)
@@ -386,21 +387,19 @@ fn render_with(
             if scratch.enc.is_empty() {
                 continue;
             }
-            let cmds = scratch.enc.bytes();
-            let start = arena.len();
-            arena.extend_from_slice(cmds);
-            let cost = cmds.len() + 8;
+            let start = scratch.enc.offset();
+            let len = scratch.enc.bytes().len();
             cands.push(Candidate {
                 index: i,
                 fid: f.fid,
                 kind,
-                cmds: start..arena.len(),
+                cmds: start..start + len,
                 size,
-                cost,
+                cost: len + 8,
             });
         }
         if !cands.is_empty() {
-            per_layer.push((li, cands, arena));
+            per_layer.push((li, cands, scratch.enc.take(0)));
         }
     }
 

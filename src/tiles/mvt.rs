@@ -81,26 +81,47 @@ fn bytes_field(out: &mut Vec<u8>, tag: u8, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-/// Builds a feature's geometry command stream, already varint-encoded: its length is
-/// then known for the tile budget and writing it into a layer is one copy.
+/// Builds features' geometry command streams, already varint-encoded, one after the
+/// other: a feature's length is then known for the tile budget, and a layer's streams
+/// lie in one buffer ([`GeomEncoder::take`]) without a copy per feature.
 #[derive(Default)]
 pub struct GeomEncoder {
     bytes: Vec<u8>,
+    /// Where the current feature's stream starts.
+    start: usize,
     x: i32,
     y: i32,
 }
 
 impl GeomEncoder {
-    /// Clears for the next feature (the cursor starts at 0,0 per feature).
+    /// Forgets every stream and starts a feature.
     pub fn reset(&mut self) {
         self.bytes.clear();
+        self.next_feature();
+    }
+
+    /// Starts a feature after the ones written (the cursor starts at 0,0 per feature).
+    pub fn next_feature(&mut self) {
+        self.start = self.bytes.len();
         self.x = 0;
         self.y = 0;
     }
 
-    /// Whether nothing was written.
+    /// Where the current feature's stream starts among every feature's.
+    pub fn offset(&self) -> usize {
+        self.start
+    }
+
+    /// Every feature's streams, one after the other, leaving the encoder empty with
+    /// room for `capacity` bytes.
+    pub fn take(&mut self, capacity: usize) -> Vec<u8> {
+        self.start = 0;
+        std::mem::replace(&mut self.bytes, Vec::with_capacity(capacity))
+    }
+
+    /// Whether nothing was written for the current feature.
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.bytes.len() == self.start
     }
 
     fn command(&mut self, id: u32, count: usize) {
@@ -148,9 +169,10 @@ impl GeomEncoder {
         self.command(7, 1);
     }
 
-    /// The encoded command stream (its length is the bytes it adds to a tile).
+    /// The current feature's encoded command stream (its length is the bytes it adds
+    /// to a tile).
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        &self.bytes[self.start..]
     }
 }
 
@@ -342,7 +364,7 @@ impl LayerWriter {
             tags.push(ki);
             tags.push(vi);
         }
-        self.write_feature(id, kind, &geom.bytes, &tags);
+        self.write_feature(id, kind, geom.bytes(), &tags);
         self.tags = tags;
     }
 
