@@ -415,21 +415,11 @@ fn render_with(
         .map(|c| c.cmds.len())
         .sum();
     let costed = geometry > budget(0.95) / 8;
-    let mut floor = 0;
-    if costed {
-        for (li, cands, _) in &mut per_layer {
-            let (layer, prep) = layers[*li];
-            let mut once = 0;
-            for c in cands.iter_mut() {
-                let p = property_bytes(layer, prep, c.index);
-                c.cost += p.most;
-                once += p.once;
-                let id = u64::try_from(c.fid).ok();
-                floor += mvt::feature_floor(id, c.cmds.len(), p.written) + p.once_bytes;
-            }
-            floor += mvt::index_floor(once);
-        }
-    }
+    let floor = if costed {
+        add_property_costs(layers, &mut per_layer)
+    } else {
+        0
+    };
     // Most tiles are well under the byte budget: written whole, at once.
     if floor <= budget(0.95) {
         let out = write_layers(layers, &per_layer, None, map, exposed, opts);
@@ -440,12 +430,7 @@ fn render_with(
     // Over budget: each layer drops its smallest features first, by their size with
     // every property counted as new.
     if !costed {
-        for (li, cands, _) in &mut per_layer {
-            let (layer, prep) = layers[*li];
-            for c in cands.iter_mut() {
-                c.cost += property_bytes(layer, prep, c.index).most;
-            }
-        }
+        add_property_costs(layers, &mut per_layer);
     }
     let total: usize = per_layer
         .iter()
@@ -467,6 +452,29 @@ fn render_with(
         }
         factor *= 0.8 * opts.max_bytes as f64 / out.len() as f64;
     }
+}
+
+/// Adds to each candidate's cost the most its properties can add, and returns the
+/// fewest bytes the candidates take in a tile (each feature's geometry, id and tags,
+/// and the values no other feature has; see [`mvt::feature_floor`]).
+fn add_property_costs(
+    layers: &[(&Layer, &Prepared)],
+    per_layer: &mut [(usize, Vec<Candidate>, Vec<u8>)],
+) -> usize {
+    let mut floor = 0;
+    for (li, cands, _) in per_layer {
+        let (layer, prep) = layers[*li];
+        let mut once = 0;
+        for c in cands.iter_mut() {
+            let p = property_bytes(layer, prep, c.index);
+            c.cost += p.most;
+            once += p.once;
+            let id = u64::try_from(c.fid).ok();
+            floor += mvt::feature_floor(id, c.cmds.len(), p.written) + p.once_bytes;
+        }
+        floor += mvt::index_floor(once);
+    }
+    floor
 }
 
 /// Writes the candidates of every layer into a tile; with `limit` (total cost of all

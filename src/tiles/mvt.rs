@@ -402,17 +402,7 @@ impl LayerWriter {
         // the layer's buffer (no scratch copy: copies were 7 % of an uncached tile).
         let tags_len: usize = tags.iter().map(|&t| varint_len(t as u64)).sum();
         let cmds_len = geom.len();
-        let len = id.map_or(0, |id| 1 + varint_len(id))
-            + if tags.is_empty() {
-                0
-            } else {
-                1 + varint_len(tags_len as u64) + tags_len
-            }
-            + 1
-            + varint_len(kind as u64)
-            + 1
-            + varint_len(cmds_len as u64)
-            + cmds_len;
+        let len = feature_len(id, tags_len, cmds_len);
         let f = &mut self.features;
         f.reserve(1 + varint_len(len as u64) + len);
         f.push(0x12);
@@ -470,13 +460,20 @@ impl LayerWriter {
 /// feature with this id, `cmds` bytes of geometry and `tags` properties: every value
 /// index taken as one byte.
 pub fn feature_floor(id: Option<u64>, cmds: usize, tags: usize) -> usize {
+    let inner = feature_len(id, 2 * tags, cmds);
+    1 + varint_len(inner as u64) + inner
+}
+
+/// The length of a feature message (what follows its tag and length): its id, its
+/// `tags_len` bytes of packed tags (none: no tags field), its type (one byte: 1 to 3)
+/// and its `cmds` bytes of geometry.
+fn feature_len(id: Option<u64>, tags_len: usize, cmds: usize) -> usize {
     let id = id.map_or(0, |id| 1 + varint_len(id));
-    let tags = match 2 * tags {
+    let tags = match tags_len {
         0 => 0,
         n => 1 + varint_len(n as u64) + n,
     };
-    let inner = id + tags + 2 + 1 + varint_len(cmds as u64) + cmds;
-    1 + varint_len(inner as u64) + inner
+    id + tags + 2 + 1 + varint_len(cmds as u64) + cmds
 }
 
 /// The bytes a new value of `len` encoded bytes adds to a layer's values.
