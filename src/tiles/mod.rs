@@ -919,12 +919,18 @@ fn ring(
 ) -> bool {
     s.pts.clear();
     match imp {
-        Some(imp) => s.pts.extend(
-            r.0.iter()
-                .zip(imp)
-                .filter(|(_, k)| **k > fr.keep)
-                .map(|(&p, _)| fr.pt(p)),
-        ),
+        Some(imp) => {
+            // Every vertex projected, then the kept ones moved down without a branch:
+            // whether a vertex stays is data the branch predictor cannot learn.
+            let n = r.0.len().min(imp.len());
+            s.pts.extend(r.0[..n].iter().map(|&p| fr.pt(p)));
+            let mut kept = 0;
+            for (i, &code) in imp[..n].iter().enumerate() {
+                s.pts[kept] = s.pts[i];
+                kept += usize::from(code > fr.keep);
+            }
+            s.pts.truncate(kept);
+        }
         None => s.pts.extend(r.0.iter().map(|&p| fr.pt(p))),
     }
     let mut pts: &[Pt] = &s.pts;
