@@ -806,28 +806,31 @@ fn line(c: &[Coord<f64>], imp: Option<&[u8]>, fr: &Frame, inside: bool, s: &mut 
     let q = fr.query;
     let emit = |from: usize, to: usize, s: &mut Scratch| {
         s.pts.clear();
+        s.pts.extend(c[from..=to].iter().map(|&p| fr.pt(p)));
+        if let Some(imp) = imp {
+            // The ends always stay; between them, the kept vertices are moved down
+            // without a branch (see `ring`).
+            let mut kept = 1;
+            for (i, &code) in imp[from + 1..to].iter().enumerate() {
+                s.pts[kept] = s.pts[i + 1];
+                kept += usize::from(code > fr.keep);
+            }
+            s.pts[kept] = s.pts[to - from];
+            s.pts.truncate(kept + 1);
+        }
         let mut bb = [
             f64::INFINITY,
             f64::INFINITY,
             f64::NEG_INFINITY,
             f64::NEG_INFINITY,
         ];
-        for k in from..=to {
-            if let Some(imp) = imp
-                && k != from
-                && k != to
-                && imp[k] <= fr.keep
-            {
-                continue;
-            }
-            let q = fr.pt(c[k]);
+        for q in &s.pts {
             bb = [
                 bb[0].min(q[0]),
                 bb[1].min(q[1]),
                 bb[2].max(q[0]),
                 bb[3].max(q[1]),
             ];
-            s.pts.push(q);
         }
         s.flat.clear();
         s.ends.clear();
