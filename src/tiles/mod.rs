@@ -863,16 +863,11 @@ fn line(c: &[Coord<f64>], imp: Option<&[u8]>, fr: &Frame, inside: bool, s: &mut 
     // Cohen–Sutherland outcodes: a segment's envelope misses the box exactly when both
     // ends lie beyond the same side, so one code per vertex replaces eight comparisons
     // per segment.
-    let outcode = |p: Coord<f64>| {
-        (p.x < q[0]) as u8
-            | ((p.x > q[2]) as u8) << 1
-            | ((p.y < q[1]) as u8) << 2
-            | ((p.y > q[3]) as u8) << 3
-    };
+    let bounds = Outcodes::new(q);
     let mut start: Option<usize> = None;
-    let mut code_a = outcode(c[0]);
+    let mut code_a = bounds.code(c[0]);
     for i in 0..c.len() - 1 {
-        let code_b = outcode(c[i + 1]);
+        let code_b = bounds.code(c[i + 1]);
         let hit = code_a & code_b == 0;
         code_a = code_b;
         match (hit, start) {
@@ -886,6 +881,56 @@ fn line(c: &[Coord<f64>], imp: Option<&[u8]>, fr: &Frame, inside: bool, s: &mut 
     }
     if let Some(st) = start {
         emit(st, c.len() - 1, s);
+    }
+}
+
+/// Cohen–Sutherland outcodes against a box in EPSG:3857: which sides a point lies
+/// beyond (a bit per side; 0 inside or on the edge, and for NaN).
+struct Outcodes {
+    #[cfg(target_arch = "x86_64")]
+    lo: std::arch::x86_64::__m128d,
+    #[cfg(target_arch = "x86_64")]
+    hi: std::arch::x86_64::__m128d,
+    #[cfg(not(target_arch = "x86_64"))]
+    q: Bbox,
+}
+
+impl Outcodes {
+    fn new(q: Bbox) -> Outcodes {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: SSE2 is part of every x86-64 processor (and of the target's baseline).
+        unsafe {
+            use std::arch::x86_64::_mm_set_pd;
+            Outcodes {
+                lo: _mm_set_pd(q[1], q[0]),
+                hi: _mm_set_pd(q[3], q[2]),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Outcodes { q }
+    }
+
+    /// Both coordinates compared at once on x86-64 (two SSE2 compares instead of four
+    /// scalar compares and shifts: the codes were a quarter of a trail tile's time).
+    #[inline(always)]
+    fn code(&self, p: Coord<f64>) -> u8 {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `new`; the intrinsics only compute on registers.
+        unsafe {
+            use std::arch::x86_64::{_mm_cmpgt_pd, _mm_cmplt_pd, _mm_movemask_pd, _mm_set_pd};
+            let v = _mm_set_pd(p.y, p.x);
+            let below = _mm_movemask_pd(_mm_cmplt_pd(v, self.lo));
+            let above = _mm_movemask_pd(_mm_cmpgt_pd(v, self.hi));
+            (below | above << 2) as u8
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let q = self.q;
+            (p.x < q[0]) as u8
+                | ((p.y < q[1]) as u8) << 1
+                | ((p.x > q[2]) as u8) << 2
+                | ((p.y > q[3]) as u8) << 3
+        }
     }
 }
 
@@ -1000,7 +1045,38 @@ fn quantize(pts: &[Pt], out: &mut Vec<[i32; 2]>) {
 
 #[cfg(test)]
 mod tests {
-    use super::largest_within;
+    use super::{Outcodes, largest_within};
+    use geo::Coord;
+
+    #[test]
+    fn outcodes_share_a_bit_exactly_when_both_points_lie_beyond_one_side() {
+        let q = [0.0, 10.0, 100.0, 50.0];
+        let values = [
+            -1.0,
+            0.0,
+            5.0,
+            10.0,
+            30.0,
+            50.0,
+            99.0,
+            100.0,
+            120.0,
+            f64::NAN,
+        ];
+        let points: Vec<Coord<f64>> = values
+            .iter()
+            .flat_map(|&x| values.iter().map(move |&y| Coord { x, y }))
+            .collect();
+        let beyond = |p: Coord<f64>| [p.x < q[0], p.y < q[1], p.x > q[2], p.y > q[3]];
+        let codes = Outcodes::new(q);
+        for &a in &points {
+            assert_eq!(codes.code(a) == 0, !beyond(a).contains(&true), "{a:?}");
+            for &b in &points {
+                let same_side = beyond(a).iter().zip(beyond(b)).any(|(x, y)| *x && y);
+                assert_eq!(codes.code(a) & codes.code(b) != 0, same_side, "{a:?} {b:?}");
+            }
+        }
+    }
 
     #[test]
     fn the_largest_are_kept_in_output_order_ties_by_position() {
