@@ -316,6 +316,11 @@ fn render_with(
                 .map_or(hits.len(), |n| k + n);
             let range = k..end;
             k = end;
+            // The record a few hits on (a stretch or a feature each); reading a record
+            // was the first pass's main cost, a cache miss per feature.
+            if let Some(h) = hits.get(k + 2 * prefetch::AHEAD) {
+                prefetch::line(layer.feature(h.feature as usize));
+            }
             let (Some(g), Some(bb)) = (&layer.feature(i).geometry, layer.bbox(i)) else {
                 continue;
             };
