@@ -420,11 +420,16 @@ fn render_with(
         .map(|c| c.cmds.len())
         .sum();
     let costed = geometry > budget(0.95) / 8;
-    let floor = if costed {
+    let mut floor = if costed {
         add_property_costs(layers, &mut per_layer)
     } else {
         0
     };
+    // Near the budget, the values features share are counted too (a pass of hash
+    // lookups, worth it only where it may spare a whole write).
+    if floor <= budget(0.95) && floor > budget(0.95) / 8 * 7 {
+        floor += shared_value_floor(layers, &per_layer, map);
+    }
     // Most tiles are well under the byte budget: written whole, at once.
     if floor <= budget(0.95) {
         let out = write_layers(layers, &per_layer, None, map, exposed, opts);
@@ -478,6 +483,41 @@ fn add_property_costs(
             floor += mvt::feature_floor(id, c.cmds.len(), p.written) + p.once_bytes;
         }
         floor += mvt::index_floor(once);
+    }
+    floor
+}
+
+/// What the values candidates share add to [`add_property_costs`]'s floor: each
+/// distinct dictionary value once, and the wider value indices the layer then needs.
+/// `map` is the write's table, borrowed before the write.
+fn shared_value_floor(
+    layers: &[(&Layer, &Prepared)],
+    per_layer: &[(usize, Vec<Candidate>, Vec<u8>)],
+    map: &mut mvt::ValueMap,
+) -> usize {
+    let mut floor = 0;
+    for (li, cands, _) in per_layer {
+        let (layer, prep) = layers[*li];
+        if prep.rules.audience.is_some() {
+            // Which values are written is decided per feature.
+            continue;
+        }
+        map.prepare(cands.len() * prep.rules.properties.len());
+        let (mut once, mut shared) = (0, 0);
+        for c in cands {
+            for (col, _, _) in &prep.rules.properties {
+                match prep.value(layer, c.index, *col) {
+                    prepared::Value::Once(_) => once += 1,
+                    prepared::Value::Dict(id, b) if map.insert(id) => {
+                        shared += 1;
+                        floor += mvt::value_bytes(b.len());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // Every value of the layer has an index of its own.
+        floor += mvt::index_floor(once + shared) - mvt::index_floor(once);
     }
     floor
 }
