@@ -21,7 +21,7 @@ case "$cmd" in
     if [ ! -f "$dir/PG_VERSION" ]; then
       as_owner "$BIN/initdb" -D "$dir" -A trust -U postgres --no-sync -E UTF8 --locale C.UTF-8 >/dev/null
     fi
-    as_owner "$BIN/pg_ctl" -D "$dir" -l "$dir/log" -w -t 30 \
+    as_owner "$BIN/pg_ctl" -D "$dir" -l "$dir/log" -w -t 120 \
       -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=200" start >/dev/null
     if ! "$BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'nordgeo'" | grep -q 1; then
       "$BIN/createdb" -h 127.0.0.1 -p "$port" -U postgres nordgeo
@@ -36,7 +36,7 @@ case "$cmd" in
     mkdir -p "$dir"
     [ "$(id -u)" -eq 0 ] && chown postgres "$dir" && chmod 700 "$dir"
     as_owner "$BIN/pg_basebackup" -h 127.0.0.1 -p "$primary" -U postgres -D "$dir" -R -X stream --checkpoint=fast --no-sync 2>/dev/null
-    as_owner "$BIN/pg_ctl" -D "$dir" -l "$dir/log" -w -t 30 \
+    as_owner "$BIN/pg_ctl" -D "$dir" -l "$dir/log" -w -t 120 \
       -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c hot_standby=on -c max_connections=200" start >/dev/null
     ;;
   restart)
