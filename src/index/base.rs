@@ -314,15 +314,7 @@ impl Base {
         // The iterator cannot tell its length: start large enough for most tiles rather
         // than grow (and copy) a dozen times.
         let mut hits: Vec<Hit> = Vec::with_capacity(1024);
-        let root = tree.root();
-        if !root.children().is_empty() && root.envelope().intersects(&env) {
-            collect_hits(
-                root,
-                &env,
-                env.contains_envelope(&root.envelope()),
-                &mut hits,
-            );
-        }
+        collect_hits(tree.root(), &env, false, &mut hits);
         in_feature_order(&mut hits, self.features.len());
         hits
     }
