@@ -1543,12 +1543,6 @@ fn serve(
         Some(schema) => server::watch::spawn_postgis(state.clone(), schema),
         None => server::watch::spawn(state.clone(), store_path.to_path_buf()),
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let served = rt.block_on(server::listen::serve(state));
-    // A blocking task still running (a query past its time) must not hold the exit.
-    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    let served = server::listen::run(state);
     served.map_err(|e| format!("cannot serve on {bind}: {e}"))
 }
