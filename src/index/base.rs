@@ -33,6 +33,10 @@ pub(super) const CHUNK: usize = 64;
 /// that drops everything under a pixel only searches features that can be seen.
 pub(super) const SIZE_LEVELS: [f64; 8] = [32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0];
 
+/// Bases from this many features on get their sort orders built with them
+/// ([`Base::sort_ahead`]); a smaller one builds an order in a few milliseconds.
+const SORT_AHEAD_FROM: usize = 50_000;
+
 /// Features, envelopes and R-trees of one full load.
 pub struct Base {
     /// Features in fid order.
@@ -177,6 +181,19 @@ impl Base {
         self.sort_ranks[col].get_or_init(|| SortRanks::build(&self.features, col))
     }
 
+    /// Builds every column's sort order of a large base with the base: the first page sorted by a column then need not wait for its order (12–24 ms
+    /// for a column of 300,000 parcels, more than the page itself; 10 MB resident for
+    /// the four columns, start-up the same). Built on a thread of its own instead, the
+    /// transient copies of the values took a malloc arena of their own: 20 MB resident.
+    fn sort_ahead(&self) {
+        if self.features.len() < SORT_AHEAD_FROM {
+            return;
+        }
+        for col in 0..self.sort_ranks.len() {
+            self.sort_ranks(col);
+        }
+    }
+
     /// Builds the sort orders of `cols` not built yet, one core each: a first page
     /// sorted by two columns waits for the longer build, not for both.
     pub fn prepare_sort_ranks(&self, cols: &[usize]) {
@@ -270,7 +287,7 @@ impl Base {
                 range
             })
             .collect();
-        Base {
+        let base = Base {
             features,
             bboxes,
             extent,
@@ -278,7 +295,9 @@ impl Base {
             tree,
             coarse,
             sort_ranks: (0..def.columns.len()).map(|_| Default::default()).collect(),
-        }
+        };
+        base.sort_ahead();
+        base
     }
 
     /// Number of features.
