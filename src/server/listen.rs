@@ -169,6 +169,8 @@ pub fn run(state: Arc<AppState>) -> std::io::Result<()> {
     served
 }
 
+/// Accepts connections on this thread and hands each to the worker holding the fewest,
+/// until Ctrl-C or SIGTERM; then lets them finish for at most [`DRAIN`].
 async fn serve(
     state: Arc<AppState>,
     listener: std::net::TcpListener,
