@@ -1543,6 +1543,5 @@ fn serve(
         Some(schema) => server::watch::spawn_postgis(state.clone(), schema),
         None => server::watch::spawn(state.clone(), store_path.to_path_buf()),
     }
-    let served = server::listen::run(state);
-    served.map_err(|e| format!("cannot serve on {bind}: {e}"))
+    server::listen::run(state).map_err(|e| format!("cannot serve on {bind}: {e}"))
 }
