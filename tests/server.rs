@@ -204,3 +204,97 @@ fn errors_are_problem_json() {
         "server unharmed"
     );
 }
+
+/// CPU ticks (user + system) of each thread of `pid` that serves connections: the main
+/// thread (named after the binary) and `nordgeo-serve-N`.
+fn serving_thread_ticks(pid: u32) -> std::collections::BTreeMap<String, u64> {
+    let mut ticks = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("threads") {
+        let dir = task.expect("thread").path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        let comm = comm.trim();
+        if comm != "nordgeo" && !comm.starts_with("nordgeo-serve") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        // The fields after the name in parentheses: utime and stime are the 12th and 13th.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        ticks.insert(
+            format!("{comm} {}", dir.display()),
+            f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0),
+        );
+    }
+    ticks
+}
+
+/// Sends GET `path` again and again on one keep-alive connection for `secs` seconds.
+fn hammer(host: &str, path: &str, secs: f64) -> usize {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let s = std::net::TcpStream::connect(host).expect("connect");
+    s.set_nodelay(true).expect("nodelay");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    let mut w = s;
+    let started = std::time::Instant::now();
+    let mut n = 0;
+    while started.elapsed().as_secs_f64() < secs {
+        w.write_all(request.as_bytes()).expect("request");
+        let mut len = 0usize;
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).expect("header");
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().expect("length");
+            }
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).expect("body");
+        n += 1;
+    }
+    n
+}
+
+/// With one runtime per core, connections are handed to the thread holding the fewest:
+/// four busy keep-alive connections keep every serving thread working, none idles while
+/// another serves them all (which no answer would show, only the halved throughput).
+#[test]
+fn busy_connections_are_spread_over_the_serving_threads() {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        return;
+    }
+    let (_dir, store) = sample_store();
+    let srv = serve(&store, &[]);
+    let host = srv.base.strip_prefix("http://").expect("http").to_string();
+    let before = serving_thread_ticks(srv.pid());
+    assert!(before.len() >= 2, "serving threads: {before:?}");
+    let served: usize = std::thread::scope(|s| {
+        let clients: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| hammer(&host, "/collections", 3.0)))
+            .collect();
+        clients.into_iter().map(|c| c.join().expect("client")).sum()
+    });
+    let after = serving_thread_ticks(srv.pid());
+    let used: Vec<u64> = after
+        .iter()
+        .map(|(t, a)| a - before.get(t).copied().unwrap_or(0))
+        .collect();
+    let total: u64 = used.iter().sum();
+    assert!(
+        total >= 20,
+        "{served} requests took only {total} ticks: {used:?}"
+    );
+    for u in &used {
+        assert!(
+            *u * 3 * used.len() as u64 >= total,
+            "a serving thread did under a third of its share: {used:?} ticks for {served} requests"
+        );
+    }
+}
