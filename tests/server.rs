@@ -205,8 +205,8 @@ fn errors_are_problem_json() {
     );
 }
 
-/// CPU ticks (user + system) of each thread of `pid` that serves connections: the main
-/// thread (named after the binary) and `nordgeo-serve-N`.
+/// CPU ticks (user + system) of each thread of `pid` that serves connections, by thread
+/// id: the main thread (named after the binary) and `nordgeo-serve-N`.
 fn serving_thread_ticks(pid: u32) -> std::collections::BTreeMap<String, u64> {
     let mut ticks = std::collections::BTreeMap::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("threads") {
@@ -223,8 +223,11 @@ fn serving_thread_ticks(pid: u32) -> std::collections::BTreeMap<String, u64> {
             .split_whitespace()
             .map(|v| v.parse().unwrap_or(0))
             .collect();
+        let tid = dir
+            .file_name()
+            .map_or_else(String::new, |t| t.to_string_lossy().into());
         ticks.insert(
-            format!("{comm} {}", dir.display()),
+            tid,
             f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0),
         );
     }
