@@ -195,31 +195,6 @@ impl Base {
         }
     }
 
-    /// Builds the sort orders of `cols` not built yet, one core each: a first page
-    /// sorted by two columns waits for the longer build, not for both.
-    pub fn prepare_sort_ranks(&self, cols: &[usize]) {
-        // At most one thread per column of the layer, however often a request names it.
-        let mut missing: Vec<usize> = cols
-            .iter()
-            .copied()
-            .filter(|&c| self.sort_ranks.get(c).is_some_and(|r| r.get().is_none()))
-            .collect();
-        missing.sort_unstable();
-        missing.dedup();
-        let Some((&first, rest)) = missing.split_first() else {
-            return;
-        };
-        std::thread::scope(|s| {
-            for &c in rest {
-                // Without a thread to spare the order is built when it is first read.
-                let _ = std::thread::Builder::new().spawn_scoped(s, move || {
-                    self.sort_ranks(c);
-                });
-            }
-            self.sort_ranks(first);
-        });
-    }
-
     /// Builds the indexes over features in EPSG:3857, fid order.
     pub fn build(def: &crate::store::LayerDef, features: Vec<Feature>) -> Base {
         let bboxes: Vec<Option<Bbox>> = features

@@ -223,15 +223,10 @@ impl Layer {
         }
     }
 
-    /// Column `col`'s sort order over the base (built on the first sort by it).
+    /// Column `col`'s sort order over the base (built with a large base, else on the
+    /// first sort by it).
     pub fn sort_ranks(&self, col: usize) -> &SortRanks {
         self.base.sort_ranks(col)
-    }
-
-    /// Builds the sort orders of several columns over the base at once (see
-    /// [`Layer::sort_ranks`]).
-    pub fn prepare_sort_ranks(&self, cols: &[usize]) {
-        self.base.prepare_sort_ranks(cols)
     }
 
     /// The rank of the feature in `slot` in `ranks`' order, or NULL's where `shown`

@@ -383,10 +383,6 @@ fn sorted_top(layer: &Layer, q: &ItemsQuery, hits: Vec<usize>, end: usize) -> Ve
     // Rank in the high half; the low half orders edits' values that fall into the same
     // gap between two loaded values.
     let mut keys: Vec<u64> = vec![u64::from(NULL_RANK) << 32; hits.len() * n];
-    let cols: Vec<usize> = q.sort.iter().filter_map(|&(col, _)| col).collect();
-    if cols.len() > 1 {
-        layer.prepare_sort_ranks(&cols);
-    }
     for (k, &(col, _)) in q.sort.iter().enumerate() {
         let Some(c) = col else { continue };
         let ranks = layer.sort_ranks(c);
